@@ -1,0 +1,124 @@
+/*
+ * The data plane. One request flows one way through the stages in src/pipeline, each a plain function:
+ *
+ *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► limits ─► forward ──► backend
+ *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  (429/503)  (502/504)
+ *                                                                   │
+ *   every ending (response, refusal, abort, shutdown) ─────────────► audit
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createServer } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import type { Runtime } from './runtime.js'
+import { newContext } from './pipeline/context.js'
+import { resolveClientIp } from './pipeline/client-ip.js'
+import { authenticate } from './pipeline/identity.js'
+import { describeRequest } from './pipeline/endpoint.js'
+import { decide } from './pipeline/policy.js'
+import { forward } from './pipeline/forward.js'
+import { recordInteraction } from './pipeline/audit.js'
+import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function fastifyOptions (rt: Runtime): FastifyServerOptions {
+  const s = rt.config.server
+  return {
+    loggerInstance: rt.log as FastifyBaseLogger,
+    bodyLimit: s.bodyLimit,
+    maxParamLength: 512,
+    // Fastify's requestTimeout defaults to 0: without these a slow client holds a socket forever.
+    serverFactory: (handler) => {
+      const server = createServer({
+        maxHeaderSize: s.maxHeaderSize,
+        requestTimeout: s.requestTimeoutMs,
+        headersTimeout: s.headersTimeoutMs,
+        keepAliveTimeout: s.keepAliveTimeoutMs
+      }, handler)
+      return server
+    },
+    // Client IP is resolved by pipeline/client-ip.ts from trusted peers only; Fastify's trustProxy takes the
+    // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
+    trustProxy: false,
+    // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
+    genReqId: (req) => {
+      const h = req.headers['x-request-id']
+      return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID()
+    },
+    return503OnClosing: true
+  }
+}
+
+export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...fastifyOptions(rt), ...opts })
+  app.decorate('gg', rt)
+  app.decorateRequest('ctx', null as unknown as never)
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    request.ctx = newContext(resolveClientIp(request.raw.socket.remoteAddress ?? '', request.headers))
+    request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+  })
+
+  app.addHook('preHandler', async (request, reply) => {
+    const ctx = request.ctx
+    const policy = rt.policy.snapshot()
+    ctx.shape = describeRequest(request.method, request.url, request.body)
+    ctx.geo = rt.geo.lookup(ctx.clientIp)
+    if (ctx.principal === null) return
+    const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy)
+    ctx.decision = decision
+    if (!decision.allow && !decision.shadow) {
+      if (decision.status === 451) {
+        reply.header('link', `<${policy.blockedByUrl}>; rel="blocked-by"`)
+        throw new GeoRestrictedError(decision.message)
+      }
+      if (decision.status === 404) throw new ModelNotFoundError(ctx.shape.model ?? '')
+      throw new CapabilityError(decision.message)
+    }
+    if (ctx.shape.endpoint === 'models') return
+    const tier = policy.tiers[ctx.principal.tier]
+    if (tier === undefined) return
+    const limit = await rt.limiter.acquire({
+      principal: ctx.principal,
+      tier,
+      tierName: ctx.principal.tier,
+      locationTier: decision.locationTier,
+      geo: ctx.geo,
+      shape: ctx.shape,
+      estimatedTokens: ctx.shape.promptTokens + (decision.clampOutputTokens ?? ctx.shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
+    })
+    ctx.limit = limit
+    for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
+    if (!limit.allowed) {
+      if (limit.retryAfterSeconds === null) throw new UnavailableError('Rate limiting is unavailable; try again shortly')
+      reply.header('retry-after', String(limit.retryAfterSeconds))
+      throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
+    }
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.ctx === null) return
+    await request.ctx.limit?.settle(request.ctx.usage)
+    recordInteraction(request, reply, rt)
+  })
+
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const { status, body } = toOpenAIError(err)
+    if (status >= 500) request.log.error({ err }, 'request failed')
+    reply.code(status).type('application/json')
+    return body
+  })
+
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
+  })
+
+  app.route({
+    method: ['GET', 'POST', 'DELETE'],
+    url: '/v1/*',
+    handler: async (request, reply) => { await forward(request, reply, rt) }
+  })
+
+  return app
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/** The geogate command. Each subcommand lives in its own module and returns an exit code. */
+
+export type Command = (argv: string[]) => Promise<number>
+
+const commands: Record<string, { describe: string, load: () => Promise<{ run: Command }> }> = {
+  serve: { describe: 'run the gateway (--config FILE, or GEOGATE_CONFIG)', load: async () => await import('./serve.js') },
+  'check-config': { describe: 'validate a configuration file and print every error', load: async () => await import('./check-config.js') },
+  schema: { describe: 'print the configuration JSON Schema', load: async () => await import('./schema.js') }
+}
+
+function usage (): string {
+  return 'usage: geogate <command> [options]\n\n' +
+    Object.entries(commands).map(([n, c]) => `  ${n.padEnd(14)} ${c.describe}`).join('\n') + '\n'
+}
+
+async function main (argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage())
+    return name === undefined ? 1 : 0
+  }
+  const cmd = commands[name]
+  if (cmd === undefined) {
+    process.stderr.write(`geogate: unknown command "${name}"\n\n${usage()}`)
+    return 2
+  }
+  return await (await cmd.load()).run(rest)
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code
+}, (err: unknown) => {
+  process.stderr.write(`geogate: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 1
+})

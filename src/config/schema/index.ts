@@ -1,0 +1,40 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { ServerSchema } from './server.js'
+import { GeoSchema } from './geo.js'
+import { RedisSchema } from './redis.js'
+import { BackendsSchema } from './backends.js'
+import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema } from './policy.js'
+import { AuditSchema } from './audit.js'
+import { AdminSchema } from './admin.js'
+
+// The one source of truth: config/geogate.schema.json is generated from this (`geogate schema`).
+export const ConfigSchema = Type.Object({
+  server: ServerSchema,
+  geo: GeoSchema,
+  redis: RedisSchema,
+  backends: BackendsSchema,
+  models: Type.Record(Type.String(), ModelSchema, { default: {} }),
+  locations: LocationsSchema,
+  tiers: Type.Record(Type.String(), TierSchema),
+  quotas: Type.Array(QuotaSchema, { default: [], description: 'Aggregate token caps per location per period' }),
+  keys: Type.Array(KeySchema, { default: [] }),
+  policy: PolicyModeSchema,
+  audit: AuditSchema,
+  admin: AdminSchema,
+  log: Type.Object({
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' })
+  }, { additionalProperties: false, default: {} })
+}, {
+  $id: 'https://geogate.dev/schema/geogate.schema.json',
+  title: 'geogate configuration',
+  additionalProperties: false
+})
+
+export type Config = Static<typeof ConfigSchema>
+export * from './server.js'
+export * from './geo.js'
+export * from './redis.js'
+export * from './backends.js'
+export * from './policy.js'
+export * from './audit.js'
+export * from './admin.js'

@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const CAPABILITIES = ['chat', 'completions', 'embeddings', 'images', 'audio', 'fine-tuning', 'tools', 'streaming'] as const
+export type Capability = typeof CAPABILITIES[number]
+
+export const CapabilitySchema = Type.Union(CAPABILITIES.map((c) => Type.Literal(c)))
+
+export const ModelSchema = Type.Object({
+  backend: Type.String({ description: 'Name of the backend (or first of backends) serving the model' }),
+  backends: Type.Optional(Type.Array(Type.String(), { description: 'Several regions serving the same model' })),
+  upstreamModel: Type.Optional(Type.String({ description: 'Model name the backend knows it by, when different' })),
+  classification: Type.String({ default: 'EAR99', description: 'Export classification (ECCN), e.g. EAR99, 4E091' }),
+  trainingFlops: Type.Optional(Type.Number({ minimum: 0 })),
+  origin: Type.Optional(Type.String())
+}, { additionalProperties: false })
+
+export const LimitsSchema = Type.Object({
+  requestsPerMinute: Type.Optional(Type.Integer({ minimum: 0 })),
+  tokensPerMinute: Type.Optional(Type.Integer({ minimum: 0 })),
+  concurrency: Type.Optional(Type.Integer({ minimum: 0 }))
+}, { additionalProperties: false })
+
+export const TierSchema = Type.Object({
+  deny: Type.Boolean({ default: false, description: 'Refuse everything (e.g. embargoed locations)' }),
+  models: Type.Array(Type.String(), { default: [], description: 'Model name globs this tier may use' }),
+  capabilities: Type.Array(CapabilitySchema, { default: [] }),
+  maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxContextTokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  outputTokens: Type.Union([Type.Literal('reject'), Type.Literal('clamp')], {
+    default: 'clamp', description: 'A max_tokens over maxOutputTokens: clamp it, or refuse with 403'
+  }),
+  limits: Type.Optional(LimitsSchema),
+  failMode: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'closed' })
+}, { additionalProperties: false })
+
+export const LocationsSchema = Type.Object({
+  tiers: Type.Record(Type.String(), Type.Array(Type.String()), {
+    default: {}, description: 'tier -> ISO 3166-1 alpha-2 countries and ISO 3166-2 subdivisions (UA-43)'
+  }),
+  default: Type.String({ description: 'Tier of every other resolved location' }),
+  unknown: Type.String({ description: 'Tier when the location cannot be resolved' }),
+  anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' }))
+}, { additionalProperties: false })
+
+export const QuotaSchema = Type.Object({
+  id: Type.String(),
+  location: Type.String({ description: 'A country (CN), subdivision (UA-43) or location tier name' }),
+  tokens: Type.Integer({ minimum: 0 }),
+  period: Type.Union([Type.Literal('hour'), Type.Literal('day'), Type.Literal('month')])
+}, { additionalProperties: false })
+
+export const KeySchema = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex SHA-256 of the raw key' }),
+  org: Type.String(),
+  tier: Type.String(),
+  country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
+  verifiedEntity: Type.Boolean({ default: false })
+}, { additionalProperties: false })
+
+export const PolicyModeSchema = Type.Object({
+  mode: Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], {
+    default: 'enforce', description: 'shadow: decide and record refusals, but forward anyway'
+  }),
+  blockedByUrl: Type.String({ default: 'https://geogate.invalid/policy', description: 'Link rel="blocked-by" target of 451 answers' })
+}, { additionalProperties: false, default: {} })
+
+export type ModelConfig = Static<typeof ModelSchema>
+export type TierConfig = Static<typeof TierSchema>
+export type LocationsConfig = Static<typeof LocationsSchema>
+export type KeyConfig = Static<typeof KeySchema>
+export type QuotaConfig = Static<typeof QuotaSchema>
+export type LimitsConfig = Static<typeof LimitsSchema>

@@ -1,0 +1,20 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const ServerSchema = Type.Object({
+  host: Type.String({ default: '0.0.0.0', description: 'Address the data plane listens on' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  adminHost: Type.String({ default: '127.0.0.1', description: 'Address the admin plane listens on' }),
+  adminPort: Type.Integer({ minimum: 0, maximum: 65535, default: 9090 }),
+  trustedProxies: Type.Array(Type.String(), {
+    default: [],
+    description: 'CIDRs of peers whose X-Forwarded-For / Forwarded headers are believed; empty: none'
+  }),
+  bodyLimit: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body, bytes' }),
+  requestTimeoutMs: Type.Integer({ minimum: 0, default: 600_000, description: 'Whole-request deadline for a client (0: none)' }),
+  headersTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Time a client may take to send its headers' }),
+  keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000 }),
+  maxHeaderSize: Type.Integer({ minimum: 1024, default: 16_384 }),
+  shutdownGraceMs: Type.Integer({ minimum: 0, default: 30_000, description: 'SIGTERM: time in-flight requests get to finish' })
+}, { additionalProperties: false, default: {} })
+
+export type ServerConfig = Static<typeof ServerSchema>

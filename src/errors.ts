@@ -1,0 +1,57 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error a caller can see, with its HTTP status and the OpenAI-style `type`/`code` it is rendered with
+ * (`{"error":{"message","type","code"}}`), so OpenAI SDKs surface them as APIError with the right status.
+ */
+export const errorTypes = {
+  GG_BAD_REQUEST: { type: 'invalid_request_error', code: 'invalid_request' },
+  GG_UNAUTHORIZED: { type: 'authentication_error', code: 'invalid_api_key' },
+  GG_FORBIDDEN: { type: 'permission_error', code: 'forbidden' },
+  GG_CAPABILITY: { type: 'permission_error', code: 'capability_not_permitted' },
+  GG_GEO: { type: 'permission_error', code: 'geo_restricted' },
+  GG_NOT_FOUND: { type: 'invalid_request_error', code: 'not_found' },
+  GG_MODEL_NOT_FOUND: { type: 'invalid_request_error', code: 'model_not_found' },
+  GG_BODY_TOO_LARGE: { type: 'invalid_request_error', code: 'request_too_large' },
+  GG_RATE_LIMITED: { type: 'rate_limit_error', code: 'rate_limited' },
+  GG_BAD_GATEWAY: { type: 'api_error', code: 'backend_unavailable' },
+  GG_GATEWAY_TIMEOUT: { type: 'api_error', code: 'backend_timeout' },
+  GG_UNAVAILABLE: { type: 'api_error', code: 'service_unavailable' },
+  GG_INTERNAL: { type: 'api_error', code: 'internal_error' }
+} as const
+
+export type ErrorCode = keyof typeof errorTypes
+
+export const BadRequestError = createError<'GG_BAD_REQUEST', 400, [string, ErrorOptions?]>('GG_BAD_REQUEST', '%s', 400)
+export const UnauthorizedError = createError<'GG_UNAUTHORIZED', 401, [string, ErrorOptions?]>('GG_UNAUTHORIZED', '%s', 401)
+export const ForbiddenError = createError<'GG_FORBIDDEN', 403, [string, ErrorOptions?]>('GG_FORBIDDEN', '%s', 403)
+export const CapabilityError = createError<'GG_CAPABILITY', 403, [string, ErrorOptions?]>('GG_CAPABILITY', '%s', 403)
+/** RFC 7725: 451 Unavailable For Legal Reasons. */
+export const GeoRestrictedError = createError<'GG_GEO', 451, [string, ErrorOptions?]>('GG_GEO', '%s', 451)
+export const NotFoundError = createError<'GG_NOT_FOUND', 404, [string, ErrorOptions?]>('GG_NOT_FOUND', '%s', 404)
+export const ModelNotFoundError = createError<'GG_MODEL_NOT_FOUND', 404, [string, ErrorOptions?]>('GG_MODEL_NOT_FOUND', 'The model `%s` does not exist or you do not have access to it.', 404)
+export const BodyTooLargeError = createError<'GG_BODY_TOO_LARGE', 413, [number, ErrorOptions?]>('GG_BODY_TOO_LARGE', 'Request body is larger than %d bytes', 413)
+export const RateLimitedError = createError<'GG_RATE_LIMITED', 429, [string, ErrorOptions?]>('GG_RATE_LIMITED', '%s', 429)
+export const BadGatewayError = createError<'GG_BAD_GATEWAY', 502, [string, ErrorOptions?]>('GG_BAD_GATEWAY', 'The model backend is unavailable: %s', 502)
+export const GatewayTimeoutError = createError<'GG_GATEWAY_TIMEOUT', 504, [string, ErrorOptions?]>('GG_GATEWAY_TIMEOUT', 'The model backend did not answer in time: %s', 504)
+export const UnavailableError = createError<'GG_UNAVAILABLE', 503, [string, ErrorOptions?]>('GG_UNAVAILABLE', '%s', 503)
+export const InternalError = createError<'GG_INTERNAL', 500, [string, ErrorOptions?]>('GG_INTERNAL', '%s', 500)
+
+export interface OpenAIErrorBody { error: { message: string, type: string, code: string, param: string | null } }
+
+/** Render any error as an OpenAI-style body; unknown errors never leak their message. */
+export function toOpenAIError (err: { code?: string, statusCode?: number, message: string, validation?: unknown }): { status: number, body: OpenAIErrorBody } {
+  const known = err.code !== undefined && err.code in errorTypes ? errorTypes[err.code as ErrorCode] : undefined
+  if (known !== undefined) {
+    return { status: err.statusCode ?? 500, body: { error: { message: err.message, type: known.type, code: known.code, param: null } } }
+  }
+  const status = err.statusCode ?? 500
+  if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: 413, body: { error: { message: 'Request body is too large', type: 'invalid_request_error', code: 'request_too_large', param: null } } }
+  }
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors (bad JSON, bad content type, validation): their messages are safe to show.
+    return { status, body: { error: { message: err.message, type: 'invalid_request_error', code: 'invalid_request', param: null } } }
+  }
+  return { status: 500, body: { error: { message: 'Internal gateway error', type: 'api_error', code: 'internal_error', param: null } } }
+}

@@ -1,0 +1,48 @@
+/** What the geo stage knows about a caller's address. Unknown is a value, not an error. */
+export interface AnonymizerFlags {
+  vpn: boolean
+  tor: boolean
+  hosting: boolean
+  publicProxy: boolean
+  residentialProxy: boolean
+  /** any of the above */
+  any: boolean
+}
+
+export interface GeoResult {
+  /** ISO 3166-1 alpha-2 of where the address is, or null when no database knows it */
+  country: string | null
+  /** ISO 3166-2 codes composed from country + subdivision iso_code, largest first (e.g. ['UA-43']) */
+  subdivisions: string[]
+  registeredCountry: string | null
+  representedCountry: string | null
+  anonymizer: AnonymizerFlags
+  /** Build date (ISO 8601) of the oldest database layer that answered; recorded with every decision */
+  build: string | null
+}
+
+export interface GeoDatabaseInfo {
+  path: string
+  databaseType: string
+  buildEpoch: string
+  ageDays: number
+  ipVersion: number
+  nodeCount: number
+}
+
+/** A hot-swappable view over the layered databases. */
+export interface GeoLookup {
+  lookup (ip: string): GeoResult
+  info (): GeoDatabaseInfo[]
+  /** true when the oldest layer is older than geo.maxAgeDays */
+  stale (): boolean
+  close (): Promise<void>
+}
+
+export const NO_ANONYMIZER: Readonly<AnonymizerFlags> = Object.freeze({
+  vpn: false, tor: false, hosting: false, publicProxy: false, residentialProxy: false, any: false
+})
+
+export function unknownGeo (build: string | null): GeoResult {
+  return { country: null, subdivisions: [], registeredCountry: null, representedCountry: null, anonymizer: { ...NO_ANONYMIZER }, build }
+}

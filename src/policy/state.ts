@@ -1,0 +1,44 @@
+import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, TierConfig } from '../config/schema/index.js'
+
+/**
+ * The policy in force: the YAML seed, plus (with Redis) the live overrides made through the admin API.
+ * Immutable; a change builds a new snapshot and swaps it, so a request sees one consistent policy.
+ */
+export interface PolicySnapshot {
+  readonly version: number
+  readonly mode: 'enforce' | 'shadow'
+  readonly blockedByUrl: string
+  readonly tiers: Readonly<Record<string, Readonly<TierConfig>>>
+  readonly locations: Readonly<LocationsConfig>
+  readonly models: Readonly<Record<string, Readonly<ModelConfig>>>
+  readonly quotas: readonly QuotaConfig[]
+  /** sha256 hex of the raw key -> key */
+  readonly keysByHash: ReadonlyMap<string, Readonly<KeyConfig>>
+  readonly keysById: ReadonlyMap<string, Readonly<KeyConfig>>
+}
+
+export interface PolicySource {
+  snapshot (): PolicySnapshot
+}
+
+export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: readonly KeyConfig[] = c.keys): PolicySnapshot {
+  return Object.freeze({
+    version,
+    mode: c.policy.mode,
+    blockedByUrl: c.policy.blockedByUrl,
+    tiers: c.tiers,
+    locations: c.locations,
+    models: c.models,
+    quotas: c.quotas,
+    keysByHash: new Map(keys.map((k) => [k.sha256, k])),
+    keysById: new Map(keys.map((k) => [k.id, k]))
+  })
+}
+
+/** Policy straight from the configuration file; replaced on SIGHUP reload. */
+export class StaticPolicy implements PolicySource {
+  #snap: PolicySnapshot
+  constructor (c: Readonly<Config>) { this.#snap = snapshotFromConfig(c) }
+  snapshot (): PolicySnapshot { return this.#snap }
+  replace (c: Readonly<Config>): void { this.#snap = snapshotFromConfig(c, this.#snap.version + 1) }
+}

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino'
+import type { Config } from './config/schema/index.js'
+import type { GeoLookup } from './geo/types.js'
+import type { Limiter } from './stores/limiter.js'
+import type { AuditLog } from './audit/types.js'
+import type { PolicySource } from './policy/state.js'
+import { BackendPools } from './backends.js'
+import { Metrics } from './metrics.js'
+import { openGeo } from './geo/service.js'
+import { createLimiter } from './stores/limiter.js'
+import { openAudit } from './audit/log.js'
+import { StaticPolicy } from './policy/state.js'
+
+/**
+ * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
+ * (`app.gg`), closed on shutdown. Nothing here is module-level: two gateways can share a process.
+ */
+export interface Runtime {
+  readonly config: Readonly<Config>
+  /** directory relative paths in the config are resolved against */
+  readonly baseDir: string
+  readonly log: Logger
+  readonly policy: PolicySource
+  readonly geo: GeoLookup
+  readonly limiter: Limiter
+  readonly audit: AuditLog
+  readonly backends: BackendPools
+  readonly metrics: Metrics
+}
+
+export interface RuntimeOverrides {
+  geo?: GeoLookup
+  limiter?: Limiter
+  audit?: AuditLog
+  policy?: PolicySource
+}
+
+export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
+  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
+  const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+  return {
+    config,
+    baseDir,
+    log,
+    policy: overrides.policy ?? new StaticPolicy(config),
+    geo,
+    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
+    audit,
+    backends: new BackendPools(config.backends),
+    metrics: new Metrics()
+  }
+}
+
+export async function closeRuntime (rt: Runtime): Promise<void> {
+  await rt.backends.close()
+  await rt.limiter.close()
+  await rt.audit.close()
+  await rt.geo.close()
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    gg: Runtime
+  }
+}
