@@ -10,6 +10,7 @@ import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
 import { StaticPolicy } from './policy/state.js'
+import { createRedis, type RedisClient } from './stores/redis.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -26,6 +27,8 @@ export interface Runtime {
   readonly audit: AuditLog
   readonly backends: BackendPools
   readonly metrics: Metrics
+  /** null when no Redis is configured (in-memory stores, one replica) */
+  readonly redis: RedisClient | null
 }
 
 export interface RuntimeOverrides {
@@ -33,10 +36,12 @@ export interface RuntimeOverrides {
   limiter?: Limiter
   audit?: AuditLog
   policy?: PolicySource
+  redis?: RedisClient | null
 }
 
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
+  const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   return {
     config,
@@ -47,7 +52,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
     audit,
     backends: new BackendPools(config.backends),
-    metrics: new Metrics()
+    metrics: new Metrics(),
+    redis
   }
 }
 
@@ -56,6 +62,7 @@ export async function closeRuntime (rt: Runtime): Promise<void> {
   await rt.limiter.close()
   await rt.audit.close()
   await rt.geo.close()
+  if (rt.redis !== null) rt.redis.disconnect()
 }
 
 declare module 'fastify' {

@@ -2,6 +2,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Runtime } from '../runtime.js'
 import { toOpenAIError } from '../errors.js'
 import { requireRole } from './auth.js'
+import { registerExplain } from './explain.js'
+import { registerAudit } from './audit.js'
+import { registerPolicyAdmin } from './policy.js'
 
 export interface AdminState { ready: boolean }
 
@@ -30,5 +33,8 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     reply.type(rt.metrics.registry.contentType)
     return await rt.metrics.registry.metrics()
   })
+  await registerExplain(admin, rt)
+  await registerAudit(admin, rt)
+  await registerPolicyAdmin(admin, rt)
   return admin
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AuditConfig } from '../config/schema/index.js'
 import { resolvePath } from '../config/load.js'
-import type { AuditEntry, AuditLog } from './types.js'
+import type { AdminChange, AuditEntry, AuditLog } from './types.js'
 
 /**
  * Plain JSONL appender. TODO(issue 5): segments, hash chain, group commit, digests, recovery.
@@ -17,6 +17,10 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   return {
     append (entry: AuditEntry): void {
       const line = JSON.stringify({ ...entry, seq: ++seq, prev: '', hash: '' }) + '\n'
+      pending = pending.then(() => appendFile(file, line)).catch((err: unknown) => { log.error({ err }, 'audit write failed') })
+    },
+    appendAdminChange (change: AdminChange): void {
+      const line = JSON.stringify({ kind: 'admin', ...change, seq: ++seq, prev: '', hash: '' }) + '\n'
       pending = pending.then(() => appendFile(file, line)).catch((err: unknown) => { log.error({ err }, 'audit write failed') })
     },
     async flush () { await pending },

@@ -31,7 +31,20 @@ export interface AuditRecord {
 /** What the pipeline hands the audit log; the log adds seq, prev and hash. */
 export type AuditEntry = Omit<AuditRecord, 'seq' | 'prev' | 'hash'>
 
+/** An admin change (tiers, locations, keys, reload): who did what, before and after. */
+export interface AdminChange {
+  ts: string
+  actor: string
+  role: string
+  action: string
+  target: string
+  before: unknown
+  after: unknown
+}
+
 export interface AuditLog {
+  /** Queue an admin change record; same chain, `kind: 'admin'`. */
+  appendAdminChange (change: AdminChange): void
   /** Queue a record; never throws, never blocks the request. */
   append (entry: AuditEntry): void
   /** Write and fsync what is queued. */

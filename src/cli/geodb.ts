@@ -1,0 +1,5 @@
+/** `geogate geodb`. TODO: implemented by its issue. */
+export async function run (_argv: string[]): Promise<number> {
+  process.stderr.write('geogate geodb: not implemented yet\n')
+  return 1
+}

@@ -1,0 +1,5 @@
+/** `geogate mock-backend`. TODO: implemented by its issue. */
+export async function run (_argv: string[]): Promise<number> {
+  process.stderr.write('geogate mock-backend: not implemented yet\n')
+  return 1
+}

@@ -1,0 +1,58 @@
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+import type { RedisConfig } from '../config/schema/index.js'
+
+export type RedisClient = Redis | Cluster
+
+/**
+ * One Redis connection (single, Sentinel or Cluster) for the limiter and the live policy.
+ * No offline queue: a command sent while Redis is away fails at once instead of being replayed later
+ * (replays double-count: OpenWA#932, fastify-rate-limit#84). Every command is bounded by commandTimeout,
+ * and reconnects back off up to 2 s forever, so recovery is automatic.
+ */
+export function createRedis (config: Readonly<RedisConfig>, log: Logger): RedisClient | null {
+  if (config.url === undefined && (config.nodes === undefined || config.nodes.length === 0)) return null
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    commandTimeout: config.commandTimeoutMs,
+    connectTimeout: config.connectTimeoutMs,
+    maxRetriesPerRequest: 0,
+    autoResubscribe: true,
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...(config.password !== undefined ? { password: config.password } : {})
+  }
+  let client: RedisClient
+  if (config.mode === 'cluster') {
+    const nodes = (config.nodes ?? [config.url ?? '']).map(parseHostPort)
+    client = new Cluster(nodes, {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      redisOptions: common,
+      slotsRefreshTimeout: config.connectTimeoutMs
+    })
+  } else if (config.mode === 'sentinel') {
+    client = new Redis({
+      ...common,
+      sentinels: (config.nodes ?? []).map(parseHostPort),
+      name: config.sentinelName ?? 'mymaster'
+    })
+  } else {
+    client = new Redis(config.url ?? 'redis://127.0.0.1:6379', common)
+  }
+  let down = false
+  client.on('error', (err: Error) => {
+    if (!down) log.warn({ err: err.message }, 'redis unavailable')
+    down = true
+  })
+  client.on('ready', () => {
+    if (down) log.info('redis available again')
+    down = false
+  })
+  return client
+}
+
+function parseHostPort (s: string): { host: string, port: number } {
+  const u = s.includes('://') ? new URL(s) : new URL(`redis://${s}`)
+  return { host: u.hostname, port: Number(u.port || 6379) }
+}
