@@ -55,6 +55,8 @@ export interface InteractionFields {
   /** status the backend answered with, when it answered */
   upstreamStatus: number | null
   stream: boolean
+  /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
+  tokensEstimated: boolean
 }
 
 /** An admin change (tiers, locations, keys, reload), in the same chain. */
@@ -88,13 +90,16 @@ export type AuditEntry = Omit<InteractionFields, 'kind'>
 
 export type AnyEntry = InteractionFields | AdminFields | SystemFields
 
+/** The writer's backlog and progress, read by /metrics at scrape time. */
 export interface AuditStats {
+  /** records accepted but not yet written and fsynced */
+  queueDepth: number
+  /** age of the oldest of them, seconds (0 when none) */
+  lagSeconds: number
   /** records accepted by append() */
   appended: number
-  /** records written and fsynced */
+  /** seq of the last record written and fsynced */
   durable: number
-  /** records waiting for the next group commit */
-  queued: number
   /** interactions begun (forwarded) whose record is not written yet */
   inFlight: number
   writeErrors: number

@@ -146,8 +146,6 @@ async function verifySegment (
   // Byte offsets at which a digest wants the running hash.
   const checkpoints = new Map<number, DigestInfo[]>()
   for (const x of digests) {
-    if (x.d.bytes > size) fail(null, x.d.lastSeq, `segment is shorter (${size} bytes) than ${x.file} covers (${x.d.bytes} bytes): records deleted`)
-    if (x.d.final && x.d.bytes !== size) fail(null, x.d.lastSeq, `segment is longer (${size} bytes) than its final digest ${x.file} (${x.d.bytes} bytes): records added`)
     const l = checkpoints.get(x.d.bytes) ?? []
     l.push(x)
     checkpoints.set(x.d.bytes, l)
@@ -208,6 +206,11 @@ async function verifySegment (
   }
   if (carry !== null && carry.length > 0 && !live) fail(lineNo + 1, null, 'last line is incomplete (torn write; the writer recovers it on its next start)')
   if (records === 0 && !live) fail(null, null, 'segment holds no records')
+  // Checked after the lines, so that an edited or deleted record is named by its line rather than by a digest.
+  for (const x of digests) {
+    if (x.d.bytes > size) fail(null, x.d.lastSeq, `segment is shorter (${size} bytes) than ${x.file} covers (${x.d.bytes} bytes): records deleted`)
+    if (x.d.final && x.d.bytes !== size) fail(null, x.d.lastSeq, `segment is longer (${size} bytes) than its final digest ${x.file} (${x.d.bytes} bytes): records added`)
+  }
   for (const [, due] of checkpoints) {
     const x = due[0] as DigestInfo
     fail(null, x.d.lastSeq, `${x.file} covers ${x.d.bytes} bytes, which does not end on a record boundary: the segment was altered`)

@@ -82,6 +82,7 @@ export class AuditWriter implements AuditLog {
   #digestDue = false
   #closed = false
   #appended = 0
+  #oldestQueuedAt = 0
   #writeErrors = 0
   #retryAt = 0
 
@@ -135,6 +136,7 @@ export class AuditWriter implements AuditLog {
     this.#prev = hash
     this.#appended++
     const bytes = Buffer.byteLength(line)
+    if (this.#queue.length === 0) this.#oldestQueuedAt = Date.now()
     this.#queue.push({ line, bytes, seq, hash, day: dayOf(entry.ts), closes })
     this.#queueBytes += bytes
     this.#schedule()
@@ -197,6 +199,7 @@ export class AuditWriter implements AuditLog {
       // Put back what was not made durable, in order, ahead of anything queued since.
       const done = this.#durableSeq
       const left = batch.filter((i) => i.seq > done)
+      if (this.#queue.length === 0) this.#oldestQueuedAt = Date.now()
       this.#queue = [...left, ...this.#queue]
       this.#queueBytes = this.#queue.reduce((n, i) => n + i.bytes, 0)
       this.#journalQueue = [...journal, ...this.#journalQueue]
@@ -422,9 +425,10 @@ export class AuditWriter implements AuditLog {
 
   stats (): AuditStats {
     return {
+      queueDepth: this.#queue.length,
+      lagSeconds: this.#queue.length === 0 ? 0 : (Date.now() - this.#oldestQueuedAt) / 1000,
       appended: this.#appended,
       durable: this.#durableSeq,
-      queued: this.#queue.length,
       inFlight: this.#inflight.size,
       writeErrors: this.#writeErrors,
       lastSeq: this.#seq

@@ -86,7 +86,8 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     shadow: d !== null && !d.allow && d.shadow,
     outcome: status === null ? 'unknown' : outcomeOf(ctx, denied, status),
     upstreamStatus: ctx.upstreamStatus,
-    stream: ctx.shape.stream
+    stream: ctx.shape.stream,
+    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true
   }
 }
 

@@ -44,6 +44,7 @@ export function entry (i: number, patch: Partial<AuditEntry> = {}): AuditEntry {
     outcome: deny ? 'refused' : 'ok',
     upstreamStatus: deny ? null : 200,
     stream: false,
+    tokensEstimated: false,
     ...patch
   }
 }
