@@ -70,6 +70,10 @@ export class AuditWriter implements AuditLog {
   #journalQueue: string[] = []
   /** requestId -> begin entry, until its record is durable */
   readonly #inflight = new Map<string, AuditEntry>()
+  /** begun, and neither appended nor ended yet */
+  readonly #open = new Set<string>()
+  #openWaiters: Array<() => void> = []
+  readonly #unknownAtClose = new Set<string>()
   #seg: OpenSegment | null = null
   #digestSeq = 0
   #prevDigest = GENESIS
@@ -105,7 +109,21 @@ export class AuditWriter implements AuditLog {
 
   append (entry: AuditEntry): void {
     const closes = this.#inflight.has(entry.requestId) ? entry.requestId : null
+    if (this.#unknownAtClose.has(entry.requestId)) {
+      this.#log.error({ requestId: entry.requestId }, 'audit record arrived after close had recorded the interaction as unknown')
+      return
+    }
     this.#enqueue({ kind: 'interaction', ...entry }, closes)
+    this.#settle(entry.requestId)
+  }
+
+  /** The interaction is no longer open (its record is queued, or none will come). */
+  #settle (requestId: string): void {
+    if (this.#open.delete(requestId) && this.#open.size === 0) {
+      const w = this.#openWaiters
+      this.#openWaiters = []
+      for (const r of w) r()
+    }
   }
 
   appendAdminChange (change: AdminChange): void {
@@ -115,6 +133,7 @@ export class AuditWriter implements AuditLog {
   begin (entry: AuditEntry): void {
     if (this.#closed) return
     this.#inflight.set(entry.requestId, entry)
+    this.#open.add(entry.requestId)
     this.#journalQueue.push(JSON.stringify({ b: entry }) + '\n')
     this.#schedule()
   }
@@ -123,6 +142,7 @@ export class AuditWriter implements AuditLog {
     // No record will come: forget the begin. The journal line stays until compaction; recovery only writes
     // `unknown` records for begins still in the journal, so compact now if it matters (it is rare: out of scope).
     if (this.#inflight.delete(requestId)) this.#journalQueue.push(JSON.stringify({ e: requestId }) + '\n')
+    this.#settle(requestId)
   }
 
   #enqueue (entry: AnyEntry, closes: string | null): void {
@@ -435,13 +455,26 @@ export class AuditWriter implements AuditLog {
     }
   }
 
-  async close (): Promise<void> {
+  /**
+   * Flush everything and seal the segment. Interactions still open get a grace period to finish (the server may
+   * close its sockets a moment before the last response hooks have run); those still open after it are recorded
+   * with outcome `unknown`, and a record arriving for them later is refused rather than written twice.
+   */
+  async close (graceMs = 2000): Promise<void> {
     if (this.#closed) return
-    // Interactions still open now were never finished by the pipeline: on the record as outcome unknown.
-    for (const e of [...this.#inflight.values()]) {
-      if (!this.#queue.some((i) => i.closes === e.requestId)) {
-        this.append({ ...e, ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
-      }
+    if (this.#open.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.#openWaiters.push(resolve)
+        timer = setTimeout(resolve, graceMs)
+      })
+      clearTimeout(timer)
+    }
+    for (const id of [...this.#open]) {
+      const e = this.#inflight.get(id)
+      if (e === undefined) continue
+      this.append({ ...e, ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
+      this.#unknownAtClose.add(id)
     }
     this.#closed = true
     if (this.#digestTimer !== null) clearInterval(this.#digestTimer)

@@ -117,7 +117,7 @@ t.test('close() records interactions still open as unknown and never loses queue
   w.begin(entry(1, { status: null }))
   w.append(entry(1))
   for (let i = 2; i < 100; i++) w.append(entry(i))
-  await w.close()
+  await w.close(20)
   const recs = (await all(dir)).filter((r) => r.kind === 'interaction')
   t.equal(recs.length, 100)
   t.same(recs.filter((r) => r.kind === 'interaction' && r.outcome === 'unknown').map((r) => r.kind === 'interaction' ? r.requestId : ''), ['req-0'])
