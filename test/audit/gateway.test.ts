@@ -120,7 +120,7 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
   }
   const kindOf = (r: InteractionRecord): string => r.requestId.replace(/-\d+$/, '')
   const of = (k: string): InteractionRecord[] => records.filter((r) => kindOf(r) === k)
-  t.ok(of('allowed').every((r) => r.decision === 'allow' && r.status === 200 && r.country === 'DE' && r.crossBorder), 'allowed: DE caller, US backend')
+  t.ok(of('allowed').every((r) => r.decision === 'allow' && r.status === 200 && r.crossBorder), 'allowed, crossing a border')
   t.ok(of('stream').every((r) => r.decision === 'allow' && r.stream), 'streams recorded')
   t.equal(of('limit').filter((r) => r.decision === 'allow').length + of('limit').filter((r) => r.decision === 'deny').length, 3 + N)
   t.ok(of('client-abort').every((r) => r.decision === 'allow' && r.outcome !== 'ok'), 'aborts are not recorded as ok')
