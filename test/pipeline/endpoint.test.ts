@@ -3,6 +3,11 @@ import { describeRequest, canonicalPath, applyOutputClamp, usesTools, estimatePr
 
 const msg = [{ role: 'user', content: 'hi' }]
 
+function thrown (fn: () => unknown): { statusCode?: number, message: string } {
+  try { fn() } catch (err) { return err as { statusCode?: number, message: string } }
+  return { message: 'did not throw' }
+}
+
 t.test('every /v1 endpoint maps to its endpoint and capability', async (t) => {
   const cases: Array<[string, string, Record<string, unknown> | undefined, string, string[]]> = [
     ['POST', '/v1/chat/completions', { model: 'm', messages: msg }, 'chat.completions', ['chat']],
@@ -39,7 +44,7 @@ t.test('every /v1 endpoint maps to its endpoint and capability', async (t) => {
 
 t.test('refusals: 404 for what we do not serve, 400 for non-canonical targets and bad fields', async (t) => {
   const notFound: Array<[string, string]> = [['GET', '/v1/chat/completions'], ['POST', '/v1/files'], ['POST', '/v1/fine_tuning/jobs/ftjob-1/pause'], ['PUT', '/v1/embeddings'], ['POST', '/V1/embeddings']]
-  for (const [m, u] of notFound) t.throws(() => describeRequest(m, u, {}), { statusCode: 404 }, `${m} ${u}`)
+  for (const [m, u] of notFound) t.equal(thrown(() => describeRequest(m, u, {})).statusCode, 404, `${m} ${u}`)
   const bad: Array<[string, Record<string, unknown>]> = [
     ['model must be a string', { model: 1, messages: msg }],
     ['you must provide a model parameter', { messages: msg }],
@@ -51,9 +56,12 @@ t.test('refusals: 404 for what we do not serve, 400 for non-canonical targets an
     ['max_tokens must be a non-negative integer', { model: 'm', max_tokens: -1 }],
     ['max_completion_tokens must be a non-negative integer', { model: 'm', max_completion_tokens: [1] }]
   ]
-  for (const [message, body] of bad) t.throws(() => describeRequest('POST', '/v1/chat/completions', body), { statusCode: 400, message }, JSON.stringify(body))
-  t.throws(() => describeRequest('POST', '/v1/responses', { model: 'm', max_output_tokens: '9' }), { statusCode: 400 })
-  t.throws(() => canonicalPath('v1/chat/completions'), { statusCode: 400 })
+  for (const [message, body] of bad) {
+    const e = thrown(() => describeRequest('POST', '/v1/chat/completions', body))
+    t.same([e.statusCode, e.message], [400, message], JSON.stringify(body))
+  }
+  t.equal(thrown(() => describeRequest('POST', '/v1/responses', { model: 'm', max_output_tokens: '9' })).statusCode, 400)
+  t.equal(thrown(() => canonicalPath('v1/chat/completions')).statusCode, 400)
   t.same(canonicalPath('/v1/models?x=1'), { path: '/v1/models', query: '?x=1' })
 })
 
