@@ -158,7 +158,9 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     spec = ROUTES.get(`${method} ${template(path.split('/'))}`)
   }
   if (spec === undefined) throw new NotFoundError(`Unknown endpoint ${method} ${path}`)
-  const b = (body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body) ? body : {}) as Record<string, unknown>
+  // a non-JSON body (multipart upload) arrives as a stream: its fields are not read here
+  const json = body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body) && typeof (body as { pipe?: unknown }).pipe !== 'function'
+  const b = (json ? body : {}) as Record<string, unknown>
   if (b.model !== undefined && b.model !== null && typeof b.model !== 'string') throw new BadRequestError('model must be a string')
   const model = pathModel ?? (typeof b.model === 'string' ? b.model : null)
   if (spec.needsModel && (model === null || model === '')) throw new BadRequestError('you must provide a model parameter')

@@ -68,7 +68,7 @@ t.test('shadow mode: refusals are recorded on the decision and forwarded', async
   const gw = await buildTestGateway(baseConfig(up.url, { locations: LOCATIONS, policy: { mode: 'shadow' } }))
   t.teardown(async () => { await gw.close(); await up.close() })
   const decisions: Array<{ rule: string, allow: boolean, shadow: boolean } | null> = []
-  gw.app.addHook('onResponse', async (request) => {
+  gw.app.addHook('onSend', async (request) => {
     const d = request.ctx.decision
     decisions.push(d === null ? null : { rule: d.rule, allow: d.allow, shadow: d.shadow })
   })

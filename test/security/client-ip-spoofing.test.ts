@@ -110,7 +110,8 @@ t.test('client IP spoofing table', async (t) => {
   }))
   t.teardown(async () => { await gw.close(); await up.close() })
   const seen: Array<{ ip: string, country: string | null }> = []
-  gw.app.addHook('onResponse', async (request) => { seen.push({ ip: request.ctx.clientIp, country: request.ctx.geo?.country ?? null }) })
+  // onSend runs before the answer leaves (onResponse may come after inject resolves on a streamed answer)
+  gw.app.addHook('onSend', async (request) => { seen.push({ ip: request.ctx.clientIp, country: request.ctx.geo?.country ?? null }) })
 
   for (const c of cases) {
     const before = up.requests.length
