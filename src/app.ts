@@ -18,7 +18,7 @@ import { decide } from './pipeline/policy.js'
 import { locate } from './policy/locate.js'
 import { answerModels } from './policy/models.js'
 import { forward } from './pipeline/forward.js'
-import { recordInteraction } from './pipeline/audit.js'
+import { recordInteraction, recordStart } from './pipeline/audit.js'
 import { rawBodyParser } from './pipeline/forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
 
@@ -126,6 +126,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       reply.header('retry-after', String(limit.retryAfterSeconds))
       throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
     }
+    recordStart(request, rt)
   })
 
   app.addHook('onResponse', async (request, reply) => { await endInteraction(request, reply, rt) })
