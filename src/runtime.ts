@@ -40,7 +40,8 @@ export interface RuntimeOverrides {
 }
 
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
-  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
+  const metrics = new Metrics()
+  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   return {
@@ -52,7 +53,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
     audit,
     backends: new BackendPools(config.backends),
-    metrics: new Metrics(),
+    metrics,
     redis
   }
 }
