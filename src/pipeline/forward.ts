@@ -14,7 +14,7 @@ import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, ModelNotFoundE
 /*
  * forward: the permitted request goes to the backend serving its model, the answer streams back.
  *
- *   body ─► rewrite (model, include_usage, clamp) ─► undici Pool ─► backend
+ *   body ─► rewrite (model, include_usage) ─► undici Pool ─► backend
  *   client ◄─ SSE/JSON usage tap (pass-through, reads usage on the side) ◄─ response body
  *
  * Endings: the client hanging up aborts the upstream request (AbortSignal); SIGTERM aborts what is left
@@ -87,7 +87,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     body = limitBody(raw, rt.config.server.bodyLimit)
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
-    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel, clampOutputTokens: ctx.decision?.clampOutputTokens })
+    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
     dropUsageChunk = shape.stream && !wantsUsageChunk(json)
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)
