@@ -53,11 +53,11 @@ function listModels (request: FastifyRequest, reply: FastifyReply, policy: Polic
   const path = (shape?.forwardPath ?? '').split('?')[0] ?? ''
   const one = path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : null
   const data: Array<{ id: string, object: 'model', created: number, owned_by: string }> = []
-  for (const [id, m] of Object.entries(policy.models)) {
+  for (const id of Object.keys(policy.models)) {
     if (one !== null && id !== one) continue
     if (shape === null || ctx.principal === null || ctx.geo === null) continue
     if (!decide({ ...shape, model: id }, ctx.geo, ctx.principal, policy).allow) continue
-    data.push({ id, object: 'model', created: 0, owned_by: m.origin ?? 'geogate' })
+    data.push({ id, object: 'model', created: 0, owned_by: 'geogate' })
   }
   if (one !== null) {
     const found = data[0]
