@@ -15,9 +15,11 @@ import { resolveClientIp } from './pipeline/client-ip.js'
 import { authenticate } from './pipeline/identity.js'
 import { describeRequest } from './pipeline/endpoint.js'
 import { decide } from './pipeline/policy.js'
+import { applyLimits, settleLimits } from './pipeline/limits.js'
 import { forward } from './pipeline/forward.js'
+import { authFailureGuard } from './stores/auth-limit.js'
 import { recordInteraction } from './pipeline/audit.js'
-import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
+import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from './errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -54,10 +56,16 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorate('gg', rt)
   app.decorateRequest('ctx', null as unknown as never)
 
+  const guardAuth = await authFailureGuard(app, rt, 'data')
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     request.ctx = newContext(resolveClientIp(request.raw.socket.remoteAddress ?? '', request.headers))
-    request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+    try {
+      request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+    } catch (err) {
+      await guardAuth(request, reply)
+      throw err
+    }
   })
 
   app.addHook('preHandler', async (request, reply) => {
@@ -77,29 +85,12 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       throw new CapabilityError(decision.message)
     }
     if (ctx.shape.endpoint === 'models') return
-    const tier = policy.tiers[ctx.principal.tier]
-    if (tier === undefined) return
-    const limit = await rt.limiter.acquire({
-      principal: ctx.principal,
-      tier,
-      tierName: ctx.principal.tier,
-      locationTier: decision.locationTier,
-      geo: ctx.geo,
-      shape: ctx.shape,
-      estimatedTokens: ctx.shape.promptTokens + (decision.clampOutputTokens ?? ctx.shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
-    })
-    ctx.limit = limit
-    for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
-    if (!limit.allowed) {
-      if (limit.retryAfterSeconds === null) throw new UnavailableError('Rate limiting is unavailable; try again shortly')
-      reply.header('retry-after', String(limit.retryAfterSeconds))
-      throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
-    }
+    await applyLimits(request, reply, rt, policy, decision)
   })
 
   app.addHook('onResponse', async (request, reply) => {
     if (request.ctx === null) return
-    await request.ctx.limit?.settle(request.ctx.usage)
+    await settleLimits(request.ctx)
     recordInteraction(request, reply, rt)
   })
 

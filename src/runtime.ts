@@ -43,16 +43,17 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+  const metrics = new Metrics()
   return {
     config,
     baseDir,
     log,
     policy: overrides.policy ?? new StaticPolicy(config),
     geo,
-    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
+    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
     backends: new BackendPools(config.backends),
-    metrics: new Metrics(),
+    metrics,
     redis
   }
 }

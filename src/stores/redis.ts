@@ -17,6 +17,8 @@ export function createRedis (config: Readonly<RedisConfig>, log: Logger): RedisC
     commandTimeout: config.commandTimeoutMs,
     connectTimeout: config.connectTimeoutMs,
     maxRetriesPerRequest: 0,
+    // A command sent before a disconnect may have run: never send it again on the new connection.
+    autoResendUnfulfilledCommands: false,
     autoResubscribe: true,
     lazyConnect: false,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
