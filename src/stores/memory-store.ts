@@ -17,7 +17,8 @@ export class MemoryStore implements LimitStore {
   readonly #now: () => number
   #sweeps = 0
 
-  constructor (now: () => number = Date.now) { this.#now = now }
+  /** the clock defaults to a monotonic one (wall-clock steps must not expire or revive counts) */
+  constructor (now: () => number = () => performance.timeOrigin + performance.now()) { this.#now = now }
 
   async acquire (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {
     const now = this.#now()

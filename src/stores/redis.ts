@@ -58,3 +58,22 @@ function parseHostPort (s: string): { host: string, port: number } {
   const u = s.includes('://') ? new URL(s) : new URL(`redis://${s}`)
   return { host: u.hostname, port: Number(u.port || 6379) }
 }
+
+/**
+ * Wait (at most `ms`) for the first connection, so a gateway that just started does not make its first
+ * decisions without Redis. False when Redis is not there yet: the gateway starts anyway and every tier
+ * follows its failMode until Redis appears.
+ */
+export async function redisReady (client: RedisClient, ms: number): Promise<boolean> {
+  if (client.status === 'ready') return true
+  return await new Promise<boolean>((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      resolve(ok)
+    }
+    const onReady = (): void => { done(true) }
+    const timer = setTimeout(() => { done(false) }, ms)
+    client.on('ready', onReady)
+  })
+}
