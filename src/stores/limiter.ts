@@ -70,15 +70,22 @@ export class StoreLimiter implements Limiter {
     this.#metrics = deps.metrics
     this.#prefix = config.redis.keyPrefix
     this.#redis = deps.redis
+    let redisStore: RedisStore | null = null
     if (deps.redis !== null) {
-      this.#primary = new RedisStore(deps.redis, config.redis.mode === 'cluster')
+      redisStore = new RedisStore(deps.redis, config.redis.mode === 'cluster')
+      this.#primary = redisStore
       this.#fallback = new MemoryStore()
     } else {
       this.#primary = new MemoryStore()
       this.#fallback = null
     }
-    this.#onReady = () => { this.#downUntil = 0 }
+    const preload = (): void => { redisStore?.preload().catch(() => {}) }
+    this.#onReady = () => {
+      this.#downUntil = 0
+      preload()
+    }
     deps.redis?.on('ready', this.#onReady)
+    if (deps.redis?.status === 'ready') preload()
     this.#timer = setInterval(() => { void this.#maintain() }, Math.max(50, Math.floor(this.#cfg.leaseTtlMs / 3)))
     this.#timer.unref()
   }

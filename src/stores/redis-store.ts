@@ -1,4 +1,4 @@
-import type { Result, ClientContext } from 'ioredis'
+import { Cluster, type Result, type ClientContext } from 'ioredis'
 import type { RedisClient } from './redis.js'
 import type { AcquireResult, CounterSpec, CounterState, LimitStore, SettleItem } from './store.js'
 import { ACQUIRE_LUA } from './lua/acquire.js'
@@ -89,6 +89,15 @@ export class RedisStore implements LimitStore {
       const ttl = Math.max(...g.map((i) => (leases[i] as CounterSpec).ms))
       await this.#redis.geogateRenew(keys.length, ...keys, leaseId, ttl)
     }))
+  }
+
+  /**
+   * Load the scripts on every master (at boot and after each reconnect), so the first decision after a
+   * Redis restart is one EVALSHA rather than NOSCRIPT + EVAL. Best effort: EVAL covers a miss.
+   */
+  async preload (): Promise<void> {
+    const nodes = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis]
+    await Promise.all(nodes.flatMap((n) => [ACQUIRE_LUA, SETTLE_LUA, RENEW_LUA].map(async (lua) => await n.script('LOAD', lua))))
   }
 
   async close (): Promise<void> {}
