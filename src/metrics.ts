@@ -63,6 +63,34 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  // GeoIP (issue 3): database age and staleness per layer, reloads, and lookups that found no location
+  readonly geodbAgeDays = new Gauge({
+    name: 'geogate_geodb_age_days',
+    help: 'Age of each GeoIP database layer in service (days since its build epoch)',
+    labelNames: ['database', 'file'] as const,
+    registers: [this.registry]
+  })
+
+  readonly geodbStale = new Gauge({
+    name: 'geogate_geodb_stale',
+    help: '1 when a GeoIP database in service is older than geo.maxAgeDays',
+    registers: [this.registry]
+  })
+
+  readonly geodbReloads = new Counter({
+    name: 'geogate_geodb_reloads_total',
+    help: 'GeoIP database reloads after a file change, by result (ok, error: the old database stays in service)',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly geoUnknown = new Counter({
+    name: 'geogate_geo_unknown_location_total',
+    help: 'Lookups that resolved no location, by reason (not_found, stale, invalid_ip)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry, prefix: 'geogate_process_' })
   }

@@ -40,11 +40,11 @@ export interface RuntimeOverrides {
 }
 
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
-  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
+  const metrics = new Metrics()
+  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
-  const metrics = new Metrics()
   return {
     config,
     baseDir,

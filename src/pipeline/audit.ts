@@ -35,7 +35,9 @@ export function recordInteraction (request: FastifyRequest, reply: FastifyReply,
     status: reply.statusCode,
     tokensIn: ctx.usage?.tokensIn ?? null,
     tokensOut: ctx.usage?.tokensOut ?? null,
-    latencyMs: Number(process.hrtime.bigint() - ctx.startedAt) / 1e6
+    latencyMs: Number(process.hrtime.bigint() - ctx.startedAt) / 1e6,
+    // a limit decision made without Redis (failMode open fallback, or the closed 503)
+    ...(ctx.limit?.degraded === true ? { degraded: true } : {})
   }
   rt.audit.append(entry)
 }

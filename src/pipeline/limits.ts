@@ -35,12 +35,11 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
     reply.header('retry-after', String(limit.retryAfterSeconds))
     throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
   }
-  // onResponse does not run when the client goes away mid-stream; 'close' always fires. settle is idempotent.
-  reply.raw.once('close', () => { void settleLimits(ctx) })
 }
 
 /**
- * Give back concurrency and reconcile tokens. Usage as the forward stage read it (JSON body or the final
+ * Give back concurrency and reconcile tokens, at the one ending of every interaction (app.ts endInteraction:
+ * a finished response, or the connection closing first; settle is idempotent). Usage as the forward stage read it (JSON body or the final
  * streamed usage chunk); if the backend never answered or refused (no tokens made), the reservation is
  * returned in full; if it answered but reported no usage (e.g. the client left mid-stream), the reservation
  * stands as the charge.

@@ -2,6 +2,8 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import { RateLimitedError } from '../errors.js'
+import { canonicalIp } from '../pipeline/client-ip.js'
+import { adminPrincipal } from '../admin/auth.js'
 
 export type AuthFailureGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
@@ -23,7 +25,7 @@ export async function authFailureGuard (app: FastifyInstance, rt: Runtime, plane
     skipOnError: true,
     nameSpace: `${rt.config.redis.keyPrefix}authfail:${plane}:`,
     ...(rt.redis !== null ? { redis: rt.redis } : {}),
-    keyGenerator: (req: FastifyRequest) => (req.ctx as FastifyRequest['ctx'] | null)?.clientIp ?? req.ip
+    keyGenerator: (req: FastifyRequest) => (req.ctx as FastifyRequest['ctx'] | null | undefined)?.clientIp ?? canonicalIp(req.ip) ?? req.ip
   })
   const check = app.createRateLimit()
   return async (request, reply) => {
@@ -32,4 +34,19 @@ export async function authFailureGuard (app: FastifyInstance, rt: Runtime, plane
     reply.header('retry-after', String(Math.max(1, r.ttlInSeconds)))
     throw new RateLimitedError('Too many failed authentication attempts from this address; retry after the time in Retry-After')
   }
+}
+
+const OPEN_ADMIN_PATHS = new Set(['/healthz', '/readyz'])
+
+/** The admin plane: every request without a valid admin token (health probes aside) counts as a failure. */
+export async function registerAdminAuthGuard (admin: FastifyInstance, rt: Runtime): Promise<void> {
+  const guard = await authFailureGuard(admin, rt, 'admin')
+  admin.addHook('onRequest', async (request, reply) => {
+    if (OPEN_ADMIN_PATHS.has(request.url.split('?')[0] ?? '')) return
+    try {
+      adminPrincipal(request, rt.config.admin)
+    } catch {
+      await guard(request, reply)
+    }
+  })
 }

@@ -18,8 +18,20 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
   let inFlight = 0
   let peak = 0
   let reportedTokens = 0
+  let streamedTokens = 0
+  let streams = 0
   const up = await startUpstream((_req, res, body) => {
-    const b = JSON.parse(body) as { user?: string, max_tokens?: number }
+    const b = JSON.parse(body) as { user?: string, max_tokens?: number, stream?: boolean, stream_options?: { include_usage?: boolean } }
+    if (b.stream === true) {
+      // an SSE stream whose usage comes only in the final chunk, as OpenAI-compatible servers send it
+      const out = 1 + (streams++ % 40)
+      streamedTokens += 4 + out
+      res.setHeader('content-type', 'text/event-stream')
+      for (let i = 0; i < 3; i++) res.write(`data: ${JSON.stringify({ id: 's', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: 'tok ' } }] })}\n\n`)
+      if (b.stream_options?.include_usage === true) res.write(`data: ${JSON.stringify({ id: 's', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 4, completion_tokens: out, total_tokens: 4 + out } })}\n\n`)
+      res.end('data: [DONE]\n\n')
+      return
+    }
     const usage = { prompt_tokens: 2, completion_tokens: b.max_tokens ?? 0, total_tokens: 2 + (b.max_tokens ?? 0) }
     const answer = (): void => {
       res.setHeader('content-type', 'application/json')
@@ -42,10 +54,13 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
       req: { models: ['*'], capabilities: caps, limits: { requestsPerMinute: REQUESTS_LIMIT }, failMode: 'closed' },
       tok: { models: ['*'], capabilities: caps, limits: { tokensPerMinute: TOKENS_LIMIT }, failMode: 'closed' },
       conc: { models: ['*'], capabilities: caps, limits: { concurrency: CONCURRENCY }, failMode: 'closed' },
+      stream: { models: ['*'], capabilities: caps, limits: { tokensPerMinute: 1_000_000 }, failMode: 'closed' },
       embargoed: { deny: true }
     },
-    keys: ['req', 'tok', 'conc'].map((k) => ({ id: `k-${k}`, sha256: sha(`key-${k}`), org: 'Org', tier: k })),
-    redis: { ...redis, keyPrefix: prefix },
+    keys: ['req', 'tok', 'conc', 'stream'].map((k) => ({ id: `k-${k}`, sha256: sha(`key-${k}`), org: 'Org', tier: k })),
+    // a loaded CI machine can stall a process past the 100 ms default; these checks are about counting,
+    // the fault tests are about timeouts
+    redis: { commandTimeoutMs: 2000, ...redis, keyPrefix: prefix },
     log: { level: 'info' }
   }
   const gw = await startReplicas(replicas, config)
@@ -55,12 +70,12 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
     await deletePrefix(admin, prefix)
   })
   let rr = 0
-  const post = async (key: string, user: string, maxTokens = 10): Promise<Response> => {
+  const post = async (key: string, user: string, maxTokens = 10, stream = false): Promise<Response> => {
     const url = gw.urls[rr++ % gw.urls.length] ?? ''
     return await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'llama-3.1-8b', user, max_tokens: maxTokens, messages: [{ role: 'user', content: 'hi' }] })
+      body: JSON.stringify({ model: 'llama-3.1-8b', user, max_tokens: maxTokens, stream, messages: [{ role: 'user', content: 'hi' }] })
     })
   }
   const statuses = async (rs: Response[]): Promise<number[]> => await Promise.all(rs.map(async (r) => { await r.arrayBuffer(); return r.status }))
@@ -94,5 +109,15 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
     t.same([...new Set(codes)].sort(), codes.includes(429) ? [200, 429] : [200])
     await waitFor(async () => await admin.zcard(`${prefix}lim:{k:k-conc}:conc:conc`) === 0, 5000, 'leases released')
     t.pass('every lease was released')
+  })
+
+  t.test('streamed usage reconciles: the token counter ends at exactly what the streams reported', async (t) => {
+    const rs = await Promise.all(Array.from({ length: 30 }, async () => await post('key-stream', 'stream', 300, true)))
+    const bodies = await Promise.all(rs.map(async (r) => await r.text()))
+    t.same(rs.map((r) => r.status), Array.from({ length: 30 }, () => 200))
+    t.ok(bodies.every((b) => b.includes('data: [DONE]')), 'every stream passed through to its end')
+    const key = `${prefix}lim:{k:k-stream}:stream:tpm`
+    await waitFor(async () => await windowTotal(admin, key) === streamedTokens, 5000, `token counter = ${streamedTokens}`)
+    t.equal(await windowTotal(admin, key), streamedTokens, `reservations of 30 × (prompt + 300) reconciled to the ${streamedTokens} tokens reported`)
   })
 }

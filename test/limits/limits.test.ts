@@ -190,5 +190,18 @@ for (const storeKind of ['memory', 'redis'] as const) {
       t.same(codes, [401, 401, 401, 429, 429])
       t.equal((await post(gw)).statusCode, 200)
     })
+
+    t.test('admin plane: failed token attempts per IP get 429, health probes and good tokens pass', async (t) => {
+      const gw = await gateway(await usageUpstream(), { limiter: { authFailuresPerMinute: 2 } })
+      const codes = []
+      for (let i = 0; i < 4; i++) codes.push((await gw.admin.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer guess' } })).statusCode)
+      t.same(codes, [401, 401, 429, 429])
+      const refused = await gw.admin.inject({ method: 'GET', url: '/metrics' })
+      t.equal(refused.statusCode, 429, 'no token at all counts too')
+      t.ok(Number(refused.headers['retry-after']) >= 1)
+      t.equal(refused.json().error.code, 'rate_limited')
+      t.equal((await gw.admin.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+      t.equal((await gw.admin.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer test-admin' } })).statusCode, 200)
+    })
   })
 }
