@@ -18,7 +18,7 @@ import { decide } from './pipeline/policy.js'
 import { applyLimits, settleLimits } from './pipeline/limits.js'
 import { forward } from './pipeline/forward.js'
 import { authFailureGuard } from './stores/auth-limit.js'
-import { recordInteraction } from './pipeline/audit.js'
+import { recordInteraction, recordStart } from './pipeline/audit.js'
 import { rawBodyParser } from './pipeline/forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from './errors.js'
 
@@ -105,6 +105,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     }
     if (ctx.shape.endpoint === 'models') return
     await applyLimits(request, reply, rt, policy, decision)
+    recordStart(request, rt)
   })
 
   app.addHook('onResponse', async (request, reply) => { await endInteraction(request, reply, rt) })

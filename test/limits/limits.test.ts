@@ -31,7 +31,8 @@ for (const storeKind of ['memory', 'redis'] as const) {
     /** a gateway with a store of its own (a fresh key prefix on the shared Redis, removed afterwards) */
     async function gateway (up: Upstream, patch: Record<string, unknown>): Promise<TestGateway> {
       const prefix = uniquePrefix('limits')
-      const redis = storeKind === 'redis' ? { redis: { url: sharedRedisUrl(), keyPrefix: prefix } } : {}
+      // generous timeout: these tests count, the fault tests time out
+      const redis = storeKind === 'redis' ? { redis: { url: sharedRedisUrl(), keyPrefix: prefix, commandTimeoutMs: 2000 } } : {}
       const gw = await buildTestGateway(baseConfig(up.url, { ...redis, ...patch }))
       t.teardown(async () => {
         await gw.close()

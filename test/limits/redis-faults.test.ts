@@ -81,8 +81,11 @@ for (const s of scenarios) {
     const open: Tally = { ok: 0, unavailable: 0, worstMs: 0, ms: [] }
     const closed: Tally = { ok: 0, unavailable: 0, worstMs: 0, ms: [] }
 
-    t.equal(await send(gw, 'test-key-tier2', closed), 200, 'healthy: closed tier served')
+    // healthy first (on a loaded machine a cold first command can overrun the 100 ms timeout; wait it out)
+    await waitFor(async () => await send(gw, 'test-key-tier2', closed) === 200, 10_000, 'closed tier served')
     t.equal(await send(gw, 'test-key-tier1', open), 200, 'healthy: open tier served')
+    closed.ms.length = 0
+    closed.worstMs = 0
 
     await s.inject(redis, admin)
     for (let i = 0; i < 5; i++) {
