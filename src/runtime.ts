@@ -10,7 +10,7 @@ import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
 import { StaticPolicy } from './policy/state.js'
-import { createRedis, type RedisClient } from './stores/redis.js'
+import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -45,6 +45,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   let audit: AuditLog
   try {
+    if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
     audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   } catch (err) {
     await geo.close() // its file watchers would otherwise keep a failed start alive
@@ -56,7 +57,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     log,
     policy: overrides.policy ?? new StaticPolicy(config),
     geo,
-    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
+    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
     backends: new BackendPools(config.backends),
     metrics,
