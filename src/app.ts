@@ -101,6 +101,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     if (request.ctx === null) return
     await request.ctx.limit?.settle(request.ctx.usage)
     recordInteraction(request, reply, rt)
+    rt.metrics.observeRequest(request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {

@@ -9,7 +9,7 @@ import { Metrics } from './metrics.js'
 import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
-import { StaticPolicy } from './policy/state.js'
+import { LivePolicy } from './policy/live.js'
 import { createRedis, type RedisClient } from './stores/redis.js'
 
 /**
@@ -17,11 +17,14 @@ import { createRedis, type RedisClient } from './stores/redis.js'
  * (`app.gg`), closed on shutdown. Nothing here is module-level: two gateways can share a process.
  */
 export interface Runtime {
+  /** the effective configuration: the file (swapped on reload) with the live policy overrides applied */
   readonly config: Readonly<Config>
   /** directory relative paths in the config are resolved against */
   readonly baseDir: string
   readonly log: Logger
   readonly policy: PolicySource
+  /** tiers, locations and keys changed through the admin API (shared through Redis), and SIGHUP reloads */
+  readonly live: LivePolicy
   readonly geo: GeoLookup
   readonly limiter: Limiter
   readonly audit: AuditLog
@@ -43,16 +46,18 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+  const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
   return {
-    config,
+    get config () { return live.config() },
     baseDir,
     log,
-    policy: overrides.policy ?? new StaticPolicy(config),
+    policy: overrides.policy ?? live,
+    live,
     geo,
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
     audit,
     backends: new BackendPools(config.backends),
-    metrics: new Metrics(),
+    metrics: new Metrics({ geo, audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) }),
     redis
   }
 }
@@ -62,6 +67,7 @@ export async function closeRuntime (rt: Runtime): Promise<void> {
   await rt.limiter.close()
   await rt.audit.close()
   await rt.geo.close()
+  await rt.live.close()
   if (rt.redis !== null) rt.redis.disconnect()
 }
 

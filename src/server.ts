@@ -5,6 +5,7 @@ import { createLogger } from './logger.js'
 import { createRuntime, closeRuntime, type Runtime } from './runtime.js'
 import { buildApp } from './app.js'
 import { buildAdmin, type AdminState } from './admin/index.js'
+import { reloadConfig, type ReloadActor, type ReloadResult } from './policy/reload.js'
 
 export interface RunningGateway {
   runtime: Runtime
@@ -15,6 +16,8 @@ export interface RunningGateway {
   adminUrl: string
   /** stop accepting, let in-flight requests finish (up to server.shutdownGraceMs), flush audit, close */
   shutdown (): Promise<void>
+  /** SIGHUP: re-read the configuration file; a broken one is refused (errors logged) and the old policy keeps serving */
+  reload (actor?: ReloadActor): Promise<ReloadResult>
 }
 
 export interface StartOptions { configFile: string, logger?: Logger, env?: NodeJS.ProcessEnv }
@@ -23,7 +26,8 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
   const loaded = await loadConfig(opts.configFile, opts.env)
   const log = opts.logger ?? createLogger(loaded.config.log.level)
   const runtime = await createRuntime(loaded.config, loaded.baseDir, log)
-  const state: AdminState = { ready: false }
+  const reload = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
+  const state: AdminState = { ready: false, reload }
   const app = await buildApp(runtime)
   const admin = await buildAdmin(runtime, state)
   const s = loaded.config.server
@@ -41,5 +45,5 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
     })()
     return await closing
   }
-  return { runtime, app, admin, url, adminUrl, shutdown }
+  return { runtime, app, admin, url, adminUrl, shutdown, reload }
 }

@@ -42,7 +42,17 @@ export interface AdminChange {
   after: unknown
 }
 
+/** The writer's backlog, read by /metrics at scrape time. */
+export interface AuditStats {
+  /** records accepted but not yet written and fsynced */
+  queueDepth: number
+  /** age of the oldest of them, seconds (0 when none) */
+  lagSeconds: number
+}
+
 export interface AuditLog {
+  /** Optional: the writer's backlog for geogate_audit_queue_depth / geogate_audit_writer_lag_seconds. */
+  stats?(): AuditStats
   /** Queue an admin change record; same chain, `kind: 'admin'`. */
   appendAdminChange (change: AdminChange): void
   /** Queue a record; never throws, never blocks the request. */
