@@ -239,9 +239,12 @@ export class Metrics {
     const decision = ctx.decision
     const model = this.modelLabel(ctx.shape?.model ?? null, policy)
     const denied = (decision !== null && !decision.allow && !decision.shadow) || status === 429 || status === 503
-    const decisionLabel = decision === null ? (status < 400 ? 'none' : 'refused') : denied ? 'deny' : 'allow'
+    // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
+    const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
     const locationTier = decision === null ? 'none' : this.#tiers.get(decision.locationTier)
-    const rule = ctx.limit !== null && !ctx.limit.allowed ? ctx.limit.rule ?? 'limit' : decision?.rule ?? 'none'
+    const rule = ctx.limit !== null && !ctx.limit.allowed
+      ? ctx.limit.rule ?? 'limit'
+      : decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
     this.requests.inc({ decision: decisionLabel, rule: this.#rules.get(rule), location_tier: locationTier, model, status: String(status) })
 
     if (ctx.usage !== null) {
