@@ -31,8 +31,8 @@ export async function reloadConfig (rt: Runtime, file: string, env: NodeJS.Proce
   }
   rt.metrics.policyReloads.inc({ result: result.ok ? 'applied' : 'refused' })
   if (!result.ok) {
-    log.error({ file, issues: result.issues }, `configuration reload refused (${result.issues.length} error(s)); the running policy is kept`)
-    for (const i of result.issues) log.error(`  ${i.path || '/'}: ${i.message}`)
+    const list = result.issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')
+    log.error({ file, issues: result.issues }, `configuration reload refused (${result.issues.length} error(s): ${list}); the running policy is kept`)
     return result
   }
   if (rt.config.log.level !== rt.log.level) rt.log.level = rt.config.log.level
