@@ -6,7 +6,7 @@
  *                                                                   │
  *   every ending (response, refusal, abort, shutdown) ─────────────► audit
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Runtime } from './runtime.js'
@@ -17,6 +17,7 @@ import { describeRequest } from './pipeline/endpoint.js'
 import { decide } from './pipeline/policy.js'
 import { forward } from './pipeline/forward.js'
 import { recordInteraction } from './pipeline/audit.js'
+import { rawBodyParser } from './pipeline/forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -26,7 +27,7 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
   return {
     loggerInstance: rt.log as FastifyBaseLogger,
     bodyLimit: s.bodyLimit,
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Fastify's requestTimeout defaults to 0: without these a slow client holds a socket forever.
     serverFactory: (handler) => {
       const server = createServer({
@@ -49,14 +50,32 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
   }
 }
 
+/** The one ending of every interaction: normal, refused, cut short (caller gone, backend failed) or shut down. */
+async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): Promise<void> {
+  const ctx = request.ctx
+  if (ctx === null) return
+  if (cut !== undefined && ctx.outcome === 'ok') ctx.outcome = cut
+  if (!ctx.audited) recordInteraction(request, reply, rt)
+  try {
+    await ctx.limit?.settle(ctx.usage)
+  } catch (err) {
+    request.log.error({ err }, 'settling limits failed')
+  }
+}
+
 export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify({ ...fastifyOptions(rt), ...opts })
   app.decorate('gg', rt)
   app.decorateRequest('ctx', null as unknown as never)
+  // JSON is parsed by Fastify (and rewritten by forward); anything else (multipart audio/images) streams through.
+  app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     request.ctx = newContext(resolveClientIp(request.raw.socket.remoteAddress ?? '', request.headers))
+    // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
+    // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
     request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
   })
 
@@ -98,9 +117,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   })
 
   app.addHook('onResponse', async (request, reply) => {
-    if (request.ctx === null) return
-    await request.ctx.limit?.settle(request.ctx.usage)
-    recordInteraction(request, reply, rt)
+    await endInteraction(request, reply, rt)
     rt.metrics.observeRequest(request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
   })
 

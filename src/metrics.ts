@@ -1,14 +1,11 @@
-import { basename } from 'node:path'
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client'
-import type { GeoLookup } from './geo/types.js'
 import type { AuditLog } from './audit/types.js'
 import type { RequestContext } from './pipeline/context.js'
 import type { PolicySnapshot } from './policy/state.js'
 import type { RedisClient } from './stores/redis.js'
 
-/** What the gauges read at scrape time. All optional, so a test can build Metrics alone. */
+/** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
 export interface MetricSources {
-  geo?: GeoLookup
   audit?: AuditLog
   live?: { readonly storeVersion: number, readonly syncErrors: number }
   /** with Redis, "first time this key is seen from this country" is decided across every replica */
@@ -107,33 +104,32 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly geoUnknown = new Counter({
-    name: 'geogate_geo_unknown_location_total',
-    help: 'Requests whose address no GeoIP database could place',
+  // GeoIP (issue 3): database age and staleness per layer, reloads, and lookups that found no location
+  readonly geodbAgeDays = new Gauge({
+    name: 'geogate_geodb_age_days',
+    help: 'Age of each GeoIP database layer in service (days since its build epoch)',
+    labelNames: ['database', 'file'] as const,
     registers: [this.registry]
   })
 
-  readonly geoDatabaseAge: Gauge<'database'> = new Gauge({
-    name: 'geogate_geoip_database_age_seconds',
-    help: 'Age of each GeoIP database layer (now - build epoch)',
-    labelNames: ['database'] as const,
-    registers: [this.registry],
-    collect: () => {
-      const geo = this.#sources.geo
-      if (geo === undefined) return
-      this.geoDatabaseAge.reset()
-      for (const d of geo.info()) this.geoDatabaseAge.set({ database: basename(d.path) }, Math.max(0, d.ageDays * 86_400))
-    }
+  readonly geodbStale = new Gauge({
+    name: 'geogate_geodb_stale',
+    help: '1 when a GeoIP database in service is older than geo.maxAgeDays',
+    registers: [this.registry]
   })
 
-  readonly geoDatabaseStale: Gauge = new Gauge({
-    name: 'geogate_geoip_database_stale',
-    help: '1 when a GeoIP database is older than geo.maxAgeDays',
-    registers: [this.registry],
-    collect: () => {
-      const geo = this.#sources.geo
-      if (geo !== undefined) this.geoDatabaseStale.set(geo.stale() ? 1 : 0)
-    }
+  readonly geodbReloads = new Counter({
+    name: 'geogate_geodb_reloads_total',
+    help: 'GeoIP database reloads after a file change, by result (ok, error: the old database stays in service)',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly geoUnknown = new Counter({
+    name: 'geogate_geo_unknown_location_total',
+    help: 'Lookups that resolved no location, by reason (not_found, stale, invalid_ip)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
   })
 
   readonly anonymizer = new Counter({
@@ -220,10 +216,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  constructor (sources: MetricSources = {}) {
-    this.#sources = sources
+  constructor () {
     // Includes geogate_process_nodejs_eventloop_lag_seconds (and its percentiles): event-loop lag.
     collectDefaultMetrics({ register: this.registry, prefix: 'geogate_process_' })
+  }
+
+  attach (sources: MetricSources): void {
+    this.#sources = sources
   }
 
   modelLabel (model: string | null, policy: PolicySnapshot): string {
@@ -247,10 +246,6 @@ export class Metrics {
       : decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
     this.requests.inc({ decision: decisionLabel, rule: this.#rules.get(rule), location_tier: locationTier, model, status: String(status) })
 
-    if (ctx.usage !== null) {
-      if (ctx.usage.tokensIn > 0) this.tokens.inc({ direction: 'in', model, location_tier: locationTier }, ctx.usage.tokensIn)
-      if (ctx.usage.tokensOut > 0) this.tokens.inc({ direction: 'out', model, location_tier: locationTier }, ctx.usage.tokensOut)
-    }
     const limit = ctx.limit
     if (limit !== null) {
       const result = limit.allowed ? 'allowed' : limit.retryAfterSeconds === null ? 'unavailable' : 'limited'
@@ -260,7 +255,6 @@ export class Metrics {
 
     const geo = ctx.geo
     if (geo === null) return
-    if (geo.country === null) this.geoUnknown.inc()
     const d = denied ? 'deny' : 'allow'
     const a = geo.anonymizer
     if (a.any) {

@@ -43,10 +43,12 @@ export interface RuntimeOverrides {
 }
 
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
-  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }))
+  const metrics = new Metrics()
+  const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
+  metrics.attach({ audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
     get config () { return live.config() },
     baseDir,
@@ -57,7 +59,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
     audit,
     backends: new BackendPools(config.backends),
-    metrics: new Metrics({ geo, audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) }),
+    metrics,
     redis
   }
 }

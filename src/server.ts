@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { loadConfig } from './config/load.js'
+import { loadConfig, ConfigError } from './config/load.js'
+import type { Config } from './config/schema/index.js'
 import { createLogger } from './logger.js'
 import { createRuntime, closeRuntime, type Runtime } from './runtime.js'
 import { buildApp } from './app.js'
 import { buildAdmin, type AdminState } from './admin/index.js'
 import { reloadConfig, type ReloadActor, type ReloadResult } from './policy/reload.js'
+import { startMockBackend, type MockBackend } from './mock/server.js'
 
 export interface RunningGateway {
   runtime: Runtime
@@ -14,17 +16,69 @@ export interface RunningGateway {
   /** data-plane and admin addresses, as http://host:port */
   url: string
   adminUrl: string
-  /** stop accepting, let in-flight requests finish (up to server.shutdownGraceMs), flush audit, close */
+  /** mock accelerators started beside the gateway (--with-mock-backend): backend name → URL */
+  mocks: Record<string, string>
+  /** stop accepting, let in-flight requests finish (up to server.shutdownGraceMs), cancel the rest, flush audit, close */
   shutdown (): Promise<void>
   /** SIGHUP: re-read the configuration file; a broken one is refused (errors logged) and the old policy keeps serving */
   reload (actor?: ReloadActor): Promise<ReloadResult>
 }
 
-export interface StartOptions { configFile: string, logger?: Logger, env?: NodeJS.ProcessEnv }
+export interface StartOptions {
+  configFile: string
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** serve every loopback backend of the config with the bundled mock accelerator (what `npm start` does) */
+  withMockBackend?: boolean
+  mockTtftMs?: number
+  mockItlMs?: number
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
+/** After cancelling, how long responses get to end before their connections are cut. */
+const CANCEL_GRACE_MS = 5_000
+
+async function startMocks (config: Readonly<Config>, opts: StartOptions, log: Logger): Promise<Array<{ name: string, mock: MockBackend }>> {
+  const out: Array<{ name: string, mock: MockBackend }> = []
+  const byAddress = new Map<string, MockBackend>()
+  try {
+    for (const [name, b] of Object.entries(config.backends)) {
+      const u = new URL(b.url)
+      if (!LOOPBACK.has(u.hostname)) continue
+      const address = `${u.hostname}:${u.port}`
+      let mock = byAddress.get(address)
+      if (mock === undefined) {
+        mock = await startMockBackend({
+          host: u.hostname === '[::1]' ? '::1' : u.hostname,
+          port: u.port === '' ? 80 : Number(u.port),
+          ttftMs: opts.mockTtftMs,
+          itlMs: opts.mockItlMs,
+          apiKey: b.apiKey,
+          models: Object.keys(config.models),
+          log: log.child({ component: 'mock-backend', backend: name })
+        })
+        byAddress.set(address, mock)
+      }
+      out.push({ name, mock })
+    }
+  } catch (err) {
+    await Promise.all([...byAddress.values()].map(async (m) => { await m.close() }))
+    throw err
+  }
+  if (out.length === 0) throw new ConfigError('--with-mock-backend', [{ path: '/backends', message: 'no backend on a loopback address (127.0.0.1, localhost, [::1]) to serve with the mock' }])
+  return out
+}
+
+function delay (ms: number): { promise: Promise<void>, cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  const promise = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
+  return { promise, cancel: () => { clearTimeout(timer) } }
+}
 
 export async function startGateway (opts: StartOptions): Promise<RunningGateway> {
   const loaded = await loadConfig(opts.configFile, opts.env)
   const log = opts.logger ?? createLogger(loaded.config.log.level)
+  const mocks = opts.withMockBackend === true ? await startMocks(loaded.config, opts, log) : []
   const runtime = await createRuntime(loaded.config, loaded.baseDir, log)
   const reload = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
   const state: AdminState = { ready: false, reload }
@@ -34,16 +88,37 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
   const url = await app.listen({ host: s.host, port: s.port })
   const adminUrl = await admin.listen({ host: s.adminHost, port: s.adminPort })
   state.ready = true
-  log.info({ url, adminUrl }, 'geogate listening')
+  const mockUrls = Object.fromEntries(mocks.map((m) => [m.name, m.mock.url]))
+  log.info({ url, adminUrl, mockBackends: mockUrls }, 'geogate listening')
+
   let closing: Promise<void> | null = null
   const shutdown = async (): Promise<void> => {
     closing ??= (async () => {
+      // /readyz answers 503 from now on; Fastify answers 503 to requests arriving on kept-alive connections.
       state.ready = false
-      await app.close()
+      const closed = app.close()
+      const grace = delay(s.shutdownGraceMs)
+      const drained = await Promise.race([runtime.backends.drained().then(() => true), grace.promise.then(() => false)])
+      grace.cancel()
+      if (!drained) {
+        log.warn({ inFlight: runtime.backends.inFlight, graceMs: s.shutdownGraceMs }, 'grace period over: cancelling in-flight requests')
+        runtime.backends.abortAll('shutdown')
+        const cut = delay(CANCEL_GRACE_MS)
+        await Promise.race([runtime.backends.drained(), cut.promise])
+        cut.cancel()
+      }
+      // Connections kept alive by finished requests would hold close() until their keep-alive timeout.
+      app.server.closeIdleConnections()
+      const last = delay(CANCEL_GRACE_MS)
+      await Promise.race([closed, last.promise.then(() => { app.server.closeAllConnections() })])
+      await closed
+      last.cancel()
       await admin.close()
+      await Promise.all([...new Set(mocks.map((m) => m.mock))].map(async (m) => { await m.close() }))
       await closeRuntime(runtime)
+      log.info('geogate stopped')
     })()
     return await closing
   }
-  return { runtime, app, admin, url, adminUrl, shutdown, reload }
+  return { runtime, app, admin, url, adminUrl, mocks: mockUrls, shutdown, reload }
 }

@@ -5,9 +5,12 @@ export interface AnonymizerFlags {
   hosting: boolean
   publicProxy: boolean
   residentialProxy: boolean
-  /** any of the above */
+  /** any of the above, or the database's own is_anonymous */
   any: boolean
 }
+
+/** Why a lookup resolved no country: no layer knows the address, the databases are stale and fail closed, or no IP. */
+export type UnknownReason = 'not_found' | 'stale' | 'invalid_ip'
 
 export interface GeoResult {
   /** ISO 3166-1 alpha-2 of where the address is, or null when no database knows it */
@@ -17,8 +20,10 @@ export interface GeoResult {
   registeredCountry: string | null
   representedCountry: string | null
   anonymizer: AnonymizerFlags
-  /** Build date (ISO 8601) of the oldest database layer that answered; recorded with every decision */
+  /** Build date (ISO 8601) of the oldest database layer consulted; recorded with every decision */
   build: string | null
+  /** set when country is null */
+  unknownReason?: UnknownReason
 }
 
 export interface GeoDatabaseInfo {
@@ -26,8 +31,12 @@ export interface GeoDatabaseInfo {
   databaseType: string
   buildEpoch: string
   ageDays: number
+  /** older than geo.maxAgeDays */
+  stale: boolean
   ipVersion: number
   nodeCount: number
+  /** when this file was put in service (start or last hot swap) */
+  loadedAt: string
 }
 
 /** A hot-swappable view over the layered databases. */

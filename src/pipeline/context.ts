@@ -65,7 +65,8 @@ export interface LimitOutcome {
   settle (usage: { tokensIn: number, tokensOut: number } | null): Promise<void>
 }
 
-export interface Usage { tokensIn: number, tokensOut: number }
+/** Tokens of one interaction; `estimated` when the backend never reported them (e.g. the caller hung up first). */
+export interface Usage { tokensIn: number, tokensOut: number, estimated?: boolean }
 
 /** Everything the pipeline learns about one request, stage by stage. */
 export interface RequestContext {

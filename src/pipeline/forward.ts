@@ -1,39 +1,172 @@
+import type { Readable } from 'node:stream'
+import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import { BadGatewayError, ModelNotFoundError } from '../errors.js'
+import type { Backend, InFlight } from '../backends.js'
+import type { PolicySnapshot } from '../policy/state.js'
+import type { RequestContext, Usage } from './context.js'
+import { decide } from './policy.js'
+import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
+import { rewriteJson, wantsUsageChunk, isStream, limitBody } from './forward-body.js'
+import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../errors.js'
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'authorization', 'x-api-key'])
-
-/**
- * Send the permitted request to the backend serving its model and stream the answer back.
- * TODO(issue 2): usage accounting, timeouts mapping, abort propagation, header hygiene in full.
+/*
+ * forward: the permitted request goes to the backend serving its model, the answer streams back.
+ *
+ *   body ─► rewrite (model, include_usage, clamp) ─► undici Pool ─► backend
+ *   client ◄─ SSE/JSON usage tap (pass-through, reads usage on the side) ◄─ response body
+ *
+ * Endings: the client hanging up aborts the upstream request (AbortSignal); SIGTERM aborts what is left
+ * after the grace period (BackendPools.abortAll); a backend failure before any byte reached the client is
+ * answered 502/504, after it the client response is ended (SSE: with an error event).
  */
-export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<void> {
-  const shape = request.ctx.shape
-  const policy = rt.policy.snapshot()
-  const model = shape?.model ?? null
-  const modelCfg = model === null ? undefined : policy.models[model]
-  if (shape === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
-  const backend = rt.backends.get(modelCfg.backend)
-  if (backend === undefined) throw new BadGatewayError(`no backend for ${model ?? ''}`)
-  request.ctx.backend = { name: backend.name, region: backend.region }
-  const headers: Record<string, string> = {}
-  for (const [k, v] of Object.entries(request.headers)) {
-    if (!HOP_BY_HOP.has(k) && typeof v === 'string') headers[k] = v
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function errorCode (err: unknown): string {
+  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
+  if (typeof e?.code === 'string') return e.code
+  if (typeof e?.cause?.code === 'string') return e.cause.code
+  return 'unknown'
+}
+
+/** undici failure → the caller's error: timeouts 504 (as nginx answers a connect timeout too), else 502. */
+function upstreamError (err: unknown, backend: string): Error {
+  const code = errorCode(err)
+  if (TIMEOUTS.has(code)) return new GatewayTimeoutError(`${backend} (${code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers' : 'body'} timeout)`, { cause: err })
+  return new BadGatewayError(`${backend} (${code})`, { cause: err })
+}
+
+function sseErrorEvent (err: Error): Buffer {
+  // Leading blank lines end any half-sent event, so the error arrives as an event of its own; OpenAI SDKs
+  // throw an APIError on a data chunk carrying `error`.
+  return Buffer.from(`\n\ndata: ${JSON.stringify(toOpenAIError(err).body)}\n\n`)
+}
+
+function nanosSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
+
+/** `/v1/models` is answered by the gateway: only what this caller may use from where it is (SPEC §Forward). */
+function listModels (request: FastifyRequest, reply: FastifyReply, policy: PolicySnapshot): FastifyReply {
+  const ctx = request.ctx
+  const shape = ctx.shape
+  const path = (shape?.forwardPath ?? '').split('?')[0] ?? ''
+  const one = path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : null
+  const data: Array<{ id: string, object: 'model', created: number, owned_by: string }> = []
+  for (const [id, m] of Object.entries(policy.models)) {
+    if (one !== null && id !== one) continue
+    if (shape === null || ctx.principal === null || ctx.geo === null) continue
+    if (!decide({ ...shape, model: id }, ctx.geo, ctx.principal, policy).allow) continue
+    data.push({ id, object: 'model', created: 0, owned_by: m.origin ?? 'geogate' })
   }
-  if (backend.apiKey !== undefined) headers.authorization = `Bearer ${backend.apiKey}`
-  headers['x-request-id'] = request.id
-  const body = request.body === undefined ? undefined : JSON.stringify(request.body)
+  if (one !== null) {
+    const found = data[0]
+    if (found === undefined) throw new ModelNotFoundError(one)
+    return reply.send(found)
+  }
+  return reply.send({ object: 'list', data })
+}
+
+export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
+  const ctx = request.ctx
+  const shape = ctx.shape
+  if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
+  const policy = rt.policy.snapshot()
+  if (shape.endpoint === 'models') return listModels(request, reply, policy)
+  const model = shape.model
+  const modelCfg = model === null ? undefined : policy.models[model]
+  if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
+  const backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
+  if (backend === undefined) throw new BadGatewayError(`no backend serves ${model}`)
+  ctx.backend = { name: backend.name, region: backend.region }
+
+  const raw = request.body
+  let body: string | Readable | null = null
+  let dropUsageChunk = false
+  if (isStream(raw)) {
+    body = limitBody(raw, rt.config.server.bodyLimit)
+  } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    const json = raw as Record<string, unknown>
+    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel, clampOutputTokens: ctx.decision?.clampOutputTokens })
+    dropUsageChunk = shape.stream && !wantsUsageChunk(json)
+  } else if (raw !== undefined && raw !== null) {
+    body = JSON.stringify(raw)
+  }
+  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, isStream(raw))
+
+  const controller = new AbortController()
+  const inFlight: InFlight = { ctx, controller }
+  rt.backends.track(inFlight)
+  // 'close' comes for every ending; before 'finish' it means the caller went away: cancel upstream.
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort(new Error('client_abort'))
+    rt.backends.untrack(inFlight)
+    countTokens(rt, ctx, model)
+  })
+
+  const sentAt = process.hrtime.bigint()
+  rt.metrics.gatewayLatency.observe(Number(sentAt - ctx.startedAt) / 1e9)
   let res
   try {
-    res = await backend.pool.request({ path: backend.basePath + shape.forwardPath, method: request.method as 'POST', headers, body })
+    res = await backend.pool.request({
+      path: backend.basePath + shape.forwardPath,
+      method: request.method as 'GET' | 'POST' | 'DELETE',
+      headers,
+      body,
+      signal: controller.signal
+    })
   } catch (err) {
-    throw new BadGatewayError((err as Error).message, { cause: err })
+    throw failedBeforeAnswer(err, ctx, backend, controller)
   }
-  request.ctx.upstreamStatus = res.statusCode
+  ctx.upstreamStatus = res.statusCode
+
+  const type = String(res.headers['content-type'] ?? '')
+  const sse = type.startsWith('text/event-stream')
+  const onUsage = (u: Usage): void => { ctx.usage = u }
+  const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, nanosSince(sentAt)) }
+  let out: SseUsageTap | JsonUsageTap | PassThrough
+  if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte })
+  else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte)
+  else out = new PassThrough()
+
+  const upstream = res.body
+  upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, nanosSince(sentAt)) })
+  upstream.once('error', (err: Error) => {
+    if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
+    if (ctx.outcome === 'ok') ctx.outcome = 'backend_error'
+    const e = ctx.outcome === 'shutdown' ? new UnavailableError('The gateway is shutting down; retry', { cause: err }) : upstreamError(err, backend.name)
+    request.log.warn({ err, backend: backend.name, outcome: ctx.outcome }, 'backend answer cut short')
+    // Nothing sent yet: Fastify answers with the mapped status. Else end the stream in a way clients notice.
+    if (!reply.raw.headersSent) out.destroy(e)
+    else if (sse) out.end(sseErrorEvent(e))
+    else out.destroy(e)
+  })
+  upstream.pipe(out)
+
   reply.code(res.statusCode)
-  for (const [k, v] of Object.entries(res.headers)) {
-    if (!HOP_BY_HOP.has(k) && v !== undefined) reply.header(k, v)
+  reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk)))
+  reply.send(out)
+  return reply
+}
+
+/** The backend never answered: map why, unless the caller is gone or the gateway is shutting down. */
+function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend, controller: AbortController): Error {
+  if (err instanceof BodyTooLargeError || (err as { cause?: unknown } | null)?.cause instanceof BodyTooLargeError) {
+    return err instanceof BodyTooLargeError ? err : (err as { cause: Error }).cause
   }
-  return reply.send(res.body)
+  if (controller.signal.aborted) {
+    if (ctx.outcome === 'shutdown') return new UnavailableError('The gateway is shutting down; retry', { cause: err })
+    if (ctx.outcome === 'ok') ctx.outcome = 'client_abort'
+    return upstreamError(err, backend.name)
+  }
+  ctx.outcome = 'backend_error'
+  return upstreamError(err, backend.name)
+}
+
+function countTokens (rt: Runtime, ctx: RequestContext, model: string): void {
+  const u = ctx.usage
+  if (u === null) return
+  const labels = { model, location_tier: ctx.decision?.locationTier ?? 'unknown' }
+  rt.metrics.tokens.inc({ ...labels, direction: 'in' }, u.tokensIn)
+  rt.metrics.tokens.inc({ ...labels, direction: 'out' }, u.tokensOut)
 }
