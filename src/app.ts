@@ -16,7 +16,7 @@ import { authenticate } from './pipeline/identity.js'
 import { describeRequest } from './pipeline/endpoint.js'
 import { decide } from './pipeline/policy.js'
 import { forward } from './pipeline/forward.js'
-import { recordInteraction } from './pipeline/audit.js'
+import { recordInteraction, recordStart } from './pipeline/audit.js'
 import { rawBodyParser } from './pipeline/forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
 
@@ -114,6 +114,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       reply.header('retry-after', String(limit.retryAfterSeconds))
       throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
     }
+    recordStart(request, rt)
   })
 
   app.addHook('onResponse', async (request, reply) => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client'
 import type { AuditLog } from './audit/types.js'
 import type { RequestContext } from './pipeline/context.js'
@@ -39,6 +40,8 @@ export class Metrics {
   readonly #tiers = new BoundedLabel(50)
   /** per replica: which (key, country) pairs were already counted as seen */
   readonly #seen = new Map<string, Set<string>>()
+  /** first-sighting writes that failed, with the token they wrote (if they landed after all) */
+  readonly #pending = new Map<string, string>()
 
   readonly requests = new Counter({
     name: 'geogate_requests_total',
@@ -291,10 +294,21 @@ export class Metrics {
       if (country !== declared) this.keyNewCountry.inc({ key_id: keyId })
       return
     }
-    const set = `${store.prefix}seen-countries:${keyId}`
-    store.redis.sadd(set, country).then((added) => {
-      if (added === 1 && country !== declared) this.keyNewCountry.inc({ key_id: keyId })
+    // HSETNX with a token of this replica's attempt: a write that timed out on the client may still have landed,
+    // and the retry must then recognise it as its own first sighting rather than someone else's.
+    const hash = `${store.prefix}seen-countries:${keyId}`
+    const pendingKey = `${keyId}\u0000${country}`
+    const earlier = this.#pending.get(pendingKey)
+    const token = earlier ?? randomBytes(8).toString('hex')
+    const mine = async (): Promise<boolean> => {
+      if (await store.redis.hsetnx(hash, country, token) === 1) return true
+      return earlier !== undefined && await store.redis.hget(hash, country) === token
+    }
+    mine().then((first) => {
+      this.#pending.delete(pendingKey)
+      if (first && country !== declared) this.keyNewCountry.inc({ key_id: keyId })
     }, () => {
+      this.#pending.set(pendingKey, token)
       seen.delete(country)
       this.redisErrors.inc({ operation: 'seen_countries' })
     })

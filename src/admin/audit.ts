@@ -1,5 +1,91 @@
-import type { FastifyInstance } from 'fastify'
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Runtime } from '../runtime.js'
+import { requireRole } from './auth.js'
+import { BadRequestError, NotFoundError } from '../errors.js'
+import { exportChunks } from '../audit/export.js'
+import { isoBound, type RecordFilter } from '../audit/read.js'
+import { verifyDir } from '../audit/verify.js'
+import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
 
-/** GET /admin/audit, GET /admin/audit/verify, GET /admin/reports/usage (roles: admin, auditor). TODO(issue 5). */
-export async function registerAudit (_admin: FastifyInstance, _rt: Runtime): Promise<void> {}
+interface AuditQuery {
+  from?: string, to?: string, country?: string, subdivision?: string, model?: string, keyId?: string, org?: string,
+  decision?: string, format?: string
+}
+
+function filterOf (q: AuditQuery): RecordFilter {
+  if (q.decision !== undefined && q.decision !== 'allow' && q.decision !== 'deny') throw new BadRequestError('decision: allow or deny')
+  try {
+    return {
+      from: isoBound(q.from, 'from'),
+      to: isoBound(q.to, 'to'),
+      country: q.country?.toUpperCase(),
+      subdivision: q.subdivision?.toUpperCase(),
+      model: q.model,
+      keyId: q.keyId,
+      org: q.org,
+      decision: q.decision
+    }
+  } catch (err) {
+    throw new BadRequestError((err as Error).message)
+  }
+}
+
+function download (reply: FastifyReply, type: string, name: string): void {
+  reply.type(type).header('content-disposition', `attachment; filename="${name}"`).header('cache-control', 'no-store')
+}
+
+/**
+ * GET /admin/audit, GET /admin/audit/verify, GET /admin/audit/public-key, GET /admin/reports/usage.
+ * Roles admin and auditor; read-only (GET only, nothing here writes); exports stream from the segments.
+ */
+export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promise<void> {
+  const readers = requireRole(() => rt.config.admin, 'admin', 'auditor')
+
+  admin.get<{ Querystring: AuditQuery }>('/admin/audit', { preHandler: readers }, async (request, reply) => {
+    const q = request.query
+    const format = q.format ?? 'jsonl'
+    if (format !== 'jsonl' && format !== 'csv') throw new BadRequestError('format: jsonl or csv')
+    const filter = filterOf(q)
+    // What is queued is written first, so an export asked for right after an interaction holds it.
+    await rt.audit.flush()
+    download(reply, format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson', `audit.${format}`)
+    return await reply.send(Readable.from(exportChunks(rt.audit.dir, filter, format)))
+  })
+
+  admin.get('/admin/audit/verify', { preHandler: readers }, async () => {
+    await rt.audit.flush()
+    const started = Date.now()
+    const r = await verifyDir(rt.audit.dir, { live: true })
+    return { ...r, dir: rt.audit.dir, writer: rt.audit.writer, durationMs: Date.now() - started }
+  })
+
+  admin.get('/admin/audit/public-key', { preHandler: readers }, async (_request, reply) => {
+    if (rt.audit.publicKeyPem === null) throw new NotFoundError('No audit signing key is configured (audit.signingKey)')
+    reply.type('application/x-pem-file')
+    return rt.audit.publicKeyPem
+  })
+
+  admin.get<{ Querystring: AuditQuery & { period?: string } }>('/admin/reports/usage', { preHandler: readers }, async (request, reply) => {
+    const q = request.query
+    const format = q.format ?? 'json'
+    if (format !== 'json' && format !== 'csv' && format !== 'html') throw new BadRequestError('format: json, csv or html')
+    const period = q.period ?? new Date().toISOString().slice(0, 7)
+    const filter = filterOf(q)
+    await rt.audit.flush()
+    let report
+    try {
+      report = await buildReport(rt.audit.dir, period, { country: filter.country, model: filter.model, keyId: filter.keyId, org: filter.org })
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('period')) throw new BadRequestError(err.message)
+      throw err
+    }
+    if (format === 'json') return report
+    if (format === 'csv') {
+      download(reply, 'text/csv; charset=utf-8', `usage-${period}.csv`)
+      return reportCsv(report)
+    }
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+    return reportHtml(report, `audit log of ${rt.audit.writer}`)
+  })
+}

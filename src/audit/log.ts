@@ -1,29 +1,81 @@
-import { mkdir, appendFile } from 'node:fs/promises'
+import { mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AuditConfig } from '../config/schema/index.js'
 import { resolvePath } from '../config/load.js'
-import type { AdminChange, AuditEntry, AuditLog } from './types.js'
+import { loadSigner, type Signer } from './chain.js'
+import { defaultWriterId } from './segments.js'
+import { AuditWriter } from './writer.js'
+import type { AuditLog } from './types.js'
 
 /**
- * Plain JSONL appender. TODO(issue 5): segments, hash chain, group commit, digests, recovery.
+ * Open this replica's audit log from the configuration: pick the writer id (one chain per writer; a lock file
+ * stops two live processes from writing the same chain), load the signing key, recover and start the writer.
  */
 export async function openAudit (config: Readonly<AuditConfig>, baseDir: string, log: Logger): Promise<AuditLog> {
   const dir = resolvePath(baseDir, config.dir)
   await mkdir(dir, { recursive: true })
-  const file = join(dir, 'audit.jsonl')
-  let seq = 0
-  let pending: Promise<void> = Promise.resolve()
-  return {
-    append (entry: AuditEntry): void {
-      const line = JSON.stringify({ ...entry, seq: ++seq, prev: '', hash: '' }) + '\n'
-      pending = pending.then(() => appendFile(file, line)).catch((err: unknown) => { log.error({ err }, 'audit write failed') })
-    },
-    appendAdminChange (change: AdminChange): void {
-      const line = JSON.stringify({ kind: 'admin', ...change, seq: ++seq, prev: '', hash: '' }) + '\n'
-      pending = pending.then(() => appendFile(file, line)).catch((err: unknown) => { log.error({ err }, 'audit write failed') })
-    },
-    async flush () { await pending },
-    async close () { await pending }
+  if (config.ip === 'hashed' && config.ipHashSalt === undefined) throw new Error('audit.ip: hashed needs audit.ipHashSalt (a secret, e.g. ${AUDIT_IP_SALT})')
+  const signer = await signerFrom(config, baseDir)
+  if (signer === null) log.warn('audit.signingKey is not set: digests are hash-chained but unsigned')
+  const lock = await takeLock(dir, config.writerId ?? defaultWriterId())
+  let writer: AuditWriter
+  try {
+    writer = await AuditWriter.open({
+      dir,
+      writer: lock.writer,
+      fsyncIntervalMs: config.fsyncIntervalMs,
+      flushBytes: config.flushBytes,
+      rotateBytes: config.rotateBytes,
+      digestIntervalMs: config.digestIntervalMs,
+      signer,
+      log
+    })
+  } catch (err) {
+    await lock.release()
+    throw err
   }
+  log.info({ dir, writer: lock.writer, signed: signer !== null }, 'audit log open')
+  const close = writer.close.bind(writer)
+  return Object.assign(writer, {
+    async close (): Promise<void> {
+      try { await close() } finally { await lock.release() }
+    }
+  })
+}
+
+async function signerFrom (config: Readonly<AuditConfig>, baseDir: string): Promise<Signer | null> {
+  if (config.signingKey !== undefined) return loadSigner(config.signingKey)
+  if (config.signingKeyFile !== undefined) return loadSigner(await readFile(resolvePath(baseDir, config.signingKeyFile), 'utf8'))
+  return null
+}
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
+ * `<writer>.lock` holds the pid of the process writing that chain. A lock left by a dead process is taken over
+ * (that is the crash-recovery path); one held by a live process (another replica sharing the directory and the
+ * host name, or a second gateway in this process) makes this one write its own chain, `<writer>-<pid>-<n>`.
+ */
+async function takeLock (dir: string, base: string): Promise<{ writer: string, release: () => Promise<void> }> {
+  for (let n = 0; n < 100; n++) {
+    const writer = n === 0 ? base : `${base}-${process.pid}-${n}`
+    const path = join(dir, `${writer}.lock`)
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fh = await open(path, 'wx')
+        await fh.writeFile(String(process.pid))
+        await fh.close()
+        return { writer, release: async () => { await unlink(path).catch(() => {}) } }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+        if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || alive(pid))) break
+        await unlink(path).catch(() => {})
+      }
+    }
+  }
+  throw new Error(`audit: no free writer id in ${dir}`)
 }

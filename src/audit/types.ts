@@ -1,5 +1,26 @@
-/** One audit record, as written (field names are the contract, see SPEC.md). */
-export interface AuditRecord {
+/**
+ * The audit log's records. Field names in InteractionRecord up to `latencyMs` are the contract (SPEC.md, "Audit
+ * record"); the rest are additions. Every record, whatever its kind, carries the chain fields `writer`, `seq`,
+ * `prev` and `hash`, always last on the line (see chain.ts for how `hash` is computed).
+ */
+
+/** How an interaction ended. `unknown`: it started and the gateway died before it finished (found on recovery). */
+export type Outcome = 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error' | 'unknown'
+
+export interface ChainFields {
+  /** the replica's writer id: one chain per writer */
+  writer: string
+  /** 1, 2, 3, … per writer, never reused */
+  seq: number
+  /** hash of the writer's previous record; 64 zeros for seq 1 */
+  prev: string
+  /** SHA-256 (hex) of this line's text without the hash field */
+  hash: string
+}
+
+/** One model interaction (permitted or refused). */
+export interface InteractionFields {
+  kind: 'interaction'
   ts: string
   requestId: string
   keyId: string | null
@@ -7,6 +28,7 @@ export interface AuditRecord {
   ip: string
   country: string | null
   subdivision: string | null
+  /** the anonymizer traits that were set: vpn, tor, hosting, publicProxy, residentialProxy */
   anonymizer: string[]
   geodbBuild: string | null
   model: string | null
@@ -16,22 +38,28 @@ export interface AuditRecord {
   crossBorder: boolean
   decision: 'allow' | 'deny'
   rule: string
-  status: number
+  /** HTTP status sent to the caller; null when unknown (outcome `unknown`) */
+  status: number | null
   tokensIn: number | null
   tokensOut: number | null
-  latencyMs: number
-  degraded?: boolean
-  shadow?: boolean
-  outcome?: string
-  seq: number
-  prev: string
-  hash: string
+  latencyMs: number | null
+  // ── additions ──
+  /** tier of the caller's location, and of the key's plan (the report groups by these) */
+  locationTier: string | null
+  keyTier: string | null
+  /** the limit decision was made without Redis (failMode open fallback or closed refusal) */
+  degraded: boolean
+  /** policy.mode shadow: the rule would have refused, the request was let through */
+  shadow: boolean
+  outcome: Outcome
+  /** status the backend answered with, when it answered */
+  upstreamStatus: number | null
+  stream: boolean
+  /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
+  tokensEstimated: boolean
 }
 
-/** What the pipeline hands the audit log; the log adds seq, prev and hash. */
-export type AuditEntry = Omit<AuditRecord, 'seq' | 'prev' | 'hash'>
-
-/** An admin change (tiers, locations, keys, reload): who did what, before and after. */
+/** An admin change (tiers, locations, keys, reload), in the same chain. */
 export interface AdminChange {
   ts: string
   actor: string
@@ -42,22 +70,62 @@ export interface AdminChange {
   after: unknown
 }
 
-/** The writer's backlog, read by /metrics at scrape time. */
+export interface AdminFields extends AdminChange { kind: 'admin' }
+
+/** The log's own events: recovery after a crash, retention deletions. */
+export interface SystemFields {
+  kind: 'system'
+  ts: string
+  event: 'recovered' | 'torn-tail' | 'retention-delete'
+  detail: Record<string, unknown>
+}
+
+export type InteractionRecord = InteractionFields & ChainFields
+export type AdminRecord = AdminFields & ChainFields
+export type SystemRecord = SystemFields & ChainFields
+export type AuditRecord = InteractionRecord | AdminRecord | SystemRecord
+
+/** What the pipeline hands the audit log; the log adds writer, seq, prev and hash. */
+export type AuditEntry = Omit<InteractionFields, 'kind'>
+
+export type AnyEntry = InteractionFields | AdminFields | SystemFields
+
+/** The writer's backlog and progress, read by /metrics at scrape time. */
 export interface AuditStats {
   /** records accepted but not yet written and fsynced */
   queueDepth: number
   /** age of the oldest of them, seconds (0 when none) */
   lagSeconds: number
+  /** records accepted by append() */
+  appended: number
+  /** seq of the last record written and fsynced */
+  durable: number
+  /** interactions begun (forwarded) whose record is not written yet */
+  inFlight: number
+  writeErrors: number
+  lastSeq: number
 }
 
 export interface AuditLog {
-  /** Optional: the writer's backlog for geogate_audit_queue_depth / geogate_audit_writer_lag_seconds. */
-  stats?(): AuditStats
+  /** The directory holding the segments (read by the admin routes and the CLI). */
+  readonly dir: string
+  /** This replica's writer id (one chain per writer). */
+  readonly writer: string
+  /** Ed25519 public key (SPKI PEM) the digests are signed with; null when no signing key is configured. */
+  readonly publicKeyPem: string | null
   /** Queue an admin change record; same chain, `kind: 'admin'`. */
   appendAdminChange (change: AdminChange): void
+  /**
+   * Note that an interaction is being forwarded (in-flight journal). If the process dies before append() is called
+   * for the same requestId, the next start writes its record with outcome `unknown`.
+   */
+  begin (entry: AuditEntry): void
   /** Queue a record; never throws, never blocks the request. */
   append (entry: AuditEntry): void
+  /** Drop the in-flight mark of an interaction that ends without a record (out of scope). */
+  end (requestId: string): void
   /** Write and fsync what is queued. */
   flush (): Promise<void>
+  stats (): AuditStats
   close (): Promise<void>
 }

@@ -86,12 +86,20 @@ redis.call('PUBLISH', ARGV[4], v)
 return {1, v}
 `
 
-export interface RedisOverrideOptions { prefix: string, log: Logger }
+export interface RedisOverrideOptions { prefix: string, log: Logger, connectTimeoutMs: number }
+
+/**
+ * Admin writes and override reads get a connection of their own with a longer command timeout than the hot
+ * path's: a write that times out on the client may still have been applied, and the admin would be told otherwise.
+ */
+const STORE_COMMAND_TIMEOUT_MS = 2000
 
 /** Every replica reads and writes the same hash; a change is announced on a channel. */
 export class RedisOverrideStore implements OverrideStore {
   readonly shared = true
   readonly #redis: RedisClient
+  readonly #own: boolean
+  readonly #connectTimeoutMs: number
   readonly #hash: string
   readonly #versionKey: string
   readonly #channel: string
@@ -99,11 +107,26 @@ export class RedisOverrideStore implements OverrideStore {
   #sub: RedisClient | null = null
 
   constructor (redis: RedisClient, opts: RedisOverrideOptions) {
-    this.#redis = redis
+    // A Cluster client keeps the shared connection (its per-node options are fixed at creation).
+    this.#own = !(redis instanceof Cluster)
+    this.#redis = redis instanceof Cluster ? redis : redis.duplicate({ commandTimeout: STORE_COMMAND_TIMEOUT_MS })
+    if (this.#own) this.#redis.on('error', () => {})
+    this.#connectTimeoutMs = opts.connectTimeoutMs
     this.#hash = `${opts.prefix}{policy}:overrides`
     this.#versionKey = `${opts.prefix}{policy}:version`
     this.#channel = `${opts.prefix}policy:changed`
     this.#log = opts.log
+  }
+
+  /** Resolves once connected, or after the connect timeout (then the poll catches up later). */
+  async ready (): Promise<void> {
+    const redis = this.#redis
+    if (redis.status === 'ready') return
+    await new Promise<void>((resolve) => {
+      const done = (): void => { clearTimeout(timer); redis.off('ready', done); resolve() }
+      const timer = setTimeout(done, this.#connectTimeoutMs)
+      redis.once('ready', done)
+    })
   }
 
   async load (): Promise<StoredOverrides> {
@@ -152,6 +175,7 @@ export class RedisOverrideStore implements OverrideStore {
   async close (): Promise<void> {
     if (this.#sub !== null) this.#sub.disconnect()
     this.#sub = null
+    if (this.#own) this.#redis.disconnect()
   }
 }
 

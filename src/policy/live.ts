@@ -30,6 +30,8 @@ export interface KeyView { id: string, org: string, tier: string, country: strin
 export interface Change<T> { before: T | null, after: T | null }
 export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
 
+const RETRIES = 5
+const RETRY_MS = 150
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
 
@@ -99,9 +101,13 @@ export class LivePolicy implements PolicySource {
   }
 
   static async open (file: Readonly<Config>, redis: RedisClient | null, log: Logger, opts: LivePolicyOptions = {}): Promise<LivePolicy> {
-    const store = redis === null ? new MemoryOverrideStore() : new RedisOverrideStore(redis, { prefix: file.redis.keyPrefix, log })
-    // Serve no request on the file alone while the shared overrides (say, a revoked key) are one connect away.
-    if (redis !== null) await connected(redis, file.redis.connectTimeoutMs)
+    let store: OverrideStore = new MemoryOverrideStore()
+    if (redis !== null) {
+      const shared = new RedisOverrideStore(redis, { prefix: file.redis.keyPrefix, log, connectTimeoutMs: file.redis.connectTimeoutMs })
+      // Serve no request on the file alone while the shared overrides (say, a revoked key) are one connect away.
+      await shared.ready()
+      store = shared
+    }
     const live = new LivePolicy(file, store, log, opts)
     await live.start()
     return live
@@ -217,20 +223,22 @@ export class LivePolicy implements PolicySource {
   }
 
   /** Re-read every override from the store (after a pub/sub message, a version change, or a reconnect). */
-  async refresh (): Promise<void> {
-    if (!this.#store.shared) return
-    await this.#serial(async () => {
+  /** false when the store could not be read (the running policy is kept). */
+  async refresh (): Promise<boolean> {
+    if (!this.#store.shared) return true
+    return await this.#serial(async () => {
       let stored
       try {
         stored = await this.#store.load()
       } catch (err) {
         this.#syncErrors++
         this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'policy overrides could not be loaded; keeping the running policy')
-        return
+        return false
       }
-      if (stored.version === this.#storeVersion) return
+      if (stored.version === this.#storeVersion) return true
       this.#adopt(stored.overrides)
       this.#storeVersion = stored.version
+      return true
     })
   }
 
@@ -319,13 +327,15 @@ export class LivePolicy implements PolicySource {
     }, () => { this.#syncErrors++ })
   }
 
-  #scheduleRefresh (force = false): void {
+  #scheduleRefresh (force = false, attempt = 0): void {
     if (this.#closed) return
     if (force) this.#storeVersion = -1
     if (this.#refreshing !== null) { this.#refreshAgain = true; return }
-    this.#refreshing = this.refresh().finally(() => {
+    this.#refreshing = this.refresh().then((ok) => {
       this.#refreshing = null
-      if (this.#refreshAgain) { this.#refreshAgain = false; this.#scheduleRefresh() }
+      if (this.#refreshAgain) { this.#refreshAgain = false; this.#scheduleRefresh(); return }
+      // A known change that could not be read: retry soon (a few times) rather than wait for the next poll.
+      if (!ok && attempt < RETRIES) setTimeout(() => { this.#scheduleRefresh(false, attempt + 1) }, RETRY_MS).unref()
     })
   }
 
@@ -335,15 +345,6 @@ export class LivePolicy implements PolicySource {
     this.#queue = run.catch(() => {})
     return await run
   }
-}
-
-async function connected (redis: RedisClient, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return
-  await new Promise<void>((resolve) => {
-    const done = (): void => { clearTimeout(timer); redis.off('ready', done); resolve() }
-    const timer = setTimeout(done, timeoutMs)
-    redis.once('ready', done)
-  })
 }
 
 function viewChange (c: Change<KeyConfig>): Change<KeyView> {

@@ -3,7 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import type { AddressInfo } from 'node:net'
-import type { AdminChange, AuditEntry, AuditLog } from '../../src/audit/types.js'
+import type { AdminRecord } from '../../src/audit/types.js'
+import type { Runtime } from '../../src/runtime.js'
+import { readRecords } from '../../src/audit/read.js'
 
 /** A unique key prefix per test run, so tests sharing the machine's Redis never see each other's keys. */
 export function uniquePrefix (tag: string): string {
@@ -60,18 +62,12 @@ export async function deletePrefix (url: string, prefix: string): Promise<void> 
   }
 }
 
-/** An audit log that keeps what it is given in memory, to assert on admin-change records. */
-export function recordingAudit (): AuditLog & { entries: AuditEntry[], changes: AdminChange[] } {
-  const entries: AuditEntry[] = []
-  const changes: AdminChange[] = []
-  return {
-    entries,
-    changes,
-    append (e) { entries.push(e) },
-    appendAdminChange (c) { changes.push(c) },
-    async flush () {},
-    async close () {}
-  }
+/** The admin-change records the gateway's (real) audit log holds, once what is queued is on disk. */
+export async function adminChanges (rt: Runtime): Promise<AdminRecord[]> {
+  await rt.audit.flush()
+  const out: AdminRecord[] = []
+  for await (const { record } of readRecords(rt.audit.dir, { kind: 'admin' })) if (record.kind === 'admin') out.push(record)
+  return out
 }
 
 /** Resolve when check() is true, polling every few ms; reject after timeoutMs. Returns the time it took. */

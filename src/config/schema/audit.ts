@@ -3,13 +3,20 @@ import { Type, type Static } from '@sinclair/typebox'
 export const AuditSchema = Type.Object({
   dir: Type.String({ default: 'var/audit', description: 'Append-only JSONL segments and chain state' }),
   scope: Type.Union([Type.Literal('cross-border'), Type.Literal('all')], { default: 'cross-border' }),
-  ip: Type.Union([Type.Literal('full'), Type.Literal('truncated'), Type.Literal('hashed')], { default: 'full' }),
-  ipHashSalt: Type.Optional(Type.String({ description: 'Secret salt for ip: hashed' })),
+  ip: Type.Union([Type.Literal('full'), Type.Literal('truncated'), Type.Literal('hashed')], {
+    default: 'full', description: 'full; truncated (IPv4 /24, IPv6 /48); hashed (HMAC-SHA-256 with ipHashSalt)'
+  }),
+  ipHashSalt: Type.Optional(Type.String({ minLength: 16, description: 'Secret salt for ip: hashed' })),
+  writerId: Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9.-]{1,100}$', description: 'This replica\'s chain id in segment names; default: the host name'
+  })),
   fsyncIntervalMs: Type.Integer({ minimum: 0, default: 50, description: 'Group-commit window' }),
+  flushBytes: Type.Integer({ minimum: 1, default: 1024 * 1024, description: 'Queued bytes that trigger a commit before the window ends' }),
   rotateBytes: Type.Integer({ minimum: 4096, default: 256 * 1024 * 1024 }),
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),
-  digestIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000 }),
-  retentionDays: Type.Optional(Type.Integer({ minimum: 1 }))
+  signingKeyFile: Type.Optional(Type.String({ description: 'File holding the Ed25519 private key (PEM), instead of signingKey' })),
+  digestIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000, description: 'Signed digest of the open segment this often' }),
+  retentionDays: Type.Optional(Type.Integer({ minimum: 1, description: 'Delete segments older than this, once verified and exported' }))
 }, { additionalProperties: false, default: {} })
 
 export type AuditConfig = Static<typeof AuditSchema>

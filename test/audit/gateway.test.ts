@@ -1,0 +1,129 @@
+import t from 'tap'
+import { request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildTestGateway, baseConfig, startUpstream, sha } from '../helpers/gateway.js'
+import { writeTestGeoDbs } from '../helpers/geo-fixtures.js'
+import { readRecords } from '../../src/audit/read.js'
+import { verifyDir } from '../../src/audit/verify.js'
+import type { InteractionRecord } from '../../src/audit/types.js'
+
+/**
+ * Completeness through a real gateway on a real port: requests of every kind, concurrently. The request ids the
+ * backend saw must be exactly the allowed records; every refusal has its record; nothing missing, nothing twice.
+ */
+
+const N = 5
+const geoDir = await mkdtemp(join(tmpdir(), 'geogate-audit-geo-'))
+t.teardown(async () => { await rm(geoDir, { recursive: true, force: true }) })
+const dbs = await writeTestGeoDbs(geoDir)
+const ip = (label: string): string => dbs.known.find((k) => k.label === label)?.ip ?? ''
+
+interface Sent { id: string, kind: string, status: number | null }
+
+function send (port: number, body: Record<string, unknown>, headers: Record<string, string>, abortAfterFirstChunk = false): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body)
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)), ...headers } }, (res) => {
+      if (abortAfterFirstChunk) {
+        res.once('data', () => { req.destroy(); resolve(null) })
+        return
+      }
+      res.resume()
+      res.on('end', () => { resolve(res.statusCode ?? 0) })
+      res.on('error', reject)
+    })
+    req.on('error', (err) => { if (abortAfterFirstChunk) resolve(null); else reject(err) })
+    req.end(payload)
+  })
+}
+
+t.test('N requests of every kind: backend-seen ids = allowed records, every refusal recorded, none twice', async (t) => {
+  const up = await startUpstream((req, res, body) => {
+    const b = JSON.parse(body) as { stream?: boolean, messages?: Array<{ content: string }> }
+    const what = b.messages?.[0]?.content ?? ''
+    if (what === 'FAIL') { req.socket.destroy(); return }
+    if (b.stream === true) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n')
+      if (what === 'HANG') { req.on('close', () => { res.destroy() }); return }
+      res.write('data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}\n\n')
+      res.end('data: [DONE]\n\n')
+      return
+    }
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } }))
+  })
+  const cfg = baseConfig(up.url, {
+    server: { trustedProxies: ['127.0.0.1/32'] },
+    geo: { databases: [dbs.flat] },
+    audit: { scope: 'all', ip: 'truncated', fsyncIntervalMs: 5 }
+  })
+  const tiers = cfg.tiers as Record<string, unknown>
+  tiers.tiny = { models: ['llama-*'], capabilities: ['chat', 'streaming'], limits: { requestsPerMinute: 3 }, failMode: 'closed' }
+  ;(cfg.keys as unknown[]).push({ id: 'k3', sha256: sha('test-key-tiny'), org: 'Org Three', tier: 'tiny' })
+  const gw = await buildTestGateway(cfg)
+  t.teardown(async () => { await gw.close(); await up.close() })
+  await gw.app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (gw.app.server.address() as AddressInfo).port
+
+  const chat = (content: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ model: 'llama-3.1-8b', messages: [{ role: 'user', content }], ...extra })
+  const tier1 = { authorization: 'Bearer test-key-tier1' }
+  const de = { 'x-forwarded-for': ip('germany-us-registered') }
+  const sent: Sent[] = []
+  let n = 0
+  const go = async (kind: string, body: Record<string, unknown>, headers: Record<string, string>, abort = false): Promise<void> => {
+    const id = `${kind}-${n++}`
+    const status = await send(port, body, { ...headers, 'x-request-id': id }, abort)
+    sent.push({ id, kind, status })
+  }
+  const kinds: Array<Promise<void>> = []
+  for (let i = 0; i < N; i++) {
+    kinds.push(go('allowed', chat('hello'), { ...tier1, ...de }))
+    kinds.push(go('stream', chat('hello', { stream: true }), { ...tier1, ...de }))
+    kinds.push(go('location', chat('hello'), { ...tier1, 'x-forwarded-for': ip('cuba') }))
+    kinds.push(go('capability', { model: 'frontier-1', messages: [{ role: 'user', content: 'x' }] }, { authorization: 'Bearer test-key-tier2', ...de }))
+    kinds.push(go('backend-failure', chat('FAIL'), { ...tier1, ...de }))
+    kinds.push(go('client-abort', chat('HANG', { stream: true }), { ...tier1, ...de }, true))
+  }
+  await Promise.all(kinds)
+  // Limits: the tier allows 3 a minute; one after another so the refusals are the last ones.
+  for (let i = 0; i < 3 + N; i++) await go('limit', chat('hello'), { authorization: 'Bearer test-key-tiny', ...de })
+
+  // Every ending reaches the audit; close() then writes anything still open (as outcome unknown).
+  await gw.app.close()
+  await gw.rt.audit.close()
+  const records: InteractionRecord[] = []
+  for await (const { record } of readRecords(gw.rt.audit.dir)) if (record.kind === 'interaction') records.push(record)
+
+  const byId = new Map<string, InteractionRecord[]>()
+  for (const r of records) byId.set(r.requestId, [...(byId.get(r.requestId) ?? []), r])
+  const missing = sent.filter((s) => !byId.has(s.id)).map((s) => s.id)
+  const duplicated = [...byId.entries()].filter(([, rs]) => rs.length > 1).map(([id]) => id)
+  t.same(missing, [], '0 missing')
+  t.same(duplicated, [], '0 duplicated')
+  t.equal(records.length, sent.length, 'one record per request sent')
+
+  const seen = new Set(up.requests.map((r) => String(r.headers['x-request-id'])))
+  const allowed = new Set(records.filter((r) => r.decision === 'allow').map((r) => r.requestId))
+  t.same([...seen].sort(), [...allowed].sort(), 'the request ids the backend saw = the allowed records')
+
+  for (const r of records) {
+    const s = sent.find((x) => x.id === r.requestId)
+    if (s?.status !== null && s?.status !== undefined) t.equal(r.status, s.status, `${r.requestId}: the status the caller got`)
+    if (r.decision === 'deny') t.ok([403, 404, 429, 451, 503].includes(r.status ?? 0), `${r.requestId}: a refusal status`)
+    t.equal(r.keyId?.startsWith('k'), true)
+    t.notMatch(JSON.stringify(r), /test-key/, 'never the API key')
+    t.match(r.ip, /^(\d+\.\d+\.\d+\.0\/24|[0-9a-f:]+::\/48)$/, 'ip truncated')
+  }
+  const kindOf = (r: InteractionRecord): string => r.requestId.replace(/-\d+$/, '')
+  const of = (k: string): InteractionRecord[] => records.filter((r) => kindOf(r) === k)
+  t.ok(of('allowed').every((r) => r.decision === 'allow' && r.status === 200 && r.crossBorder), 'allowed, crossing a border')
+  t.ok(of('stream').every((r) => r.decision === 'allow' && r.stream), 'streams recorded')
+  t.equal(of('limit').filter((r) => r.decision === 'allow').length + of('limit').filter((r) => r.decision === 'deny').length, 3 + N)
+  t.ok(of('client-abort').every((r) => r.decision === 'allow' && r.outcome !== 'ok'), 'aborts are not recorded as ok')
+  t.ok(of('backend-failure').every((r) => r.decision === 'allow' && (r.status ?? 0) >= 500), 'backend failures recorded with their 5xx')
+  t.equal((await verifyDir(gw.rt.audit.dir)).ok, true, 'the chain verifies')
+})
