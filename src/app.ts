@@ -11,10 +11,12 @@ import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Runtime } from './runtime.js'
 import { newContext } from './pipeline/context.js'
-import { resolveClientIp } from './pipeline/client-ip.js'
+import { ClientIpResolver } from './pipeline/client-ip.js'
 import { authenticate } from './pipeline/identity.js'
-import { describeRequest } from './pipeline/endpoint.js'
+import { describeRequest, applyOutputClamp } from './pipeline/endpoint.js'
 import { decide } from './pipeline/policy.js'
+import { locate } from './policy/locate.js'
+import { answerModels } from './policy/models.js'
 import { forward } from './pipeline/forward.js'
 import { recordInteraction, recordStart } from './pipeline/audit.js'
 import { rawBodyParser } from './pipeline/forward-body.js'
@@ -69,10 +71,19 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorateRequest('ctx', null as unknown as never)
   // JSON is parsed by Fastify (and rewritten by forward); anything else (multipart audio/images) streams through.
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
+  // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
+  let proxies = rt.config.server.trustedProxies
+  let clientIp = new ClientIpResolver(proxies)
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
-    request.ctx = newContext(resolveClientIp(request.raw.socket.remoteAddress ?? '', request.headers))
+    if (rt.config.server.trustedProxies !== proxies) {
+      proxies = rt.config.server.trustedProxies
+      clientIp = new ClientIpResolver(proxies)
+    }
+    const client = clientIp.resolve(request.raw.socket.remoteAddress ?? '', request.headers)
+    request.ctx = newContext(client.ip)
+    request.ctx.client = client
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
@@ -83,9 +94,9 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     const ctx = request.ctx
     const policy = rt.policy.snapshot()
     ctx.shape = describeRequest(request.method, request.url, request.body)
-    ctx.geo = rt.geo.lookup(ctx.clientIp)
-    if (ctx.principal === null) return
-    const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy)
+    if (ctx.principal === null || ctx.client === null) return
+    ctx.geo = locate(rt.geo, ctx.client)
+    const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
     ctx.decision = decision
     if (!decision.allow && !decision.shadow) {
       if (decision.status === 451) {
@@ -95,6 +106,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       if (decision.status === 404) throw new ModelNotFoundError(ctx.shape.model ?? '')
       throw new CapabilityError(decision.message)
     }
+    if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
     const tier = policy.tiers[ctx.principal.tier]
     if (tier === undefined) return
@@ -136,7 +148,11 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.route({
     method: ['GET', 'POST', 'DELETE'],
     url: '/v1/*',
-    handler: async (request, reply) => { await forward(request, reply, rt) }
+    handler: async (request, reply) => {
+      // /v1/models is answered here, from the policy; everything else is forwarded
+      if (request.ctx.shape?.endpoint === 'models') return answerModels(request.ctx, rt.policy.snapshot())
+      await forward(request, reply, rt)
+    }
   })
 
   return app

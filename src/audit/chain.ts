@@ -19,7 +19,16 @@ export function sha256 (data: string | Buffer): string {
 
 /** The line (with trailing newline) for an entry at this place in the chain. */
 export function sealRecord (entry: AnyEntry, writer: string, seq: number, prev: string): { line: string, hash: string } {
-  const canonical = JSON.stringify({ ...entry, writer, seq, prev })
+  return sealJson(JSON.stringify(entry), writer, seq, prev)
+}
+
+/**
+ * Same, from the entry's JSON text (an object with none of the chain fields). The chain fields are appended as
+ * text — the result is exactly JSON.stringify({ ...entry, writer, seq, prev }) — which saves copying the entry
+ * on the request path. Writer ids are [A-Za-z0-9.-] and prev is hex, so neither needs escaping.
+ */
+export function sealJson (json: string, writer: string, seq: number, prev: string): { line: string, hash: string } {
+  const canonical = (json === '{}' ? '{' : json.slice(0, -1) + ',') + '"writer":"' + writer + '","seq":' + String(seq) + ',"prev":"' + prev + '"}'
   const hash = sha256(canonical)
   return { line: canonical.slice(0, -1) + ',"hash":"' + hash + '"}\n', hash }
 }

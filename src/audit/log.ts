@@ -29,7 +29,8 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       rotateBytes: config.rotateBytes,
       digestIntervalMs: config.digestIntervalMs,
       signer,
-      log
+      log,
+      retentionDays: config.retentionDays
     })
   } catch (err) {
     await lock.release()

@@ -103,6 +103,8 @@ export interface AuditStats {
   /** interactions begun (forwarded) whose record is not written yet */
   inFlight: number
   writeErrors: number
+  /** group commits (write + fdatasync) done */
+  commits: number
   lastSeq: number
 }
 

@@ -3,11 +3,12 @@ import { mkdir, open, readFile, rename, stat, truncate, unlink, writeFile, type 
 import { createReadStream } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { GENESIS, checkLine, sealDigest, sealRecord, sha256, type Signer } from './chain.js'
+import { GENESIS, checkLine, sealDigest, sealJson, sha256, type Signer } from './chain.js'
 import {
   DIGEST_DIR, TORN_DIR, dayOf, digestFile, listDigests, listSegments, segmentFile, type SegmentName
 } from './segments.js'
 import { readLines } from './lines.js'
+import { readExported } from './export.js'
 import type { AdminChange, AnyEntry, AuditEntry, AuditLog, AuditStats, SystemFields } from './types.js'
 
 /**
@@ -35,6 +36,8 @@ export interface WriterOptions {
   log: Logger
   /** compact the in-flight journal when it grows past this */
   journalCompactBytes?: number
+  /** delete segments older than this many days, once verified and exported */
+  retentionDays?: number
 }
 
 interface Item { line: string, bytes: number, seq: number, hash: string, day: string, closes: string | null }
@@ -55,6 +58,16 @@ interface OpenSegment {
 interface ChainTip { seq: number, hash: string }
 
 const JOURNAL_COMPACT_BYTES = 1 << 20
+const RETENTION_SWEEP_MS = 3_600_000
+
+async function finalDigests (dir: string, writer: string): Promise<Map<string, { sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }>> {
+  const out = new Map<string, { sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }>()
+  for (const d of (await listDigests(dir)).get(writer) ?? []) {
+    const j = JSON.parse(await readFile(join(dir, DIGEST_DIR, d.file), 'utf8')) as { segment: string, final: boolean, sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }
+    if (j.final) out.set(j.segment, j)
+  }
+  return out
+}
 
 export class AuditWriter implements AuditLog {
   readonly dir: string
@@ -84,10 +97,13 @@ export class AuditWriter implements AuditLog {
   #timer: NodeJS.Timeout | null = null
   #digestTimer: NodeJS.Timeout | null = null
   #digestDue = false
+  #retentionTimer: NodeJS.Timeout | null = null
+  #sweeping: Promise<number> = Promise.resolve(0)
   #closed = false
   #appended = 0
   #oldestQueuedAt = 0
   #writeErrors = 0
+  #commits = 0
   #retryAt = 0
 
   private constructor (o: WriterOptions) {
@@ -113,7 +129,8 @@ export class AuditWriter implements AuditLog {
       this.#log.error({ requestId: entry.requestId }, 'audit record arrived after close had recorded the interaction as unknown')
       return
     }
-    this.#enqueue({ kind: 'interaction', ...entry }, closes)
+    // '{"kind":"interaction",' + the entry's own fields: the record without copying the entry object.
+    this.#enqueueJson('{"kind":"interaction",' + JSON.stringify(entry).slice(1), entry.ts, closes)
     this.#settle(entry.requestId)
   }
 
@@ -150,14 +167,22 @@ export class AuditWriter implements AuditLog {
       this.#log.error({ record: summary(entry) }, 'audit record after close: not written')
       return
     }
+    this.#enqueueJson(JSON.stringify(entry), entry.ts, closes)
+  }
+
+  #enqueueJson (json: string, ts: string, closes: string | null): void {
+    if (this.#closed) {
+      this.#log.error({ record: json.slice(0, 200) }, 'audit record after close: not written')
+      return
+    }
     const seq = this.#seq + 1
-    const { line, hash } = sealRecord(entry, this.writer, seq, this.#prev)
+    const { line, hash } = sealJson(json, this.writer, seq, this.#prev)
     this.#seq = seq
     this.#prev = hash
     this.#appended++
     const bytes = Buffer.byteLength(line)
     if (this.#queue.length === 0) this.#oldestQueuedAt = Date.now()
-    this.#queue.push({ line, bytes, seq, hash, day: dayOf(entry.ts), closes })
+    this.#queue.push({ line, bytes, seq, hash, day: dayOf(ts), closes })
     this.#queueBytes += bytes
     this.#schedule()
   }
@@ -225,6 +250,7 @@ export class AuditWriter implements AuditLog {
       this.#journalQueue = [...journal, ...this.#journalQueue]
       throw err
     }
+    if (batch.length > 0) this.#commits++
     for (const i of batch) if (i.closes !== null) this.#inflight.delete(i.closes)
     if (this.#digestDue) {
       this.#digestDue = false
@@ -403,6 +429,13 @@ export class AuditWriter implements AuditLog {
       this.#digestTimer = setInterval(() => { this.#digestDue = true; this.#kick() }, this.#o.digestIntervalMs)
       this.#digestTimer.unref()
     }
+    if (this.#o.retentionDays !== undefined) {
+      await this.sweepRetention()
+      this.#retentionTimer = setInterval(() => {
+        this.sweepRetention().catch((err: unknown) => { this.#log.error({ err }, 'audit retention sweep failed') })
+      }, RETENTION_SWEEP_MS)
+      this.#retentionTimer.unref()
+    }
   }
 
   /** Begins in the journal with no record in the chain since the journal started. */
@@ -432,6 +465,53 @@ export class AuditWriter implements AuditLog {
     return [...begun.values()].map((e) => ({ ...e, ts: now, status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' as const }))
   }
 
+  // ── retention ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Delete this writer's oldest segments once they are past retentionDays, verified (their bytes still hash to
+   * their signed final digest) and listed as exported in exported.jsonl with that same hash. Only a prefix of the
+   * chain is ever removed, never the newest segment, and each deletion is first written (durably) into the chain
+   * itself, so `verify` can tell a retention deletion from a deleted segment. Returns how many were deleted.
+   */
+  async sweepRetention (): Promise<number> {
+    const run = this.#sweeping.then(async () => await this.#sweep(), async () => await this.#sweep())
+    this.#sweeping = run.catch(() => 0)
+    return await run
+  }
+
+  async #sweep (): Promise<number> {
+    const days = this.#o.retentionDays
+    if (days === undefined || this.#closed) return 0
+    const cutoff = new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10).replace(/-/g, '')
+    const segments = (await listSegments(this.dir)).get(this.writer) ?? []
+    const exported = await readExported(this.dir)
+    const finals = await finalDigests(this.dir, this.writer)
+    let deleted = 0
+    // Never the newest segment (it holds the chain's tip), nor the one being written.
+    for (const seg of segments.slice(0, -1)) {
+      if (seg.day >= cutoff || seg.file === this.#seg?.name) break
+      const final = finals.get(seg.file)
+      const ex = exported.get(seg.file)
+      if (final === undefined || ex === undefined || ex.sha256 !== final.sha256) break
+      const actual = (await hashFile(join(this.dir, seg.file))).digest('hex')
+      if (actual !== final.sha256) {
+        this.#log.error({ segment: seg.file }, 'audit retention: segment does not match its final digest; kept')
+        break
+      }
+      this.#enqueue({
+        kind: 'system',
+        ts: new Date().toISOString(),
+        event: 'retention-delete',
+        detail: { segment: seg.file, sha256: final.sha256, firstSeq: final.firstSeq, lastSeq: final.lastSeq, lastHash: final.lastHash, records: final.records, exportedAt: ex.exportedAt, retentionDays: days }
+      }, null)
+      await this.flush()
+      await unlink(join(this.dir, seg.file))
+      deleted++
+    }
+    if (deleted > 0) this.#log.info({ deleted, retentionDays: days }, 'audit retention: segments deleted')
+    return deleted
+  }
+
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────────────────────
 
   async flush (): Promise<void> {
@@ -451,6 +531,7 @@ export class AuditWriter implements AuditLog {
       durable: this.#durableSeq,
       inFlight: this.#inflight.size,
       writeErrors: this.#writeErrors,
+      commits: this.#commits,
       lastSeq: this.#seq
     }
   }
@@ -478,6 +559,8 @@ export class AuditWriter implements AuditLog {
     }
     this.#closed = true
     if (this.#digestTimer !== null) clearInterval(this.#digestTimer)
+    if (this.#retentionTimer !== null) clearInterval(this.#retentionTimer)
+    await this.#sweeping
     await this.flush()
     const seg = this.#seg
     if (seg !== null) await this.#finishSegment(seg)

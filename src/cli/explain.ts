@@ -1,5 +1,64 @@
-/** `geogate explain`. TODO: implemented by its issue. */
-export async function run (_argv: string[]): Promise<number> {
-  process.stderr.write('geogate explain: not implemented yet\n')
-  return 1
+import pino from 'pino'
+import { parse, configPath } from './args.js'
+import { loadConfig, ConfigError } from '../config/load.js'
+import { openGeo } from '../geo/service.js'
+import { snapshotFromConfig } from '../policy/state.js'
+import { explain, formatTrace, ExplainError } from '../policy/explain.js'
+
+const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json] [--config FILE]\n'
+
+/**
+ * `geogate explain`: the decision for IP X, key Y, model Z, against the configuration file and its databases.
+ * Exit 0 when the decision was explained (whatever it is), 1 on a bad config or query, 2 on usage errors.
+ * Keys added through the admin API live in Redis: explain those with GET /admin/explain.
+ */
+export async function run (argv: string[]): Promise<number> {
+  let values
+  try {
+    values = parse(argv, {
+      config: { type: 'string', short: 'c' },
+      ip: { type: 'string' },
+      'key-id': { type: 'string' },
+      model: { type: 'string' },
+      endpoint: { type: 'string' },
+      tools: { type: 'boolean' },
+      stream: { type: 'boolean' },
+      'max-tokens': { type: 'string' },
+      json: { type: 'boolean' }
+    }).values
+  } catch (err) {
+    process.stderr.write(`geogate explain: ${(err as Error).message}\n${USAGE}`)
+    return 2
+  }
+  const { ip, model } = values
+  const keyId = values['key-id']
+  if (ip === undefined || keyId === undefined || model === undefined) {
+    process.stderr.write(`geogate explain: --ip, --key-id and --model are required\n${USAGE}`)
+    return 2
+  }
+  let maxTokens: number | undefined
+  if (values['max-tokens'] !== undefined) {
+    maxTokens = Number(values['max-tokens'])
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) { process.stderr.write('geogate explain: --max-tokens must be a non-negative integer\n'); return 2 }
+  }
+  const file = configPath(values.config)
+  let loaded
+  try {
+    loaded = await loadConfig(file)
+  } catch (err) {
+    if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); return 1 }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') { process.stderr.write(`${file}: no such file\n`); return 1 }
+    throw err
+  }
+  const geo = await openGeo(loaded.config.geo, loaded.baseDir, pino({ level: 'silent' }))
+  try {
+    const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens })
+    process.stdout.write(values.json === true ? JSON.stringify(trace, null, 2) + '\n' : formatTrace(trace))
+    return 0
+  } catch (err) {
+    if (err instanceof ExplainError) { process.stderr.write(`geogate explain: ${err.message}\n`); return 1 }
+    throw err
+  } finally {
+    await geo.close()
+  }
 }

@@ -1,19 +1,9 @@
 import { isIPv4, isIPv6 } from 'node:net'
+import { parseIPv6 } from './tree.js'
 
 export interface LookupAddress {
   ip: string
   version: 4 | 6
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (an embedded dotted quad becomes the last two). */
-function groups (ip: string): number[] {
-  const s = ip.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
-    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`)
-  const [head = '', rest] = s.split('::', 2)
-  const h = head === '' ? [] : head.split(':')
-  const r = rest === undefined || rest === '' ? [] : rest.split(':')
-  const mid = rest === undefined ? [] : new Array<string>(Math.max(0, 8 - h.length - r.length)).fill('0')
-  return [...h, ...mid, ...r].map((g) => parseInt(g, 16))
 }
 
 /**
@@ -31,11 +21,9 @@ export function lookupAddress (raw: string): LookupAddress | null {
   if (isIPv4(s)) return { ip: s, version: 4 }
   if (!isIPv6(s)) return null
   if (/ffff/i.test(s)) {
-    const g = groups(s)
-    if (g.length === 8 && g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-      const a = g[6] ?? 0
-      const b = g[7] ?? 0
-      return { ip: `${a >> 8}.${a & 0xff}.${b >> 8}.${b & 0xff}`, version: 4 }
+    const b = parseIPv6(s)
+    if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
+      return { ip: `${b[12] ?? 0}.${b[13] ?? 0}.${b[14] ?? 0}.${b[15] ?? 0}`, version: 4 }
     }
   }
   return { ip: s, version: 6 }

@@ -21,12 +21,13 @@ import type { Metrics } from '../metrics.js'
 import { resolvePath } from '../config/load.js'
 import { lookupAddress } from './address.js'
 import { normaliseRecord, type LayerAnswer } from './normalise.js'
+import { TreeWalker, parseIPv4, parseIPv6 } from './tree.js'
 import { verifyMmdb, type MmdbMetadata } from './verify.js'
 import { type GeoDatabaseInfo, type GeoLookup, type GeoResult, type UnknownReason, unknownGeo } from './types.js'
 
 const DAY_MS = 86_400_000
-/** Decoded records kept per layer (mmdb-lib caches by data offset; a City record decodes to ~50 objects). */
-const DECODE_CACHE_ENTRIES = 20_000
+/** Normalised answers kept per layer, by data record (a few hundred bytes each; dropped whole when full). */
+const ANSWER_CACHE_ENTRIES = 200_000
 /** Fallback check for changes fs.watch cannot see (symlink swaps of mounted volumes, network file systems). */
 const POLL_MS = 60_000
 /** Let a burst of events from one rename/copy settle before reading. */
@@ -49,16 +50,6 @@ export class GeoDatabaseError extends Error {
   }
 }
 
-/** mmdb-lib's decode cache: bounded, dropped whole when full (cheap, and records are re-decoded on demand). */
-class DecodeCache {
-  private readonly m = new Map<string | number, unknown>()
-  get (key: string | number): unknown { return this.m.get(key) }
-  set (key: string | number, value: unknown): void {
-    if (this.m.size >= DECODE_CACHE_ENTRIES) this.m.clear()
-    this.m.set(key, value)
-  }
-}
-
 interface Layer {
   readonly path: string
   readonly reader: Reader<Response>
@@ -66,8 +57,9 @@ interface Layer {
   /** ino:size:mtime of the file that was loaded */
   readonly identity: string
   readonly loadedAt: Date
-  /** normalised answers by decoded record (records are shared through the decode cache) */
-  readonly answers: WeakMap<object, LayerAnswer>
+  readonly walker: TreeWalker
+  /** normalised answers by data-section offset of the record: decoded by mmdb-lib once, then served from here */
+  readonly answers: Map<number, LayerAnswer>
 }
 
 interface State {
@@ -123,14 +115,14 @@ export async function loadLayer (path: string, opts: { deep?: boolean } = {}): P
   let reader: Reader<Response>
   try {
     meta = await verifyMmdb(buf, opts)
-    reader = new Reader<Response>(buf, { cache: new DecodeCache() })
+    reader = new Reader<Response>(buf)
     // probe: one IPv4 and, for IPv6 databases, one IPv6 lookup through the reader that will serve requests
     reader.get('1.1.1.1')
     if (meta.ipVersion === 6) reader.get('2001:db8::1')
   } catch (err) {
     throw new GeoDatabaseError(path, `not a valid MaxMind DB file: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
-  return { path, reader, meta, identity, loadedAt: new Date(), answers: new WeakMap() }
+  return { path, reader, meta, identity, loadedAt: new Date(), walker: new TreeWalker(buf, meta), answers: new Map() }
 }
 
 function stateOf (layers: readonly Layer[], maxAgeDays: number): State {
@@ -180,23 +172,29 @@ export class GeoService extends EventEmitter implements GeoLookup {
   lookup (ip: string): GeoResult {
     const st = this.state
     if (this.opts.failClosedWhenStale && Date.now() >= st.staleAt) return this.unknown(st.build, 'stale')
-    const addr = lookupAddress(ip)
-    if (addr === null) return this.unknown(st.build, 'invalid_ip')
+    // fast path: a plain dotted quad (what the client-ip stage hands over for IPv4 callers)
+    let v4 = parseIPv4(ip)
+    let v6: Uint8Array | null = null
+    let text = ip
+    if (v4 < 0) {
+      const addr = lookupAddress(ip)
+      if (addr === null) return this.unknown(st.build, 'invalid_ip')
+      text = addr.ip
+      if (addr.version === 4) v4 = parseIPv4(addr.ip)
+      else v6 = parseIPv6(addr.ip)
+    }
     const res = unknownGeo(st.build)
     for (const layer of st.layers) {
-      if (addr.version === 6 && layer.meta.ipVersion === 4) continue // an IPv4 tree cannot answer for IPv6
-      let rec: Response | null
-      try {
-        rec = layer.reader.get(addr.ip)
-      } catch (err) { // verified files do not throw; never let a lookup fail a request
-        this.opts.log.error({ err, file: layer.path }, 'GeoIP lookup failed')
-        rec = null
-      }
-      if (rec === null || typeof rec !== 'object') continue
-      let ans = layer.answers.get(rec)
+      let off: number
+      if (v6 === null) off = layer.walker.findV4(v4)
+      else if (layer.meta.ipVersion === 4) continue // an IPv4 tree cannot answer for IPv6
+      else off = layer.walker.findV6(v6)
+      if (off < 0) continue
+      let ans = layer.answers.get(off)
       if (ans === undefined) {
-        ans = normaliseRecord(rec, layer.meta.databaseType)
-        layer.answers.set(rec, ans)
+        ans = this.decode(layer, text)
+        if (layer.answers.size >= ANSWER_CACHE_ENTRIES) layer.answers.clear()
+        layer.answers.set(off, ans)
       }
       if (res.country === null && ans.country !== null) {
         res.country = ans.country
@@ -222,6 +220,16 @@ export class GeoService extends EventEmitter implements GeoLookup {
       this.unknownCounters?.not_found.inc()
     }
     return res
+  }
+
+  private decode (layer: Layer, ip: string): LayerAnswer {
+    let rec: Response | null = null
+    try {
+      rec = layer.reader.get(ip)
+    } catch (err) { // verified files do not throw; never let a lookup fail a request
+      this.opts.log.error({ err, file: layer.path }, 'GeoIP lookup failed')
+    }
+    return normaliseRecord(rec, layer.meta.databaseType)
   }
 
   private unknown (build: string | null, reason: UnknownReason): GeoResult {

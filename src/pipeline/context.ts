@@ -1,5 +1,6 @@
 import type { Capability } from '../config/schema/index.js'
 import type { GeoResult } from '../geo/types.js'
+import type { ClientAddress } from './client-ip.js'
 
 /**
  * The endpoints geogate knows, named after the OpenAI API. The policy decides on these names, computed from
@@ -49,6 +50,8 @@ export interface Decision {
   shadow: boolean
   /** set when the tier clamps max_tokens */
   clampOutputTokens?: number | undefined
+  /** what gave the location tier: `subdivision:UA-43`, `country:CU`, `default`, `unknown`, `internal`, `anonymizer:tor` */
+  locationSource?: string | undefined
 }
 
 /** Result of the limits stage. */
@@ -72,6 +75,8 @@ export interface Usage { tokensIn: number, tokensOut: number, estimated?: boolea
 export interface RequestContext {
   startedAt: bigint
   clientIp: string
+  /** how clientIp was established (socket or trusted forwarding chain) */
+  client: ClientAddress | null
   principal: Principal | null
   shape: RequestShape | null
   geo: GeoResult | null
@@ -95,6 +100,7 @@ export function newContext (clientIp: string): RequestContext {
   return {
     startedAt: process.hrtime.bigint(),
     clientIp,
+    client: null,
     principal: null,
     shape: null,
     geo: null,

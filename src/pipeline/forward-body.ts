@@ -36,8 +36,11 @@ export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRe
     const hasMaxCompletion = out.max_completion_tokens !== undefined && out.max_completion_tokens !== null
     if (hasMax) out.max_tokens = clamp(out.max_tokens, max)
     if (hasMaxCompletion) out.max_completion_tokens = clamp(out.max_completion_tokens, max)
+    // the Responses API bounds output with max_output_tokens (written by the policy stage when absent)
+    const hasMaxOutput = out.max_output_tokens !== undefined && out.max_output_tokens !== null
+    if (hasMaxOutput) out.max_output_tokens = clamp(out.max_output_tokens, max)
     // Asked for nothing: the backend would generate up to its context length, past the tier's cap.
-    if (!hasMax && !hasMaxCompletion) out.max_tokens = max
+    if (!hasMax && !hasMaxCompletion && !hasMaxOutput) out.max_tokens = max
   }
   return JSON.stringify(out)
 }

@@ -1,4 +1,8 @@
-import { createHash } from 'node:crypto'
+/*
+ * Step 2: who is calling. API keys arrive as `Authorization: Bearer …` (what OpenAI SDKs send) or `x-api-key`;
+ * the gateway holds only their SHA-256, so a leaked configuration or Redis dump does not leak a key.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { PolicySnapshot } from '../policy/state.js'
 import type { Principal } from './context.js'
@@ -8,20 +12,34 @@ export function sha256hex (s: string): string {
   return createHash('sha256').update(s).digest('hex')
 }
 
-/** The API key from `Authorization: Bearer …` or `x-api-key`. */
-export function extractKey (headers: IncomingHttpHeaders): string | null {
-  const auth = headers.authorization
-  if (typeof auth === 'string' && auth.slice(0, 7).toLowerCase() === 'bearer ') return auth.slice(7).trim() || null
-  const x = headers['x-api-key']
-  if (typeof x === 'string' && x.length > 0) return x
-  return null
+function bearer (auth: string | undefined): string | null {
+  if (typeof auth !== 'string' || auth.slice(0, 7).toLowerCase() !== 'bearer ') return null
+  const k = auth.slice(7).trim()
+  return k === '' ? null : k
 }
 
-/** Resolve the caller; 401 when the key is missing or unknown. Keys are held only as SHA-256 hashes. */
+/**
+ * The API key from `Authorization: Bearer …` or `x-api-key`. Both present and different is refused: the gateway
+ * and the backend (or a log reader) must never disagree about who called.
+ */
+export function extractKey (headers: IncomingHttpHeaders): string | null {
+  const b = bearer(headers.authorization)
+  const rawX = headers['x-api-key']
+  const x = typeof rawX === 'string' && rawX.trim() !== '' ? rawX.trim() : null
+  if (b !== null && x !== null && b !== x) throw new UnauthorizedError('Send one API key: Authorization and x-api-key differ')
+  return b ?? x
+}
+
+/** Resolve the caller; 401 when the key is missing or unknown. */
 export function authenticate (headers: IncomingHttpHeaders, policy: PolicySnapshot): Principal {
   const raw = extractKey(headers)
   if (raw === null) throw new UnauthorizedError('Missing API key: send Authorization: Bearer <key> or x-api-key')
-  const key = policy.keysByHash.get(sha256hex(raw))
-  if (key === undefined) throw new UnauthorizedError('Incorrect API key provided')
+  const digest = sha256hex(raw)
+  // The map finds the candidate by the digest (hashing first means lookup timing says nothing about the key);
+  // the comparison that admits the caller is constant-time.
+  const key = policy.keysByHash.get(digest)
+  if (key === undefined || !timingSafeEqual(Buffer.from(digest, 'hex'), Buffer.from(key.sha256, 'hex'))) {
+    throw new UnauthorizedError('Incorrect API key provided')
+  }
   return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
 }

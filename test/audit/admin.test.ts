@@ -74,6 +74,7 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
     t.equal(json.statusCode, 200)
     const r = json.json() as { totals: { interactions: number, tokensIn: number, tokensOut: number }, rows: Array<{ tier: string, model: string }> }
     t.equal(r.totals.interactions, 4)
+    t.equal(r.totals.tokensOut, 8, 'tokens from the backend usage')
     t.same(r.rows.map((x) => x.tier).sort(), ['tier1', 'tier2'])
     const csv = await gw.admin.inject({ method: 'GET', url: `/admin/reports/usage?period=${period}&format=csv`, headers: auditor })
     t.match(csv.body, /^period,country,locationTier,model,tier,interactions/)

@@ -48,7 +48,7 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
     if (b.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       res.write('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n')
-      if (what === 'HANG') { req.on('close', () => { res.destroy() }); return }
+      if (what === 'HANG') return // open until the gateway gives up on it
       res.write('data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}\n\n')
       res.end('data: [DONE]\n\n')
       return
@@ -58,7 +58,7 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
   })
   const cfg = baseConfig(up.url, {
     server: { trustedProxies: ['127.0.0.1/32'] },
-    geo: { databases: [dbs.flat] },
+    geo: { databases: [dbs.city, dbs.anonymousIp] },
     audit: { scope: 'all', ip: 'truncated', fsyncIntervalMs: 5 }
   })
   const tiers = cfg.tiers as Record<string, unknown>
@@ -84,6 +84,7 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
     kinds.push(go('allowed', chat('hello'), { ...tier1, ...de }))
     kinds.push(go('stream', chat('hello', { stream: true }), { ...tier1, ...de }))
     kinds.push(go('location', chat('hello'), { ...tier1, 'x-forwarded-for': ip('cuba') }))
+    kinds.push(go('anonymizer', chat('hello'), { ...tier1, 'x-forwarded-for': ip('vpn-netherlands') }))
     kinds.push(go('capability', { model: 'frontier-1', messages: [{ role: 'user', content: 'x' }] }, { authorization: 'Bearer test-key-tier2', ...de }))
     kinds.push(go('backend-failure', chat('FAIL'), { ...tier1, ...de }))
     kinds.push(go('client-abort', chat('HANG', { stream: true }), { ...tier1, ...de }, true))
@@ -120,10 +121,50 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
   }
   const kindOf = (r: InteractionRecord): string => r.requestId.replace(/-\d+$/, '')
   const of = (k: string): InteractionRecord[] => records.filter((r) => kindOf(r) === k)
-  t.ok(of('allowed').every((r) => r.decision === 'allow' && r.status === 200 && r.crossBorder), 'allowed, crossing a border')
+  t.ok(of('allowed').every((r) => r.decision === 'allow' && r.status === 200 && r.country === 'DE' && r.crossBorder && r.servingRegion === 'US'), 'allowed: DE caller, US backend')
+  t.ok(of('allowed').every((r) => r.geodbBuild === dbs.buildEpoch.toISOString() && r.classification === 'EAR99' && r.locationTier === 'tier1' && r.keyTier === 'tier1'), 'geo database build, classification and tiers')
+  t.same(of('location').map((r) => [r.decision, r.status, r.country, r.outcome]), of('location').map(() => ['deny', 451, 'CU', 'refused']), 'refused by location')
+  t.ok(of('location').every((r) => /location|embargo/.test(r.rule)), 'the rule that decided')
+  t.same(of('anonymizer').map((r) => [r.decision, r.status, r.anonymizer]), of('anonymizer').map(() => ['deny', 451, ['vpn']]), 'anonymizer flags')
+  t.same(of('capability').map((r) => [r.decision, r.status, r.model, r.classification]), of('capability').map(() => ['deny', 403, 'frontier-1', '4E091']), 'refused by capability')
   t.ok(of('stream').every((r) => r.decision === 'allow' && r.stream), 'streams recorded')
   t.equal(of('limit').filter((r) => r.decision === 'allow').length + of('limit').filter((r) => r.decision === 'deny').length, 3 + N)
-  t.ok(of('client-abort').every((r) => r.decision === 'allow' && r.outcome !== 'ok'), 'aborts are not recorded as ok')
-  t.ok(of('backend-failure').every((r) => r.decision === 'allow' && (r.status ?? 0) >= 500), 'backend failures recorded with their 5xx')
+  t.same(of('client-abort').map((r) => [r.decision, r.outcome]), of('client-abort').map(() => ['allow', 'client_abort']), 'client aborts')
+  t.same(of('backend-failure').map((r) => [r.decision, r.outcome, r.status]), of('backend-failure').map(() => ['allow', 'backend_error', 502]), 'backend failures')
+  t.ok(of('stream').every((r) => r.tokensIn === 4 && r.tokensOut === 1), 'stream tokens from the usage chunk')
+  t.ok(of('allowed').every((r) => r.tokensIn === 3 && r.tokensOut === 2), 'tokens from the usage block')
   t.equal((await verifyDir(gw.rt.audit.dir)).ok, true, 'the chain verifies')
+})
+
+t.test('scope cross-border: only interactions whose caller is not where the model is served; 401s are not interactions', async (t) => {
+  const up = await startUpstream((_req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
+  })
+  const gw = await buildTestGateway(baseConfig(up.url, {
+    server: { trustedProxies: ['127.0.0.1/32'] },
+    geo: { databases: [dbs.city, dbs.anonymousIp] },
+    audit: { scope: 'cross-border', ip: 'hashed', ipHashSalt: 'a-secret-salt-for-tests' }
+  }))
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const call = async (id: string, from: string, key = 'test-key-tier1'): Promise<number> => (await gw.app.inject({
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': from, 'x-request-id': id },
+    payload: { model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] }
+  })).statusCode
+  t.equal(await call('domestic', ip('us-california')), 200)
+  t.equal(await call('abroad', ip('germany-us-registered')), 200)
+  t.equal(await call('unknown-place', ip('unknown-v4')), 200)
+  await call('hosting-us', ip('hosting-us'))
+  t.equal(await call('no-key', ip('germany-us-registered'), 'not-a-key'), 401)
+  await gw.rt.audit.flush()
+  const recs: InteractionRecord[] = []
+  for await (const { record } of readRecords(gw.rt.audit.dir)) if (record.kind === 'interaction') recs.push(record)
+  t.same(recs.map((r) => r.requestId).sort(), ['abroad', 'hosting-us', 'unknown-place'], 'US caller of a US model: not crossing; unknown place and anonymizers: crossing; 401: not an interaction')
+  for (const r of recs) {
+    t.match(r.ip, /^hmac-sha256:[0-9a-f]{64}$/, 'ip hashed')
+    t.equal(r.crossBorder, true)
+  }
+  t.same(recs.find((r) => r.requestId === 'hosting-us')?.anonymizer, ['hosting'])
 })

@@ -145,7 +145,8 @@ export const DEFAULT_TEST_BUILD = new Date('2026-11-01T00:00:00Z')
 
 /** Write City, Country, Anonymous-IP and flat databases into `dir`; returns their paths and the known-address table. */
 export async function writeTestGeoDbs (dir: string, opts: { buildEpoch?: Date } = {}): Promise<TestGeoDbs> {
-  const buildEpoch = opts.buildEpoch ?? DEFAULT_TEST_BUILD
+  // MMDB stores build_epoch in whole seconds
+  const buildEpoch = new Date(Math.floor((opts.buildEpoch ?? DEFAULT_TEST_BUILD).getTime() / 1000) * 1000)
   const placed = TEST_ROWS.filter((r): r is Row & { place: PlaceSpec } => r.place !== null)
   const cityEntries: MmdbEntry[] = placed.map((r) => ({ network: r.network, data: geoip2Record(r.place) }))
   const countryEntries: MmdbEntry[] = placed.map((r) => ({ network: r.network, data: geoip2Record(r.place, { city: false }) }))

@@ -232,12 +232,19 @@ export function buildMmdb (entries: readonly MmdbEntry[], opts: MmdbOptions): Bu
   const dataIndex = new Map<string, number>()
   const dataOffset: number[] = []
   let dataSize = 0
+  const byObject = new Map<MmdbMap, number>() // the same record object shared by many networks: encode once
   const dataFor = (m: MmdbMap): number => {
+    const same = byObject.get(m)
+    if (same !== undefined) return same
     const enc = encodeValue(m)
     const key = enc.toString('latin1')
     const known = dataIndex.get(key)
-    if (known !== undefined) return known
+    if (known !== undefined) {
+      byObject.set(m, known)
+      return known
+    }
     const idx = dataOffset.length
+    byObject.set(m, idx)
     dataOffset.push(dataSize)
     dataChunks.push(enc)
     dataSize += enc.length

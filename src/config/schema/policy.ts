@@ -3,6 +3,10 @@ import { Type, type Static } from '@sinclair/typebox'
 export const CAPABILITIES = ['chat', 'completions', 'embeddings', 'images', 'audio', 'fine-tuning', 'tools', 'streaming'] as const
 export type Capability = typeof CAPABILITIES[number]
 
+export const ANONYMIZER_KINDS = ['vpn', 'tor', 'public-proxy', 'residential-proxy', 'hosting'] as const
+export type AnonymizerKind = typeof ANONYMIZER_KINDS[number]
+export const AnonymizerKindSchema = Type.Union(ANONYMIZER_KINDS.map((c) => Type.Literal(c)))
+
 export const CapabilitySchema = Type.Union(CAPABILITIES.map((c) => Type.Literal(c)))
 
 export const ModelSchema = Type.Object({
@@ -23,6 +27,9 @@ export const LimitsSchema = Type.Object({
 export const TierSchema = Type.Object({
   deny: Type.Boolean({ default: false, description: 'Refuse everything (e.g. embargoed locations)' }),
   models: Type.Array(Type.String(), { default: [], description: 'Model name globs this tier may use' }),
+  classifications: Type.Optional(Type.Array(Type.String(), {
+    description: 'Export classifications (ECCN, e.g. EAR99) of the models this tier may use; absent: any'
+  })),
   capabilities: Type.Array(CapabilitySchema, { default: [] }),
   maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
   maxContextTokens: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -39,7 +46,14 @@ export const LocationsSchema = Type.Object({
   }),
   default: Type.String({ description: 'Tier of every other resolved location' }),
   unknown: Type.String({ description: 'Tier when the location cannot be resolved' }),
-  anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' }))
+  anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' })),
+  anonymizerKinds: Type.Array(AnonymizerKindSchema, {
+    default: ['vpn', 'tor', 'public-proxy', 'residential-proxy'],
+    description: 'Which anonymizer traits put a caller in the anonymizers tier (hosting is off by default: API callers run in clouds)'
+  }),
+  internal: Type.Optional(Type.String({
+    description: 'Tier of loopback, private and link-local caller addresses; absent: treated as unknown'
+  }))
 }, { additionalProperties: false })
 
 export const QuotaSchema = Type.Object({

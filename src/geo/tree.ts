@@ -1,0 +1,106 @@
+/**
+ * The search-tree walk, to find which data record answers for an address without decoding it: the record's
+ * offset is the key of the per-layer answer cache, so a hit costs a walk and a Map lookup, and mmdb-lib decodes
+ * a record only the first time it is seen. Same walk as mmdb-lib's (MaxMind DB spec, "Searching for an IP").
+ */
+import type { MmdbMetadata } from './verify.js'
+
+const SEPARATOR = 16
+
+/** A dotted-quad IPv4 as an unsigned 32-bit number, or -1 (same grammar as net.isIPv4: no leading zeros). */
+export function parseIPv4 (s: string): number {
+  let value = 0
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 46) { // '.'
+      if (digits === 0 || dots === 3) return -1
+      value = value * 256 + octet
+      octet = 0
+      digits = 0
+      dots++
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1 // leading zero
+      octet = octet * 10 + (c - 48)
+      if (octet > 255) return -1
+      digits++
+    } else {
+      return -1
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1
+  return value * 256 + octet
+}
+
+/** The 16 bytes of a valid IPv6 address (validate first: net.isIPv6; zone ids already removed). */
+export function parseIPv6 (s: string): Uint8Array {
+  let text = s
+  if (text.includes('.')) { // trailing dotted quad → two groups
+    const colon = text.lastIndexOf(':')
+    const v4 = parseIPv4(text.slice(colon + 1))
+    text = `${text.slice(0, colon + 1)}${((v4 >>> 16) & 0xffff).toString(16)}:${(v4 & 0xffff).toString(16)}`
+  }
+  const dbl = text.indexOf('::')
+  const head = dbl === -1 ? text.split(':') : (dbl === 0 ? [] : text.slice(0, dbl).split(':'))
+  const rest = dbl === -1 ? '' : text.slice(dbl + 2)
+  const tail = rest === '' ? [] : rest.split(':')
+  const out = new Uint8Array(16)
+  const put = (group: number, g: string): void => {
+    const v = parseInt(g, 16)
+    out[group * 2] = v >> 8
+    out[group * 2 + 1] = v & 255
+  }
+  head.forEach((g, i) => { put(i, g) })
+  tail.forEach((g, i) => { put(8 - tail.length + i, g) })
+  return out
+}
+
+export class TreeWalker {
+  private readonly nodeCount: number
+  private readonly nodeBytes: number
+  private readonly ipv4Start: number
+  private readonly left: (node: number) => number
+  private readonly right: (node: number) => number
+
+  constructor (db: Buffer, meta: MmdbMetadata) {
+    this.nodeCount = meta.nodeCount
+    this.nodeBytes = meta.recordSize / 4
+    const nb = this.nodeBytes
+    if (meta.recordSize === 24) {
+      this.left = (n) => { const o = n * 6; return ((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0) }
+      this.right = (n) => { const o = n * 6 + 3; return ((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0) }
+    } else if (meta.recordSize === 28) {
+      this.left = (n) => { const o = n * 7; return (((db[o + 3] ?? 0) & 0xf0) << 20) + (((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0)) }
+      this.right = (n) => { const o = n * 7; return (((db[o + 3] ?? 0) & 0x0f) << 24) + (((db[o + 4] ?? 0) << 16) | ((db[o + 5] ?? 0) << 8) | (db[o + 6] ?? 0)) }
+    } else {
+      this.left = (n) => db.readUInt32BE(n * nb)
+      this.right = (n) => db.readUInt32BE(n * nb + 4)
+    }
+    // IPv4 addresses in an IPv6 tree start at the node reached by 96 zero bits (::/96)
+    let node = 0
+    if (meta.ipVersion === 6) for (let i = 0; i < 96 && node < this.nodeCount; i++) node = this.left(node)
+    this.ipv4Start = node
+  }
+
+  /** Data-section offset of the record answering for this IPv4 address, or -1 when none does. */
+  findV4 (addr: number): number {
+    let node = this.ipv4Start
+    const n = this.nodeCount
+    for (let bit = 31; bit >= 0 && node < n; bit--) {
+      node = ((addr >>> bit) & 1) === 1 ? this.right(node) : this.left(node)
+    }
+    return node > n ? node - n - SEPARATOR : -1
+  }
+
+  /** Same for an IPv6 address (16 bytes). */
+  findV6 (bytes: Uint8Array): number {
+    let node = 0
+    const n = this.nodeCount
+    for (let i = 0; i < 128 && node < n; i++) {
+      node = (((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1) === 1 ? this.right(node) : this.left(node)
+    }
+    return node > n ? node - n - SEPARATOR : -1
+  }
+}

@@ -1,0 +1,166 @@
+/*
+ * "Why would IP X with key Y get model Z?" — the same decide() the data plane runs, on a synthetic request,
+ * with every input and intermediate step laid out: what an auditor needs to check a decision, and what ops need
+ * before rolling out a policy change.
+ */
+import type { Capability } from '../config/schema/index.js'
+import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
+import type { Decision, RequestShape } from '../pipeline/context.js'
+import type { PolicySnapshot } from './state.js'
+import { canonicalIp, isInternalIp, type ClientAddress } from '../pipeline/client-ip.js'
+import { describeRequest } from '../pipeline/endpoint.js'
+import { decide } from '../pipeline/policy.js'
+import { locate } from './locate.js'
+
+export interface ExplainQuery {
+  ip: string
+  keyId: string
+  model: string
+  /** endpoint name (`chat.completions`) or path (`/v1/chat/completions`); default chat.completions */
+  endpoint?: string | undefined
+  tools?: boolean | undefined
+  stream?: boolean | undefined
+  maxTokens?: number | undefined
+}
+
+export interface ExplainTrace {
+  query: ExplainQuery
+  client: { ip: string, internal: boolean }
+  location: {
+    country: string | null
+    subdivisions: string[]
+    registeredCountry: string | null
+    representedCountry: string | null
+    anonymizer: AnonymizerFlags
+    /** what gave the location tier: subdivision:UA-43, country:CU, default, unknown, internal, anonymizer:tor */
+    source: string
+  }
+  geo: {
+    /** build date of the oldest layer that answered */
+    build: string | null
+    databases: Array<{ path: string, databaseType: string, buildEpoch: string, ageDays: number }>
+    stale: boolean
+  }
+  key: { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean }
+  request: Pick<RequestShape, 'endpoint' | 'forwardPath' | 'model' | 'capabilities' | 'maxOutputTokens'>
+  locationTier: string
+  keyTier: string
+  rule: string
+  decision: {
+    /** what the data plane does: allow, deny, or shadow (refused but forwarded) */
+    outcome: 'allow' | 'deny' | 'shadow'
+    status: Decision['status']
+    code: string | null
+    message: string
+    clampOutputTokens: number | null
+  }
+  policy: { version: number, mode: 'enforce' | 'shadow' }
+}
+
+/** A query that cannot be explained: the status is what the admin route answers. */
+export class ExplainError extends Error {
+  constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
+}
+
+const ENDPOINT_PATHS: Readonly<Record<string, string>> = {
+  'chat.completions': '/v1/chat/completions',
+  completions: '/v1/completions',
+  embeddings: '/v1/embeddings',
+  'images.generations': '/v1/images/generations',
+  'images.edits': '/v1/images/edits',
+  'images.variations': '/v1/images/variations',
+  'audio.transcriptions': '/v1/audio/transcriptions',
+  'audio.translations': '/v1/audio/translations',
+  'audio.speech': '/v1/audio/speech',
+  'fine_tuning.jobs': '/v1/fine_tuning/jobs',
+  responses: '/v1/responses',
+  models: '/v1/models'
+}
+
+const CODES: Readonly<Record<number, string>> = { 451: 'geo_restricted', 403: 'capability_not_permitted', 404: 'model_not_found' }
+
+function shapeFor (q: ExplainQuery): RequestShape {
+  const e = q.endpoint ?? 'chat.completions'
+  const path = e.startsWith('/') ? e : ENDPOINT_PATHS[e]
+  if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${Object.keys(ENDPOINT_PATHS).join(', ')} or a /v1 path`)
+  const method = path.startsWith('/v1/models') ? 'GET' : 'POST'
+  const body: Record<string, unknown> = { model: q.model }
+  if (q.stream === true) body.stream = true
+  if (q.tools === true) body.tools = [{ type: 'function', function: { name: 'explain', parameters: { type: 'object' } } }]
+  if (q.maxTokens !== undefined) body.max_tokens = q.maxTokens
+  try {
+    // listing models is about the caller, not one model
+    const shape = describeRequest(method, path, body)
+    return shape.endpoint === 'models' ? { ...shape, model: null } : shape
+  } catch (err) {
+    throw new ExplainError(400, `endpoint "${e}": ${(err as Error).message}`)
+  }
+}
+
+/** Explain one decision against this policy and these databases. */
+export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery): ExplainTrace {
+  const ip = canonicalIp(q.ip)
+  if (ip === null) throw new ExplainError(400, `"${q.ip}" is not an IP address`)
+  const key = policy.keysById.get(q.keyId)
+  if (key === undefined) throw new ExplainError(404, `no API key with id "${q.keyId}"`)
+  const shape = shapeFor(q)
+  const client: ClientAddress = { ip, via: 'socket', located: true, internal: isInternalIp(ip) }
+  const g = locate(geo, client)
+  const principal = { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
+  const d = decide(shape, g, principal, policy, client)
+  const capabilities: Capability[] = shape.capabilities
+  return {
+    query: q,
+    client: { ip, internal: client.internal },
+    location: {
+      country: g.country,
+      subdivisions: g.subdivisions,
+      registeredCountry: g.registeredCountry,
+      representedCountry: g.representedCountry,
+      anonymizer: g.anonymizer,
+      source: d.locationSource ?? 'unknown'
+    },
+    geo: {
+      build: g.build,
+      databases: geo.info().map((i) => ({ path: i.path, databaseType: i.databaseType, buildEpoch: i.buildEpoch, ageDays: Math.floor(i.ageDays) })),
+      stale: geo.stale()
+    },
+    key: { id: key.id, org: key.org, tier: key.tier, country: key.country ?? null, verifiedEntity: key.verifiedEntity },
+    request: { endpoint: shape.endpoint, forwardPath: shape.forwardPath, model: q.model, capabilities, maxOutputTokens: shape.maxOutputTokens },
+    locationTier: d.locationTier,
+    keyTier: d.keyTier,
+    rule: d.rule,
+    decision: {
+      outcome: d.allow ? 'allow' : d.shadow ? 'shadow' : 'deny',
+      status: d.status,
+      code: CODES[d.status] ?? null,
+      message: d.message,
+      clampOutputTokens: d.clampOutputTokens ?? null
+    },
+    policy: { version: policy.version, mode: policy.mode }
+  }
+}
+
+/** The trace as a few aligned lines, for a terminal. */
+export function formatTrace (t: ExplainTrace): string {
+  const flags = Object.entries(t.location.anonymizer).filter(([k, v]) => k !== 'any' && v).map(([k]) => k)
+  const lines: Array<[string, string]> = [
+    ['client ip', `${t.client.ip}${t.client.internal ? ' (internal)' : ''}`],
+    ['country', t.location.country ?? 'unknown'],
+    ['subdivisions', t.location.subdivisions.join(', ') || '-'],
+    ['registered', t.location.registeredCountry ?? '-'],
+    ['anonymizer', flags.join(', ') || 'none'],
+    ...t.geo.databases.map((d, i): [string, string] => [`geodb[${i}]`, `${d.path} (${d.databaseType}, built ${d.buildEpoch}, ${d.ageDays} days old)`]),
+    ['geodb stale', t.geo.stale ? 'yes' : 'no'],
+    ['key', `${t.key.id} (${t.key.org}, tier ${t.key.tier}${t.key.verifiedEntity ? ', verified entity' : ''})`],
+    ['request', `${t.request.endpoint} ${t.request.model ?? ''} [${t.request.capabilities.join(', ')}]`],
+    ['location tier', `${t.locationTier} (from ${t.location.source})`],
+    ['key tier', t.keyTier],
+    ['rule', t.rule],
+    ['decision', `${t.decision.outcome.toUpperCase()} ${t.decision.status}${t.decision.code === null ? '' : ' ' + t.decision.code}` +
+      (t.decision.clampOutputTokens === null ? '' : `, max_tokens clamped to ${t.decision.clampOutputTokens}`)],
+    ['caller sees', t.decision.message],
+    ['policy', `version ${t.policy.version}, mode ${t.policy.mode}`]
+  ]
+  return lines.map(([k, v]) => `${k.padEnd(14)} ${v}`).join('\n') + '\n'
+}

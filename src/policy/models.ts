@@ -1,0 +1,28 @@
+import type { RequestContext } from '../pipeline/context.js'
+import type { PolicySnapshot } from './state.js'
+import { permittedModels } from '../pipeline/policy.js'
+import { ModelNotFoundError } from '../errors.js'
+
+export interface ModelObject { id: string, object: 'model', created: number, owned_by: string }
+export interface ModelList { object: 'list', data: ModelObject[] }
+
+function modelObject (id: string, policy: PolicySnapshot): ModelObject {
+  // `created` is not something the configuration knows; 0 keeps the OpenAI shape without inventing a date.
+  return { id, object: 'model', created: 0, owned_by: policy.models[id]?.origin ?? 'geogate' }
+}
+
+/**
+ * GET /v1/models and GET /v1/models/{id}, answered by the gateway from the configured models: only what this
+ * caller may use from this place. A model they may not use is "not found", as OpenAI answers for models a key
+ * cannot see, so the list never reveals what other places or plans get.
+ */
+export function answerModels (ctx: RequestContext, policy: PolicySnapshot): ModelList | ModelObject {
+  const d = ctx.decision
+  const allowed = d === null ? [] : permittedModels(policy, d.locationTier, d.keyTier)
+  const one = ctx.shape?.model ?? null
+  if (one !== null) {
+    if (!allowed.includes(one)) throw new ModelNotFoundError(one)
+    return modelObject(one, policy)
+  }
+  return { object: 'list', data: allowed.map((id) => modelObject(id, policy)) }
+}

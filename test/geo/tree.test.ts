@@ -1,0 +1,85 @@
+/** The search-tree walk that keys the answer cache agrees with mmdb-lib's, and the address parsers are strict. */
+import t, { type Test } from 'tap'
+import { readFile } from 'node:fs/promises'
+import { isIPv4 } from 'node:net'
+import { join } from 'node:path'
+import { Reader, type Response } from 'maxmind'
+import { TreeWalker, parseIPv4, parseIPv6 } from '../../src/geo/tree.js'
+import { verifyMmdb } from '../../src/geo/verify.js'
+import { lookupAddress } from '../../src/geo/address.js'
+import { embeddedDatabasePath } from '../../src/geo/service.js'
+import { buildMmdb } from '../helpers/mmdb-writer.js'
+import { officialFixturesDir } from '../helpers/official-geodb.js'
+
+t.test('parseIPv4 accepts exactly what net.isIPv4 accepts', async (t) => {
+  const cases = ['1.2.3.4', '0.0.0.0', '255.255.255.255', '256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1..2.3', '', 'a.b.c.d', '1.2.3.4 ', ' 1.2.3.4', '10.0.0.01', '1.2.3.-4', '0.0.0.00']
+  for (const c of cases) t.equal(parseIPv4(c) >= 0, isIPv4(c), JSON.stringify(c))
+  t.equal(parseIPv4('192.0.2.1'), 0xc0000201)
+  t.equal(parseIPv4('255.255.255.255'), 0xffffffff)
+})
+
+t.test('parseIPv6 and lookupAddress', async (t) => {
+  t.same([...parseIPv6('2001:db8::1')], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+  t.same([...parseIPv6('::')], new Array(16).fill(0))
+  t.same([...parseIPv6('::ffff:1.2.3.4')], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 1, 2, 3, 4])
+  t.same([...parseIPv6('1:2:3:4:5:6:7:8')], [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8])
+  t.same([...parseIPv6('1::')], [0, 1, ...new Array(14).fill(0)])
+  t.same(lookupAddress('::ffff:1.2.3.4'), { ip: '1.2.3.4', version: 4 })
+  t.same(lookupAddress('::FFFF:0102:0304'), { ip: '1.2.3.4', version: 4 })
+  t.same(lookupAddress('0:0:0:0:0:ffff:102:304'), { ip: '1.2.3.4', version: 4 })
+  t.same(lookupAddress('[2001:db8::1]'), { ip: '2001:db8::1', version: 6 })
+  t.same(lookupAddress('fe80::1%eth0'), { ip: 'fe80::1', version: 6 })
+  t.same(lookupAddress('::ffff:0:1.2.3.4'), { ip: '::ffff:0:1.2.3.4', version: 6 }, 'not the mapped prefix')
+  t.equal(lookupAddress('1.2.3.4:80'), null)
+  t.equal(lookupAddress('junk'), null)
+  t.equal(lookupAddress(''), null)
+})
+
+async function agree (t: Test, label: string, db: Buffer, addrs: string[]): Promise<void> {
+  const meta = await verifyMmdb(db, { deep: false })
+  const walker = new TreeWalker(db, meta)
+  const reader = new Reader<Response>(db)
+  const byOffset = new Map<number, string>()
+  const wrong: string[] = []
+  for (const a of addrs) {
+    const v4 = parseIPv4(a)
+    const off = v4 >= 0 ? walker.findV4(v4) : walker.findV6(parseIPv6(a))
+    const rec = JSON.stringify(reader.get(a))
+    if ((off < 0) !== (rec === 'null')) wrong.push(`${a}: offset ${off}, record ${rec}`)
+    if (off < 0) continue
+    const seen = byOffset.get(off)
+    if (seen !== undefined && seen !== rec) wrong.push(`${a}: offset ${off} shared by different records`)
+    byOffset.set(off, rec)
+  }
+  t.same(wrong, [], `${label}: ${addrs.length} addresses, ${byOffset.size} records`)
+}
+
+function spread (n: number, seed: number): string[] {
+  const out: string[] = []
+  let x = seed
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
+    out.push(`${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`)
+  }
+  return out
+}
+
+t.test('the walk finds the record mmdb-lib finds', async (t) => {
+  const addrs = [...spread(20000, 7), '2001:db8::1', '2001:218::1', '2001:480:10::1', '::1', '2a02:2770::1', '2606:4700::1111', '2001:4860:4860::8888']
+  await agree(t, 'embedded default', await readFile(embeddedDatabasePath()), addrs)
+  for (const recordSize of [24, 28, 32] as const) {
+    const db = buildMmdb([
+      { network: '0.0.0.0/1', data: { v: 'low' } }, { network: '192.0.2.0/24', data: { v: 'doc' } }, { network: '10.0.0.0/8', data: { v: 'ten' } },
+      { network: '2001:db8::/32', data: { v: 'six' } }
+    ], { databaseType: 'T', buildEpoch: new Date(), recordSize })
+    await agree(t, `generated, record size ${recordSize}`, db, [...addrs, '192.0.2.9', '10.9.9.9'])
+  }
+  const dir = officialFixturesDir()
+  if (dir === null) {
+    t.comment('MaxMind test databases absent: walk not compared on them')
+    return
+  }
+  for (const f of ['GeoIP2-City-Test.mmdb', 'GeoIP2-Anonymous-IP-Test.mmdb', 'GeoIP2-Country-Test.mmdb']) {
+    await agree(t, f, await readFile(join(dir, f)), [...addrs, '81.2.69.160', '2.125.160.216', '216.160.83.56', '1.2.0.1', '::81.2.69.160'])
+  }
+})
