@@ -9,6 +9,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
 import type { Runtime } from './runtime.js'
 import { newContext } from './pipeline/context.js'
 import { ClientIpResolver } from './pipeline/client-ip.js'
@@ -16,6 +17,7 @@ import { authenticate } from './pipeline/identity.js'
 import { describeRequest, applyOutputClamp } from './pipeline/endpoint.js'
 import { decide } from './pipeline/policy.js'
 import { locate } from './policy/locate.js'
+import { isMultipart, readForm } from './pipeline/multipart.js'
 import { answerModels } from './policy/models.js'
 import { forward } from './pipeline/forward.js'
 import { recordInteraction, recordStart } from './pipeline/audit.js'
@@ -93,7 +95,15 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.addHook('preHandler', async (request, reply) => {
     const ctx = request.ctx
     const policy = rt.policy.snapshot()
-    ctx.shape = describeRequest(request.method, request.url, request.body)
+    // A multipart upload is read (bounded) so the policy sees its model; the same bytes are forwarded.
+    let body: unknown = request.body
+    const ct = request.headers['content-type']
+    if (isMultipart(ct) && body instanceof Readable) {
+      const form = await readForm(body, ct ?? '', rt.config.server.bodyLimit)
+      request.body = form.stream()
+      body = form
+    }
+    ctx.shape = describeRequest(request.method, request.url, body)
     if (ctx.principal === null || ctx.client === null) return
     ctx.geo = locate(rt.geo, ctx.client)
     const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)

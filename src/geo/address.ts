@@ -4,6 +4,8 @@ import { parseIPv6 } from './tree.js'
 export interface LookupAddress {
   ip: string
   version: 4 | 6
+  /** IPv6 only: the 16 bytes */
+  bytes?: Uint8Array
 }
 
 /**
@@ -20,11 +22,9 @@ export function lookupAddress (raw: string): LookupAddress | null {
   if (pct !== -1) s = s.slice(0, pct)
   if (isIPv4(s)) return { ip: s, version: 4 }
   if (!isIPv6(s)) return null
-  if (/ffff/i.test(s)) {
-    const b = parseIPv6(s)
-    if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
-      return { ip: `${b[12] ?? 0}.${b[13] ?? 0}.${b[14] ?? 0}.${b[15] ?? 0}`, version: 4 }
-    }
+  const b = parseIPv6(s)
+  if (b[10] === 0xff && b[11] === 0xff && b.subarray(0, 10).every((x) => x === 0)) {
+    return { ip: `${b[12] ?? 0}.${b[13] ?? 0}.${b[14] ?? 0}.${b[15] ?? 0}`, version: 4 }
   }
-  return { ip: s, version: 6 }
+  return { ip: s, version: 6, bytes: b }
 }

@@ -181,7 +181,7 @@ export class GeoService extends EventEmitter implements GeoLookup {
       if (addr === null) return this.unknown(st.build, 'invalid_ip')
       text = addr.ip
       if (addr.version === 4) v4 = parseIPv4(addr.ip)
-      else v6 = parseIPv6(addr.ip)
+      else v6 = addr.bytes ?? parseIPv6(addr.ip)
     }
     const res = unknownGeo(st.build)
     for (const layer of st.layers) {

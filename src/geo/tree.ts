@@ -42,18 +42,30 @@ export function parseIPv6 (s: string): Uint8Array {
     const v4 = parseIPv4(text.slice(colon + 1))
     text = `${text.slice(0, colon + 1)}${((v4 >>> 16) & 0xffff).toString(16)}:${(v4 & 0xffff).toString(16)}`
   }
-  const dbl = text.indexOf('::')
-  const head = dbl === -1 ? text.split(':') : (dbl === 0 ? [] : text.slice(0, dbl).split(':'))
-  const rest = dbl === -1 ? '' : text.slice(dbl + 2)
-  const tail = rest === '' ? [] : rest.split(':')
-  const out = new Uint8Array(16)
-  const put = (group: number, g: string): void => {
-    const v = parseInt(g, 16)
-    out[group * 2] = v >> 8
-    out[group * 2 + 1] = v & 255
+  // one pass over the characters: groups before '::' fill from the front, groups after it are shifted to the end
+  const groups = new Uint16Array(8)
+  let count = 0
+  let gap = -1
+  let value = 0
+  let digits = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 58) { // ':'
+      if (digits > 0) { groups[count++] = value; value = 0; digits = 0 }
+      if (text.charCodeAt(i + 1) === 58) { gap = count; i++ }
+    } else {
+      value = (value << 4) | (c <= 57 ? c - 48 : (c | 32) - 87)
+      digits++
+    }
   }
-  head.forEach((g, i) => { put(i, g) })
-  tail.forEach((g, i) => { put(8 - tail.length + i, g) })
+  if (digits > 0) groups[count++] = value
+  const out = new Uint8Array(16)
+  const shift = gap === -1 ? 0 : 8 - count
+  for (let g = 0; g < count; g++) {
+    const at = gap !== -1 && g >= gap ? g + shift : g
+    out[at * 2] = (groups[g] ?? 0) >> 8
+    out[at * 2 + 1] = (groups[g] ?? 0) & 255
+  }
   return out
 }
 

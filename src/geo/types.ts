@@ -45,6 +45,8 @@ export interface GeoLookup {
   info (): GeoDatabaseInfo[]
   /** true when the oldest layer is older than geo.maxAgeDays */
   stale (): boolean
+  /** Re-check every file now (SIGHUP; watches and a slow poll do it otherwise); resolves when checked */
+  checkForChanges (): Promise<void>
   close (): Promise<void>
 }
 

@@ -14,7 +14,22 @@ const METADATA_MARKER = Buffer.from('abcdef4d61784d696e642e636f6d', 'hex')
 /** The spec caps the metadata section at 128 KiB, searched from the end of the file. */
 const METADATA_MAX = 128 * 1024
 const SEPARATOR = 16
-const YIELD_EVERY = 20_000
+/** Check the clock every this many steps, and yield to the event loop after SLICE_MS of work. */
+const CHECK_EVERY = 1024
+const SLICE_MS = 5
+
+/** Cooperative pacing: `if (pace.due()) await yieldToLoop()` yields once a slice of work is used up. */
+class Pace {
+  private n = 0
+  private since = performance.now()
+  due (): boolean {
+    if ((++this.n & (CHECK_EVERY - 1)) !== 0) return false
+    const now = performance.now()
+    if (now - this.since < SLICE_MS) return false
+    this.since = now
+    return true
+  }
+}
 
 export interface MmdbMetadata {
   databaseType: string
@@ -237,6 +252,7 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
   const dataSize = metadataStart - dataStart
   const n = meta.nodeCount
   const records = new Set<number>()
+  const pace = new Pace()
   const check = (node: number, side: string, r: number): void => {
     if (r < n || r === n) return
     const off = r - n - SEPARATOR
@@ -253,14 +269,13 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
     const o = i * nodeBytes
     check(i, 'left', left(o))
     check(i, 'right', right(o))
-    if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToLoop()
+    if (pace.due()) await yieldToLoop()
   }
   // The tree must be acyclic and no deeper than the address (32 or 128 bits); a loop sends lookups in circles.
   const bits = meta.ipVersion === 6 ? 128 : 32
   const state = new Uint8Array(n) // 0 unseen, 1 being expanded (on the current path), 2 done
   const height = new Uint8Array(n)
   const stack: number[] = [0]
-  let steps = 0
   while (stack.length > 0) {
     const node = stack[stack.length - 1] ?? 0
     const l = left(node * nodeBytes)
@@ -281,14 +296,13 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
         state[node] = 2
       }
     }
-    if (++steps % YIELD_EVERY === 0) await yieldToLoop()
+    if (pace.due()) await yieldToLoop()
   }
 
   // Decode the data section front to back, as its writer laid it out: every record the tree points at must
   // start one of its top-level values (a tree record into the middle of a value is a corrupt tree).
   const dec = new StrictDecoder(db, dataStart, metadataStart)
   let off = 0
-  let k = 0
   let found = 0
   while (off < dataSize) {
     const isRecord = records.has(off)
@@ -298,7 +312,7 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
       found++
     }
     off = dec.skip(off)
-    if (++k % YIELD_EVERY === 0) await yieldToLoop()
+    if (pace.due()) await yieldToLoop()
   }
   if (found !== records.size) {
     const stray = [...records].find((o) => !dec.starts(o))

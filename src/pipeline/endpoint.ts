@@ -13,6 +13,7 @@
 import type { Capability } from '../config/schema/index.js'
 import type { Endpoint, RequestShape } from './context.js'
 import { BadRequestError, NotFoundError } from '../errors.js'
+import { FormFields } from './multipart.js'
 
 interface EndpointSpec {
   endpoint: Endpoint
@@ -22,6 +23,8 @@ interface EndpointSpec {
   needsModel: boolean
   /** body fields bounding the output, the first one is written when the gateway clamps */
   outputFields: readonly string[]
+  /** takes multipart/form-data uploads (audio, image edits) */
+  multipart?: boolean
 }
 
 const CHAT: EndpointSpec = { endpoint: 'chat.completions', capability: 'chat', needsModel: true, outputFields: ['max_tokens', 'max_completion_tokens'] }
@@ -34,10 +37,10 @@ const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['POST /v1/completions', { endpoint: 'completions', capability: 'completions', needsModel: true, outputFields: ['max_tokens'] }],
   ['POST /v1/embeddings', { endpoint: 'embeddings', capability: 'embeddings', needsModel: true, outputFields: [] }],
   ['POST /v1/images/generations', { endpoint: 'images.generations', capability: 'images', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [] }],
-  ['POST /v1/audio/transcriptions', { endpoint: 'audio.transcriptions', capability: 'audio', needsModel: true, outputFields: [] }],
-  ['POST /v1/audio/translations', { endpoint: 'audio.translations', capability: 'audio', needsModel: true, outputFields: [] }],
+  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
+  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
+  ['POST /v1/audio/transcriptions', { endpoint: 'audio.transcriptions', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
+  ['POST /v1/audio/translations', { endpoint: 'audio.translations', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
   ['POST /v1/audio/speech', { endpoint: 'audio.speech', capability: 'audio', needsModel: true, outputFields: [] }],
   ['POST /v1/responses', { endpoint: 'responses', capability: 'chat', needsModel: true, outputFields: ['max_output_tokens'] }],
   ['GET /v1/responses/{id}', RESP],
@@ -158,9 +161,12 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     spec = ROUTES.get(`${method} ${template(path.split('/'))}`)
   }
   if (spec === undefined) throw new NotFoundError(`Unknown endpoint ${method} ${path}`)
-  // a non-JSON body (multipart upload) arrives as a stream: its fields are not read here
-  const json = body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body) && typeof (body as { pipe?: unknown }).pipe !== 'function'
-  const b = (json ? body : {}) as Record<string, unknown>
+  if (body instanceof FormFields) return describeForm(spec, url, pathModel, body)
+  // Any other non-JSON body arrives as a stream: nothing in it can be checked, so it is not accepted.
+  if (body !== null && typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function') {
+    throw new BadRequestError(spec.multipart === true ? 'Send a JSON or multipart/form-data body' : 'Send a JSON body (Content-Type: application/json)')
+  }
+  const b = (body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body) ? body : {}) as Record<string, unknown>
   if (b.model !== undefined && b.model !== null && typeof b.model !== 'string') throw new BadRequestError('model must be a string')
   const model = pathModel ?? (typeof b.model === 'string' ? b.model : null)
   if (spec.needsModel && (model === null || model === '')) throw new BadRequestError('you must provide a model parameter')
@@ -183,6 +189,27 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     maxOutputTokens: maxOut,
     promptTokens: spec.capability === null ? 0 : estimatePromptTokens(b),
     stream
+  }
+}
+
+/** A multipart upload: the model and the stream flag are form fields (text, so `stream` is "true"/"false"). */
+function describeForm (spec: EndpointSpec, url: string, pathModel: string | null, form: FormFields): RequestShape {
+  if (spec.multipart !== true) throw new BadRequestError('Send a JSON body (Content-Type: application/json)')
+  const model = pathModel ?? form.one('model')
+  if (spec.needsModel && (model === null || model === '')) throw new BadRequestError('you must provide a model parameter')
+  const s = form.one('stream')
+  if (s !== null && s !== 'true' && s !== 'false') throw new BadRequestError('stream must be true or false')
+  const caps: Capability[] = spec.capability === null ? [] : [spec.capability]
+  if (s === 'true') caps.push('streaming')
+  const prompt = form.one('prompt')
+  return {
+    endpoint: spec.endpoint,
+    forwardPath: url,
+    model,
+    capabilities: caps,
+    maxOutputTokens: null,
+    promptTokens: prompt === null ? 0 : estimatePromptTokens({ prompt }),
+    stream: s === 'true'
   }
 }
 

@@ -37,12 +37,9 @@ const KIND_ORDER: ReadonlyArray<[AnonymizerKind, keyof GeoResult['anonymizer']]>
   ['tor', 'tor'], ['vpn', 'vpn'], ['public-proxy', 'publicProxy'], ['residential-proxy', 'residentialProxy'], ['hosting', 'hosting']
 ]
 
-/** The tier a place maps to, subdivisions (most specific first) before the country. */
+/** The tier a place maps to, if any. */
 function placeTier (policy: PolicySnapshot, place: string): string | null {
-  for (const [tier, places] of Object.entries(policy.locations.tiers)) {
-    if (places.includes(place)) return tier
-  }
-  return null
+  return policy.placeTiers.get(place) ?? null
 }
 
 /** Which location tier applies, and why. */

@@ -6,9 +6,10 @@ import { ModelNotFoundError } from '../errors.js'
 export interface ModelObject { id: string, object: 'model', created: number, owned_by: string }
 export interface ModelList { object: 'list', data: ModelObject[] }
 
-function modelObject (id: string, policy: PolicySnapshot): ModelObject {
+function modelObject (id: string): ModelObject {
   // `created` is not something the configuration knows; 0 keeps the OpenAI shape without inventing a date.
-  return { id, object: 'model', created: 0, owned_by: policy.models[id]?.origin ?? 'geogate' }
+  // `owned_by` names the gateway: the model's `origin` is a country, not an owner.
+  return { id, object: 'model', created: 0, owned_by: 'geogate' }
 }
 
 /**
@@ -22,7 +23,7 @@ export function answerModels (ctx: RequestContext, policy: PolicySnapshot): Mode
   const one = ctx.shape?.model ?? null
   if (one !== null) {
     if (!allowed.includes(one)) throw new ModelNotFoundError(one)
-    return modelObject(one, policy)
+    return modelObject(one)
   }
-  return { object: 'list', data: allowed.map((id) => modelObject(id, policy)) }
+  return { object: 'list', data: allowed.map((id) => modelObject(id)) }
 }

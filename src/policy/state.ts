@@ -10,6 +10,8 @@ export interface PolicySnapshot {
   readonly blockedByUrl: string
   readonly tiers: Readonly<Record<string, Readonly<TierConfig>>>
   readonly locations: Readonly<LocationsConfig>
+  /** country or ISO 3166-2 subdivision -> tier, from locations.tiers (built once per snapshot, not per request) */
+  readonly placeTiers: ReadonlyMap<string, string>
   readonly models: Readonly<Record<string, Readonly<ModelConfig>>>
   readonly quotas: readonly QuotaConfig[]
   /** sha256 hex of the raw key -> key */
@@ -28,6 +30,7 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     blockedByUrl: c.policy.blockedByUrl,
     tiers: c.tiers,
     locations: c.locations,
+    placeTiers: new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier]))),
     models: c.models,
     quotas: c.quotas,
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),

@@ -60,8 +60,8 @@ t.test('isInternalIp', async (t) => {
 
 t.test('trustedProxies: bad entries are configuration errors, with their path', async (t) => {
   t.same(trustedProxyIssues(['10.0.0.0/8', '::1/128', '192.168.0.1', '::ffff:10.0.0.0/104']), [])
-  const bad = trustedProxyIssues(['10.0.0.0/33', 'nope', '10.0.0.0/x', '[::1]/128', '::ffff:10.0.0.0/64'])
-  t.same(bad.map((i) => i.index), [0, 1, 2, 3, 4])
+  const bad = trustedProxyIssues(['10.0.0.0/33', 'nope', '10.0.0.0/x', '[::1]/128', '::ffff:10.0.0.0/64', '10.0.0.1:80/32', '10.0.0.0/8/8', '::1/129'])
+  t.same(bad.map((i) => i.index), [0, 1, 2, 3, 4, 5, 6, 7])
   try {
     parseConfig(baseConfig('http://127.0.0.1:9', { server: { trustedProxies: ['10.0.0.0/8', '300.0.0.0/8'] } }))
     t.fail('should throw')
@@ -116,4 +116,12 @@ t.test('resolver: the right-most untrusted hop', async (t) => {
   const none = new ClientIpResolver([])
   t.equal(none.resolve('127.0.0.1', { 'x-forwarded-for': '1.1.1.1' }).ip, '127.0.0.1', 'no trusted proxies: headers ignored')
   t.throws(() => new ClientIpResolver(['nope']), /trustedProxies/)
+
+  // prefixes at every boundary, both families, mapped spellings of the list and of the address
+  const p = new ClientIpResolver(['192.168.4.0/22', '0.0.0.0/0', '2001:db8:abcd:12::/63', '::ffff:172.16.0.0/108'])
+  t.ok(p.isTrusted('8.8.8.8'), '/0 trusts every IPv4 address')
+  t.notOk(p.isTrusted('2001:4860::1'), 'but no IPv6 one')
+  const q = new ClientIpResolver(['192.168.4.0/22', '2001:db8:abcd:12::/63', '::ffff:172.16.0.0/108'])
+  for (const ip of ['192.168.4.0', '192.168.7.255', '::ffff:192.168.5.5', '2001:db8:abcd:12::1', '2001:db8:abcd:13:ffff::1', '172.16.0.1', '172.31.255.255']) t.ok(q.isTrusted(ip), `trusted ${ip}`)
+  for (const ip of ['192.168.3.255', '192.168.8.0', '2001:db8:abcd:14::1', '2001:db8:abcd:11::1', '172.32.0.1', 'junk']) t.notOk(q.isTrusted(ip), `not trusted ${ip}`)
 })
