@@ -29,6 +29,12 @@ export async function reloadConfig (rt: Runtime, file: string, env: NodeJS.Proce
       result = { ok: false, issues: [{ path: file, message: err instanceof Error ? err.message : String(err) }] }
     }
   }
+  // The GeoIP files are re-checked too (swapped when changed), whatever the configuration file says.
+  try {
+    await rt.geo.checkForChanges()
+  } catch (err) {
+    log.warn({ err }, 'GeoIP database re-check failed; the databases in service stay')
+  }
   rt.metrics.policyReloads.inc({ result: result.ok ? 'applied' : 'refused' })
   if (!result.ok) {
     const list = result.issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')
