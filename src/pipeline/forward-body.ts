@@ -5,8 +5,6 @@ import { BodyTooLargeError } from '../errors.js'
 export interface JsonRewrite {
   /** model name the backend knows it by */
   upstreamModel?: string | undefined
-  /** tier clamp on output tokens */
-  clampOutputTokens?: number | undefined
 }
 
 /** The caller's own stream_options.include_usage: does it want the usage chunk it would get from OpenAI? */
@@ -15,13 +13,10 @@ export function wantsUsageChunk (body: Record<string, unknown>): boolean {
   return so !== null && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true
 }
 
-function clamp (v: unknown, max: number): unknown {
-  return typeof v === 'number' && v > max ? max : v
-}
-
 /**
- * The JSON body as the backend gets it: the model renamed, `stream_options.include_usage` asked for on
- * streams (so streamed tokens are counted, SPEC §Forward), and max output tokens clamped to the tier's cap.
+ * The JSON body as the backend gets it: the model renamed, and `stream_options.include_usage` asked for on
+ * streams, so streamed tokens are counted (SPEC §Forward). A tier's output clamp is already in the body: the
+ * policy stage writes it per endpoint (applyOutputClamp in endpoint.ts).
  */
 export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): string {
   const out: Record<string, unknown> = { ...body }
@@ -29,18 +24,6 @@ export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRe
   if (out.stream === true) {
     const so = out.stream_options
     out.stream_options = { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true }
-  }
-  const max = rw.clampOutputTokens
-  if (max !== undefined) {
-    const hasMax = out.max_tokens !== undefined && out.max_tokens !== null
-    const hasMaxCompletion = out.max_completion_tokens !== undefined && out.max_completion_tokens !== null
-    if (hasMax) out.max_tokens = clamp(out.max_tokens, max)
-    if (hasMaxCompletion) out.max_completion_tokens = clamp(out.max_completion_tokens, max)
-    // the Responses API bounds output with max_output_tokens (written by the policy stage when absent)
-    const hasMaxOutput = out.max_output_tokens !== undefined && out.max_output_tokens !== null
-    if (hasMaxOutput) out.max_output_tokens = clamp(out.max_output_tokens, max)
-    // Asked for nothing: the backend would generate up to its context length, past the tier's cap.
-    if (!hasMax && !hasMaxCompletion && !hasMaxOutput) out.max_tokens = max
   }
   return JSON.stringify(out)
 }

@@ -14,7 +14,7 @@ import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, ModelNotFoundE
 /*
  * forward: the permitted request goes to the backend serving its model, the answer streams back.
  *
- *   body ─► rewrite (model, include_usage, clamp) ─► undici Pool ─► backend
+ *   body ─► rewrite (model, include_usage) ─► undici Pool ─► backend
  *   client ◄─ SSE/JSON usage tap (pass-through, reads usage on the side) ◄─ response body
  *
  * Endings: the client hanging up aborts the upstream request (AbortSignal); SIGTERM aborts what is left
@@ -53,11 +53,11 @@ function listModels (request: FastifyRequest, reply: FastifyReply, policy: Polic
   const path = (shape?.forwardPath ?? '').split('?')[0] ?? ''
   const one = path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : null
   const data: Array<{ id: string, object: 'model', created: number, owned_by: string }> = []
-  for (const [id, m] of Object.entries(policy.models)) {
+  for (const id of Object.keys(policy.models)) {
     if (one !== null && id !== one) continue
     if (shape === null || ctx.principal === null || ctx.geo === null) continue
     if (!decide({ ...shape, model: id }, ctx.geo, ctx.principal, policy).allow) continue
-    data.push({ id, object: 'model', created: 0, owned_by: m.origin ?? 'geogate' })
+    data.push({ id, object: 'model', created: 0, owned_by: 'geogate' })
   }
   if (one !== null) {
     const found = data[0]
@@ -87,7 +87,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     body = limitBody(raw, rt.config.server.bodyLimit)
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
-    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel, clampOutputTokens: ctx.decision?.clampOutputTokens })
+    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
     dropUsageChunk = shape.stream && !wantsUsageChunk(json)
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)

@@ -306,3 +306,15 @@ t.test('/v1/models is answered by the gateway from its own model list', async (t
   t.equal(body.object, 'list')
   t.same(body.data.map((m) => m.id).sort(), ['frontier-1', 'llama-3.1-8b'])
 })
+
+t.test('a tier\'s output clamp reaches the backend in the forwarded body', async (t) => {
+  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })
+  const gw = await buildTestGateway(baseConfig(up.url))
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const base = await listen(gw)
+  const r = await send(base, '/v1/chat/completions', { headers: { ...TIER1, authorization: 'Bearer test-key-tier2' }, body: chat('llama-3.1-8b', { max_tokens: 5000, stream: true }) })
+  t.equal(r.status, 200)
+  const sent = JSON.parse(up.requests[0]?.body ?? '{}') as Record<string, unknown>
+  t.equal(sent.max_tokens, 1024, 'tier2 caps output at 1024')
+  t.same(sent.stream_options, { include_usage: true })
+})
