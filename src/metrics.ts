@@ -93,17 +93,17 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly redisErrors = new Counter({
-    name: 'geogate_redis_errors_total',
-    help: 'Redis commands that failed or timed out, by what the gateway was doing',
-    labelNames: ['operation'] as const,
+  readonly limiterDegraded = new Counter({
+    name: 'geogate_limiter_degraded_total',
+    help: 'Limit decisions made without Redis, by tier and fail mode (open: local fallback, closed: 503)',
+    labelNames: ['tier', 'mode'] as const,
     registers: [this.registry]
   })
 
-  readonly degradedDecisions = new Counter({
-    name: 'geogate_degraded_decisions_total',
-    help: 'Limit decisions made without Redis (the tier failMode applied), by key tier and result',
-    labelNames: ['tier', 'result'] as const,
+  readonly redisErrors = new Counter({
+    name: 'geogate_redis_errors_total',
+    help: 'Redis commands that failed, by operation (limiter ops, seen_countries) and reason (timeout, unavailable, error)',
+    labelNames: ['op', 'reason'] as const,
     registers: [this.registry]
   })
 
@@ -253,7 +253,6 @@ export class Metrics {
     if (limit !== null) {
       const result = limit.allowed ? 'allowed' : limit.retryAfterSeconds === null ? 'unavailable' : 'limited'
       this.limiterDecisions.inc({ result, degraded: String(limit.degraded) })
-      if (limit.degraded) this.degradedDecisions.inc({ tier: this.#tiers.get(ctx.principal?.tier ?? 'none'), result })
     }
 
     const geo = ctx.geo
@@ -310,7 +309,7 @@ export class Metrics {
     }, () => {
       this.#pending.set(pendingKey, token)
       seen.delete(country)
-      this.redisErrors.inc({ operation: 'seen_countries' })
+      this.redisErrors.inc({ op: 'seen_countries', reason: 'error' })
     })
   }
 }

@@ -10,7 +10,7 @@ import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
-import { createRedis, type RedisClient } from './stores/redis.js'
+import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -46,6 +46,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const metrics = new Metrics()
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
+  if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
   metrics.attach({ audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
@@ -56,7 +57,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     policy: overrides.policy ?? live,
     live,
     geo,
-    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
+    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
     backends: new BackendPools(config.backends),
     metrics,

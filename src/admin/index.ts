@@ -3,6 +3,7 @@ import type { Runtime } from '../runtime.js'
 import type { ConfigIssue } from '../config/load.js'
 import { ForbiddenError, toOpenAIError } from '../errors.js'
 import { adminPrincipal } from './auth.js'
+import { registerAdminAuthGuard } from '../stores/auth-limit.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
@@ -36,6 +37,9 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     reply.code(404)
     return { error: { message: `Unknown admin route ${request.method} ${request.url.split('?')[0] ?? ''}`, type: 'invalid_request_error', code: 'not_found', param: null } }
   })
+  // Failed admin authentications per client IP (token brute force): 429 past limiter.authFailuresPerMinute.
+  // Registered first: the check below throws 401, which ends the hook chain.
+  await registerAdminAuthGuard(admin, rt)
   admin.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0] ?? ''
     if (OPEN.has(path)) return

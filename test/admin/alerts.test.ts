@@ -62,7 +62,7 @@ t.test('alert rules: promtool accepts them, their unit tests pass, and they cove
   t.ok(covers(/geogate_key_new_country_total/), 'a key appearing from a new country')
   t.ok(covers(/geogate_anonymizer_requests_total/), 'traffic from anonymizers')
   t.ok(covers(/geogate_geodb_stale/), 'a stale GeoIP database')
-  t.ok(covers(/geogate_degraded_decisions_total/), 'Redis degraded')
+  t.ok(covers(/geogate_limiter_degraded_total/), 'Redis degraded')
   t.ok(covers(/geogate_audit_writer_lag_seconds/), 'audit lag')
 
   const scrape = promtool('check', 'config', '--syntax-only', 'docker/prometheus/prometheus.yml')
@@ -89,7 +89,7 @@ t.test('the Grafana dashboard: valid JSON, every query parses and reads only exp
   const check = promtool('check', 'rules', join(dir, 'dash-rules.yml'))
   t.equal(check.status, 0, check.out)
   for (const needed of ['geogate_cross_border_requests_total', 'geogate_key_country_mismatch_total', 'geogate_key_new_country_total', 'geogate_anonymizer_requests_total',
-    'geogate_geodb_age_days', 'geogate_degraded_decisions_total', 'geogate_audit_writer_lag_seconds', 'geogate_gateway_added_seconds_bucket',
+    'geogate_geodb_age_days', 'geogate_limiter_degraded_total', 'geogate_audit_writer_lag_seconds', 'geogate_gateway_added_seconds_bucket',
     'geogate_upstream_seconds_bucket', 'geogate_time_to_first_token_seconds_bucket', 'geogate_tokens_total', 'geogate_process_nodejs_eventloop_lag_p99_seconds']) {
     t.ok(exprs.some((e) => e.expr.includes(needed)), `a panel shows ${needed}`)
   }

@@ -50,7 +50,8 @@ t.test('an auditor token can read and cannot change anything', async (t) => {
 })
 
 t.test('missing or wrong token: 401, OpenAI-style; health stays open', async (t) => {
-  const gw = await buildTestGateway(baseConfig())
+  // Many failures from one address on purpose: the brute-force guard is off here (tested below).
+  const gw = await buildTestGateway(baseConfig(undefined, { limiter: { authFailuresPerMinute: 0 } }))
   t.teardown(gw.close)
   for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Basic dGVzdC1hZG1pbg==' }, { authorization: 'Bearer test-key-tier1' }]) {
     for (const m of [{ method: 'GET' as const, url: '/admin/keys' }, { method: 'GET' as const, url: '/metrics' }, ...MUTATIONS]) {
@@ -61,6 +62,16 @@ t.test('missing or wrong token: 401, OpenAI-style; health stays open', async (t)
   }
   t.equal((await gw.admin.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   t.equal((await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+})
+
+t.test('token guessing from one address is cut off with 429 before the token is even checked', async (t) => {
+  const gw = await buildTestGateway(baseConfig(undefined, { limiter: { authFailuresPerMinute: 2 } }))
+  t.teardown(gw.close)
+  const codes: number[] = []
+  for (let i = 0; i < 4; i++) codes.push((await gw.admin.inject({ method: 'GET', url: '/admin/keys', headers: { authorization: `Bearer guess-${i}` } })).statusCode)
+  t.same(codes.slice(0, 2), [401, 401])
+  t.equal(codes[3], 429)
+  t.equal((await gw.admin.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health stays open')
 })
 
 t.test('admin tokens are held as hashes and can be named', async (t) => {

@@ -70,7 +70,7 @@ t.test('/metrics parses as Prometheus text and moves when traffic flows', async 
   const { types } = parseExposition(res.body)
   for (const [name, type] of [['geogate_requests_total', 'counter'], ['geogate_gateway_added_seconds', 'histogram'], ['geogate_upstream_seconds', 'histogram'],
     ['geogate_time_to_first_token_seconds', 'histogram'], ['geogate_tokens_total', 'counter'], ['geogate_limiter_decisions_total', 'counter'],
-    ['geogate_redis_errors_total', 'counter'], ['geogate_degraded_decisions_total', 'counter'], ['geogate_geodb_age_days', 'gauge'],
+    ['geogate_redis_errors_total', 'counter'], ['geogate_limiter_degraded_total', 'counter'], ['geogate_geodb_age_days', 'gauge'],
     ['geogate_geo_unknown_location_total', 'counter'], ['geogate_audit_queue_depth', 'gauge'], ['geogate_audit_writer_lag_seconds', 'gauge'],
     ['geogate_process_nodejs_eventloop_lag_seconds', 'gauge'], ['geogate_key_country_mismatch_total', 'counter'], ['geogate_key_new_country_total', 'counter'],
     ['geogate_cross_border_requests_total', 'counter'], ['geogate_anonymizer_requests_total', 'counter']]) {
