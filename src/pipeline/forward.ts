@@ -7,7 +7,7 @@ import type { PolicySnapshot } from '../policy/state.js'
 import type { RequestContext, Usage } from './context.js'
 import { decide } from './policy.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
-import { rewriteJson, wantsUsageChunk, isStream, limitBody } from './forward-body.js'
+import { rewriteJson, wantsUsageChunk, RawBody } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
 import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../errors.js'
 
@@ -83,8 +83,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const raw = request.body
   let body: string | Readable | null = null
   let dropUsageChunk = false
-  if (isStream(raw)) {
-    body = limitBody(raw, rt.config.server.bodyLimit)
+  if (raw instanceof RawBody) {
+    body = raw.toStream(rt.config.server.bodyLimit)
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
     body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
@@ -92,7 +92,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)
   }
-  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, isStream(raw))
+  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof RawBody)
 
   const controller = new AbortController()
   const inFlight: InFlight = { ctx, controller }
