@@ -100,8 +100,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   // 'close' comes for every ending; before 'finish' it means the caller went away: cancel upstream.
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort(new Error('client_abort'))
-    rt.backends.untrack(inFlight)
     countTokens(rt, ctx, model)
+    rt.backends.untrack(inFlight)
   })
 
   const sentAt = process.hrtime.bigint()
