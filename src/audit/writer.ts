@@ -210,11 +210,13 @@ export class AuditWriter implements AuditLog {
   }
 
   async #loop (): Promise<void> {
+    let failed = false
     try {
       while (this.#queue.length > 0 || this.#journalQueue.length > 0 || this.#digestDue) {
         try {
           await this.#commit()
         } catch (err) {
+          failed = true
           this.#writeErrors++
           this.#retryAt = Date.now() + 1000
           this.#log.error({ err, queued: this.#queue.length }, 'audit write failed; records kept in memory, retrying')
@@ -224,7 +226,8 @@ export class AuditWriter implements AuditLog {
     } finally {
       this.#running = false
       if (this.#queue.length > 0 || this.#journalQueue.length > 0) this.#schedule()
-      else {
+      // flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back.
+      if (failed || this.#queue.length === 0) {
         const idle = this.#idle
         this.#idle = []
         for (const r of idle) r()

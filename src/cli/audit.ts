@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { Writable } from 'node:stream'
 import { parse } from './args.js'
+import { loadConfig, resolvePath } from '../config/load.js'
 import { verifyDir } from '../audit/verify.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
 import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
@@ -11,7 +12,17 @@ const USAGE = `usage:
   geogate audit export --dir DIR [--from T] [--to T] [--country CC] [--subdivision CC-X] [--model M]
                        [--key-id ID] [--org ORG] [--decision allow|deny] [--format jsonl|csv] [--mark-exported]
       matching records to stdout in time order; progress on stderr
+  Instead of DIR / --dir, --config FILE (or GEOGATE_CONFIG) uses that configuration's audit.dir.
 `
+
+/** The audit directory: given, or audit.dir of the configuration (--config, GEOGATE_CONFIG). */
+export async function auditDir (dir: string | undefined, config: string | undefined): Promise<string | undefined> {
+  if (dir !== undefined) return dir
+  const file = config ?? process.env.GEOGATE_CONFIG
+  if (file === undefined) return undefined
+  const loaded = await loadConfig(file)
+  return resolvePath(loaded.baseDir, loaded.config.audit.dir)
+}
 
 /** `geogate audit verify|export`. */
 export async function run (argv: string[]): Promise<number> {
@@ -26,9 +37,10 @@ async function verify (argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     'public-key': { type: 'string', multiple: true },
     json: { type: 'boolean' },
-    dir: { type: 'string' }
+    dir: { type: 'string' },
+    config: { type: 'string', short: 'c' }
   }, true)
-  const dir = positionals[0] ?? values.dir
+  const dir = await auditDir(positionals[0] ?? values.dir, values.config)
   if (dir === undefined) { process.stderr.write(USAGE); return 2 }
   const publicKeys = await Promise.all((values['public-key'] ?? []).map(async (f) => await readFile(f, 'utf8')))
   let lastReport = Date.now()
@@ -83,9 +95,11 @@ async function exportCmd (argv: string[]): Promise<number> {
     org: { type: 'string' },
     decision: { type: 'string' },
     format: { type: 'string', default: 'jsonl' },
-    'mark-exported': { type: 'boolean' }
+    'mark-exported': { type: 'boolean' },
+    config: { type: 'string', short: 'c' }
   })
-  if (values.dir === undefined) { process.stderr.write(USAGE); return 2 }
+  const dir = await auditDir(values.dir, values.config)
+  if (dir === undefined) { process.stderr.write(USAGE); return 2 }
   const format = values.format
   if (format !== 'jsonl' && format !== 'csv') { process.stderr.write('--format: jsonl or csv\n'); return 2 }
   let filter: RecordFilter
@@ -95,7 +109,6 @@ async function exportCmd (argv: string[]): Promise<number> {
     process.stderr.write('--mark-exported: only whole segments count as exported; use it with --from/--to at most\n')
     return 2
   }
-  const dir = values.dir
   const total = await segmentCount(dir, filter)
   const tallies: SegmentTally[] = []
   let lastReport = 0

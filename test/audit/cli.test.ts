@@ -95,3 +95,15 @@ t.test('report: JSON, CSV and a self-contained HTML page', async (t) => {
   t.notMatch(html.stdout, /<script|src="http|href="http|url\(/)
   t.equal((await run(['report', '--dir', dir, '--period', 'november'])).code, 2)
 })
+
+t.test('--config takes the directory from audit.dir', async (t) => {
+  const { baseConfig } = await import('../helpers/gateway.js')
+  const file = join(root, 'geogate.json')
+  await writeFile(file, JSON.stringify(baseConfig('http://127.0.0.1:9', { audit: { dir } })))
+  const v = await run(['audit', 'verify', '--config', file])
+  t.equal(v.code, 0, v.stderr)
+  t.match(v.stdout, /200 record\(s\)/)
+  const r = await run(['report', '--config', file, '--period', '2026-11'])
+  t.equal((JSON.parse(r.stdout) as { totals: { interactions: number } }).totals.interactions, 200)
+  t.equal((await run(['audit', 'verify'])).code, 2, 'no directory, no config: usage')
+})

@@ -168,3 +168,32 @@ t.test('scope cross-border: only interactions whose caller is not where the mode
   }
   t.same(recs.find((r) => r.requestId === 'hosting-us')?.anonymizer, ['hosting'])
 })
+
+t.test('policy.mode shadow: a refusal that was not enforced is recorded as such', async (t) => {
+  const up = await startUpstream((_req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
+  })
+  const gw = await buildTestGateway(baseConfig(up.url, {
+    server: { trustedProxies: ['127.0.0.1/32'] },
+    geo: { databases: [dbs.city, dbs.anonymousIp] },
+    policy: { mode: 'shadow' }
+  }))
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const res = await gw.app.inject({
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers: { authorization: 'Bearer test-key-tier1', 'x-forwarded-for': ip('iran'), 'x-request-id': 'shadowed' },
+    payload: { model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] }
+  })
+  t.equal(res.statusCode, 200, 'forwarded')
+  await gw.rt.audit.flush()
+  const recs: InteractionRecord[] = []
+  for await (const { record } of readRecords(gw.rt.audit.dir)) if (record.kind === 'interaction') recs.push(record)
+  t.equal(recs.length, 1)
+  const r = recs[0]
+  t.equal(r?.decision, 'allow')
+  t.equal(r?.shadow, true)
+  t.match(r?.rule ?? '', /location|embargo/, 'the rule that would have refused')
+  t.equal(r?.country, 'IR')
+})

@@ -165,3 +165,25 @@ t.test('a damaged last record stops the writer from starting rather than forking
   await writeFile(join(dir, file), text.replace('"org":"Org"', '"org":"Grr"'))
   await t.rejects(openWriter(dir), /damaged/)
 })
+
+t.test('periodic digests cover the open segment: records cut from its tail after a crash are detected', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const w = await openWriter(dir, { digestIntervalMs: 20 }, signingKeyPem())
+  for (let i = 0; i < 10; i++) w.append(entry(i))
+  await w.flush()
+  const digests = async (): Promise<string[]> => (await readdir(join(dir, 'digests'))).filter((f) => f.endsWith('.json'))
+  while ((await digests()).length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  const [file = ''] = await segmentFiles(dir)
+  const d = JSON.parse(await readFile(join(dir, 'digests', (await digests())[0] ?? ''), 'utf8')) as { segment: string, final: boolean, lastSeq: number }
+  t.equal(d.segment, file)
+  t.equal(d.final, false, 'a digest of the open segment')
+  t.equal(d.lastSeq, 10)
+  t.equal((await verifyDir(dir, { live: true })).ok, true)
+  // The process dies (w is abandoned) and someone removes the last two records.
+  const lines = (await readFile(join(dir, file), 'utf8')).split('\n')
+  await writeFile(join(dir, file), lines.slice(0, 8).join('\n') + '\n')
+  const r = await verifyDir(dir)
+  t.equal(r.ok, false)
+  t.match(r.problem?.reason ?? '', /shorter .* records deleted/)
+})
