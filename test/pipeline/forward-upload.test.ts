@@ -1,5 +1,4 @@
 import t from 'tap'
-import { ModelFieldScanner, multipartBoundary } from '../../src/pipeline/forward-multipart.js'
 import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
 import { listen } from '../helpers/forward.js'
 
@@ -9,37 +8,7 @@ async function encode (form: FormData): Promise<{ body: Buffer, type: string }> 
   return { body: Buffer.from(await r.arrayBuffer()), type: r.headers.get('content-type') ?? '' }
 }
 
-function scan (body: Buffer, type: string, cuts: number[]): string | null {
-  const boundary = multipartBoundary(type)
-  if (boundary === null) throw new Error('no boundary')
-  const s = new ModelFieldScanner(boundary)
-  let from = 0
-  for (const c of [...cuts, body.length]) { s.push(body.subarray(from, c)); from = c }
-  return s.model
-}
-
-t.test('the model field is found wherever it is and however the bytes are cut', async (t) => {
-  const audio = new Blob([Buffer.alloc(3000, 0x41), 'name="model"\r\n\r\nfake\r\n'])
-  const after = new FormData()
-  after.append('file', audio, 'speech.wav')
-  after.append('model', 'whisper-large')
-  after.append('language', 'en')
-  const before = new FormData()
-  before.append('model', 'whisper-large')
-  before.append('file', audio, 'speech.wav')
-  const none = new FormData()
-  none.append('file', audio, 'speech.wav')
-  none.append('model_name', 'nope')
-  for (const [form, want] of [[after, 'whisper-large'], [before, 'whisper-large'], [none, null]] as const) {
-    const { body, type } = await encode(form)
-    for (let cut = 1; cut < body.length; cut += 97) t.equal(scan(body, type, [cut]), want)
-    t.equal(scan(body, type, Array.from({ length: body.length - 1 }, (_, i) => i + 1)), want, 'one byte at a time')
-  }
-  t.equal(multipartBoundary('application/json'), null)
-  t.equal(multipartBoundary('multipart/form-data; boundary="a b"'), 'a b')
-})
-
-t.test('an upload is routed by its model field and reaches the backend byte for byte', async (t) => {
+t.test('an upload (file first, as SDKs send it) is routed to its model\'s backend and arrives byte for byte', async (t) => {
   const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"text":"hello"}') })
   const other = await startUpstream((_req, res) => { res.end('wrong backend') })
   const gw = await buildTestGateway(baseConfig(other.url, {
