@@ -128,8 +128,9 @@ export function parseConfig (raw: unknown, source = 'config', envIssues: ConfigI
 
 export interface LoadedConfig { config: Readonly<Config>, file: string, baseDir: string }
 
-// Values that are codes, not numbers: YAML 1.2 reads the ECCN 4E091 as 4×10^91 and the ISO code NO as false.
-const AS_WRITTEN = new Set(['classification', 'region', 'origin', 'country'])
+// Values that are codes, not numbers: YAML 1.2 reads the ECCN 4E091 as 4×10^91, the ISO code NO as false, and a
+// key id 0042 or an all-digit hash as numbers (losing digits); such values are kept exactly as written.
+const AS_WRITTEN = new Set(['classification', 'region', 'origin', 'country', 'sha256', 'id', 'org', 'apiKey'])
 
 function keepAsWritten (doc: ReturnType<typeof parseDocument>): void {
   visit(doc, {

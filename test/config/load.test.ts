@@ -57,3 +57,17 @@ t.test('YAML syntax errors name the line', async (t) => {
   await writeFile(f, 'server:\n  port: [1,\n')
   await t.rejects(loadConfig(f), ConfigError)
 })
+
+t.test('hashes and ids that look like numbers stay as written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gg-cfg-'))
+  const f = join(dir, 'numeric.yaml')
+  const digits = '1'.repeat(64)
+  const text = (await readFile('config/geogate.yaml', 'utf8'))
+    .replace(/- \{ id: demo-tier2, sha256: [0-9a-f]{64},/, `- { id: 0042, sha256: ${digits},`)
+  t.not(text, await readFile('config/geogate.yaml', 'utf8'), 'the fixture edit applied')
+  await writeFile(f, text)
+  const { config } = await loadConfig(f, {})
+  const key = config.keys.find((k) => k.sha256 === digits)
+  t.ok(key, 'an all-digit sha256 is kept as the 64-character string')
+  t.equal(key?.id, '0042', 'an id of digits keeps its leading zeros')
+})
