@@ -19,10 +19,12 @@ import { decide } from './pipeline/policy.js'
 import { locate } from './policy/locate.js'
 import { isMultipart, readForm } from './pipeline/multipart.js'
 import { answerModels } from './policy/models.js'
+import { applyLimits, settleLimits } from './pipeline/limits.js'
 import { forward } from './pipeline/forward.js'
+import { authFailureGuard } from './stores/auth-limit.js'
 import { recordInteraction, recordStart } from './pipeline/audit.js'
 import { rawBodyParser } from './pipeline/forward-body.js'
-import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, RateLimitedError, UnavailableError, ModelNotFoundError } from './errors.js'
+import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from './errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -61,7 +63,7 @@ async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt:
   if (cut !== undefined && ctx.outcome === 'ok') ctx.outcome = cut
   if (!ctx.audited) recordInteraction(request, reply, rt)
   try {
-    await ctx.limit?.settle(ctx.usage)
+    await settleLimits(ctx)
   } catch (err) {
     request.log.error({ err }, 'settling limits failed')
   }
@@ -77,6 +79,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   let proxies = rt.config.server.trustedProxies
   let clientIp = new ClientIpResolver(proxies)
 
+  const guardAuth = await authFailureGuard(app, rt, 'data')
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (rt.config.server.trustedProxies !== proxies) {
@@ -89,7 +92,12 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
-    request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+    try {
+      request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+    } catch (err) {
+      await guardAuth(request, reply)
+      throw err
+    }
   })
 
   app.addHook('preHandler', async (request, reply) => {
@@ -118,24 +126,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     }
     if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
-    const tier = policy.tiers[ctx.principal.tier]
-    if (tier === undefined) return
-    const limit = await rt.limiter.acquire({
-      principal: ctx.principal,
-      tier,
-      tierName: ctx.principal.tier,
-      locationTier: decision.locationTier,
-      geo: ctx.geo,
-      shape: ctx.shape,
-      estimatedTokens: ctx.shape.promptTokens + (decision.clampOutputTokens ?? ctx.shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
-    })
-    ctx.limit = limit
-    for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
-    if (!limit.allowed) {
-      if (limit.retryAfterSeconds === null) throw new UnavailableError('Rate limiting is unavailable; try again shortly')
-      reply.header('retry-after', String(limit.retryAfterSeconds))
-      throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
-    }
+    await applyLimits(request, reply, rt, policy, decision)
     recordStart(request, rt)
   })
 

@@ -49,6 +49,20 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly limiterDegraded = new Counter({
+    name: 'geogate_limiter_degraded_total',
+    help: 'Limit decisions made without Redis, by tier and fail mode (open: local fallback, closed: 503)',
+    labelNames: ['tier', 'mode'] as const,
+    registers: [this.registry]
+  })
+
+  readonly redisErrors = new Counter({
+    name: 'geogate_redis_errors_total',
+    help: 'Limiter Redis commands that failed, by operation and reason (timeout, unavailable, error)',
+    labelNames: ['op', 'reason'] as const,
+    registers: [this.registry]
+  })
+
   // GeoIP (issue 3): database age and staleness per layer, reloads, and lookups that found no location
   readonly geodbAgeDays = new Gauge({
     name: 'geogate_geodb_age_days',

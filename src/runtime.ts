@@ -10,7 +10,7 @@ import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
 import { StaticPolicy } from './policy/state.js'
-import { createRedis, type RedisClient } from './stores/redis.js'
+import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -43,6 +43,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const metrics = new Metrics()
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
+  if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
   const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
   return {
     config,
@@ -50,7 +51,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     log,
     policy: overrides.policy ?? new StaticPolicy(config),
     geo,
-    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' })),
+    limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
     backends: new BackendPools(config.backends),
     metrics,

@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Runtime } from '../runtime.js'
 import { toOpenAIError } from '../errors.js'
 import { requireRole } from './auth.js'
+import { registerAdminAuthGuard } from '../stores/auth-limit.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
@@ -22,6 +23,8 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     reply.code(status).type('application/json')
     return body
   })
+  // failed admin authentications per client IP (token brute force): 429 past limiter.authFailuresPerMinute
+  await registerAdminAuthGuard(admin, rt)
   const anyRole = requireRole(() => rt.config.admin, 'admin', 'auditor')
 
   admin.get('/healthz', async () => ({ status: 'ok' }))

@@ -17,6 +17,8 @@ export function createRedis (config: Readonly<RedisConfig>, log: Logger): RedisC
     commandTimeout: config.commandTimeoutMs,
     connectTimeout: config.connectTimeoutMs,
     maxRetriesPerRequest: 0,
+    // A command sent before a disconnect may have run: never send it again on the new connection.
+    autoResendUnfulfilledCommands: false,
     autoResubscribe: true,
     lazyConnect: false,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
@@ -55,4 +57,23 @@ export function createRedis (config: Readonly<RedisConfig>, log: Logger): RedisC
 function parseHostPort (s: string): { host: string, port: number } {
   const u = s.includes('://') ? new URL(s) : new URL(`redis://${s}`)
   return { host: u.hostname, port: Number(u.port || 6379) }
+}
+
+/**
+ * Wait (at most `ms`) for the first connection, so a gateway that just started does not make its first
+ * decisions without Redis. False when Redis is not there yet: the gateway starts anyway and every tier
+ * follows its failMode until Redis appears.
+ */
+export async function redisReady (client: RedisClient, ms: number): Promise<boolean> {
+  if (client.status === 'ready') return true
+  return await new Promise<boolean>((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      resolve(ok)
+    }
+    const onReady = (): void => { done(true) }
+    const timer = setTimeout(() => { done(false) }, ms)
+    client.on('ready', onReady)
+  })
 }

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { ServerSchema } from './server.js'
 import { GeoSchema } from './geo.js'
 import { RedisSchema } from './redis.js'
+import { LimiterSchema } from './limiter.js'
 import { BackendsSchema } from './backends.js'
 import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema } from './policy.js'
 import { AuditSchema } from './audit.js'
@@ -12,6 +13,7 @@ export const ConfigSchema = Type.Object({
   server: ServerSchema,
   geo: GeoSchema,
   redis: RedisSchema,
+  limiter: LimiterSchema,
   backends: BackendsSchema,
   models: Type.Record(Type.String(), ModelSchema, { default: {} }),
   locations: LocationsSchema,
@@ -34,6 +36,7 @@ export type Config = Static<typeof ConfigSchema>
 export * from './server.js'
 export * from './geo.js'
 export * from './redis.js'
+export * from './limiter.js'
 export * from './backends.js'
 export * from './policy.js'
 export * from './audit.js'

@@ -1,0 +1,81 @@
+/**
+ * Settle a finished request: release its leases and move each token charge from the reservation to the
+ * actual usage. A refund lands in the bucket / period the reservation was charged to (if that is still
+ * counted); an overrun is charged to the current bucket / period, so the next requests see it.
+ * Never retried by the caller: ZREM is idempotent, HINCRBY is not.
+ *
+ * KEYS[i]   counter key
+ * ARGV[1]   lease id
+ * ARGV[1 + 4(i-1) + 1..4]  kind (w|p|l), mark, delta, ms (window length / lease ttl), and for periods the period in ARGV… (see below)
+ * Periods pass "p:<period>" as kind (p:h, p:d, p:m) so the current period can be found for an overrun.
+ */
+export const SETTLE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = ARGV[1]
+
+local function civil (days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+
+local function period_id (p)
+  if p == 'h' then return string.format('%d', math.floor(now / 3600000)) end
+  if p == 'd' then return string.format('%d', math.floor(now / 86400000)) end
+  local y, m = civil(math.floor(now / 86400000))
+  return string.format('%d', y * 12 + m - 1)
+end
+
+for i = 1, #KEYS do
+  local b = 1 + (i - 1) * 4
+  local kind, mark, delta, ms = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local key = KEYS[i]
+  if kind == 'l' then
+    redis.call('ZREM', key, lease)
+  elseif kind == 'w' and delta ~= 0 then
+    local bms = math.max(1, math.floor(ms / 60))
+    local cur = math.floor(now / bms)
+    local v = redis.call('HGET', key, mark)
+    if v and tonumber(mark) > cur - 60 then
+      local nv = tonumber(v) + delta
+      if nv > 0 then redis.call('HSET', key, mark, nv) else redis.call('HDEL', key, mark) end
+    elseif delta > 0 then
+      redis.call('HINCRBY', key, string.format('%d', cur), delta)
+      redis.call('PEXPIRE', key, ms + bms)
+    end
+  elseif string.sub(kind, 1, 1) == 'p' and delta ~= 0 then
+    local p = redis.call('HGET', key, 'p')
+    if p == mark then
+      local nv = tonumber(redis.call('HGET', key, 'n') or '0') + delta
+      if nv < 0 then nv = 0 end
+      redis.call('HSET', key, 'n', nv)
+    elseif delta > 0 then
+      local pid = period_id(string.sub(kind, 3, 3))
+      if p == pid then redis.call('HINCRBY', key, 'n', delta) else redis.call('HSET', key, 'p', pid, 'n', delta) end
+      if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, 32 * 86400000) end
+    end
+  end
+end
+return 1
+`
+
+/** Push live leases' expiry forward. KEYS: lease sets; ARGV: lease id, ttl ms. ZADD XX: a lease already gone stays gone. */
+export const RENEW_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local renewed = 0
+for i = 1, #KEYS do
+  renewed = renewed + redis.call('ZADD', KEYS[i], 'XX', 'CH', now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return renewed
+`
