@@ -43,8 +43,14 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   const metrics = new Metrics()
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
   const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
-  if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
-  const audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+  let audit: AuditLog
+  try {
+    if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
+    audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+  } catch (err) {
+    await geo.close() // its file watchers would otherwise keep a failed start alive
+    throw err
+  }
   return {
     config,
     baseDir,

@@ -1,8 +1,9 @@
 /** The geo service as the gateway runs it: configured layers, a broken file stops the start, metrics exported. */
 import t from 'tap'
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { baseConfig, buildTestGateway } from '../helpers/gateway.js'
 import { writeTestGeoDbs, type TestGeoDbs } from '../helpers/geo-fixtures.js'
 
@@ -36,4 +37,24 @@ t.test('a broken configured database stops the start, naming the file', async (t
     { name: 'GeoDatabaseError', path: broken, message: new RegExp(`GeoIP database ${broken} refused: not a valid MaxMind DB file`) })
   await t.rejects(buildTestGateway(baseConfig(undefined, { geo: { databases: [join(dir, 'missing.mmdb')] } })),
     { message: /missing\.mmdb refused: cannot read it/ })
+})
+
+t.test('a start that fails after the databases opened still exits (file watchers closed)', async (t) => {
+  const notDir = join(dir, 'not-a-directory')
+  await writeFile(notDir, 'x')
+  const cfg = join(dir, 'failing-start.yaml')
+  await writeFile(cfg, JSON.stringify(baseConfig(undefined, {
+    geo: { databases: [dbs.city], watch: true },
+    audit: { dir: join(notDir, 'audit') },
+    server: { host: '127.0.0.1', port: 0, adminPort: 0, trustedProxies: [] }
+  })))
+  // a watcher left open would keep the process alive until this kill bound, far above a normal failed start
+  const r = await new Promise<{ code: number | null, signal: string | null, stderr: string }>((done) => {
+    const child = execFile(process.execPath, [resolve('dist/cli/index.js'), 'serve', '--config', cfg], { timeout: 60_000 }, (_err, _out, stderr) => {
+      done({ code: child.exitCode, signal: child.signalCode, stderr })
+    })
+  })
+  t.equal(r.signal, null, 'exited by itself')
+  t.equal(r.code, 1)
+  t.match(r.stderr, /ENOTDIR/)
 })

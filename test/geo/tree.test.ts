@@ -9,7 +9,7 @@ import { verifyMmdb } from '../../src/geo/verify.js'
 import { lookupAddress } from '../../src/geo/address.js'
 import { embeddedDatabasePath } from '../../src/geo/service.js'
 import { buildMmdb } from '../helpers/mmdb-writer.js'
-import { officialFixturesDir } from '../helpers/official-geodb.js'
+import { requireOfficialFixtures } from '../helpers/official-geodb.js'
 
 t.test('parseIPv4 accepts exactly what net.isIPv4 accepts', async (t) => {
   const cases = ['1.2.3.4', '0.0.0.0', '255.255.255.255', '256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1..2.3', '', 'a.b.c.d', '1.2.3.4 ', ' 1.2.3.4', '10.0.0.01', '1.2.3.-4', '0.0.0.00']
@@ -90,11 +90,8 @@ t.test('the walk finds the record mmdb-lib finds', async (t) => {
     ], { databaseType: 'T', buildEpoch: new Date(), recordSize })
     await agree(t, `generated, record size ${recordSize}`, db, [...addrs, '192.0.2.9', '10.9.9.9'])
   }
-  const dir = officialFixturesDir()
-  if (dir === null) {
-    t.comment('MaxMind test databases absent: walk not compared on them')
-    return
-  }
+  const dir = requireOfficialFixtures(t, 'the tree walk on MaxMind\'s test databases')
+  if (dir === null) return
   for (const f of ['GeoIP2-City-Test.mmdb', 'GeoIP2-Anonymous-IP-Test.mmdb', 'GeoIP2-Country-Test.mmdb']) {
     await agree(t, f, await readFile(join(dir, f)), [...addrs, '81.2.69.160', '2.125.160.216', '216.160.83.56', '1.2.0.1', '::81.2.69.160'])
   }

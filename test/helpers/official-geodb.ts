@@ -8,19 +8,17 @@ import { fileURLToPath } from 'node:url'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-export function officialFixturesDir (): string | null {
-  const candidates = [
-    process.env.GEOGATE_GEODB_FIXTURES,
-    join(repoRoot, '..', 'shared', 'geodb-fixtures'),
-    join(repoRoot, '..', '..', 'shared', 'geodb-fixtures')
-  ]
-  for (const c of candidates) {
-    if (c !== undefined && c !== '' && existsSync(join(c, 'GeoIP2-City-Test.mmdb'))) return c
-  }
-  return null
+function candidates (): string[] {
+  const env = process.env.GEOGATE_GEODB_FIXTURES
+  // when set, the variable alone decides (so a run can be pointed elsewhere, or at nothing)
+  return env !== undefined && env !== ''
+    ? [env]
+    : [join(repoRoot, '..', 'shared', 'geodb-fixtures'), join(repoRoot, '..', '..', 'shared', 'geodb-fixtures')]
 }
 
-export const OFFICIAL_LOOKED_IN = 'GEOGATE_GEODB_FIXTURES, ../shared/geodb-fixtures'
+export function officialFixturesDir (): string | null {
+  return candidates().find((c) => existsSync(join(c, 'GeoIP2-City-Test.mmdb'))) ?? null
+}
 
 /** Minimal view of tap's Test used here, so helpers need no tap types. */
 interface TapLike {
@@ -36,7 +34,7 @@ interface TapLike {
 export function requireOfficialFixtures (t: TapLike, whatIsNotChecked: string): string | null {
   const dir = officialFixturesDir()
   if (dir !== null) return dir
-  const msg = `MaxMind test databases absent (looked in ${OFFICIAL_LOOKED_IN}): NOT checked: ${whatIsNotChecked}`
+  const msg = `MaxMind test databases absent (looked in ${candidates().join(', ')}; set GEOGATE_GEODB_FIXTURES): NOT checked: ${whatIsNotChecked}`
   if (process.env.CI !== undefined && process.env.CI !== '') t.fail(msg)
   else {
     t.comment(msg)
