@@ -31,7 +31,7 @@ export async function registerExplain (admin: FastifyInstance, rt: Runtime): Pro
       return explain(rt.policy.snapshot(), rt.geo, {
         ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
         tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
-      })
+      }, rt.config.backends)
     } catch (err) {
       if (err instanceof ExplainError) throw err.status === 404 ? new NotFoundError(err.message) : new BadRequestError(err.message)
       throw err

@@ -52,7 +52,7 @@ export async function run (argv: string[]): Promise<number> {
   }
   const geo = await openGeo(loaded.config.geo, loaded.baseDir, pino({ level: 'silent' }))
   try {
-    const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens })
+    const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends)
     process.stdout.write(values.json === true ? JSON.stringify(trace, null, 2) + '\n' : formatTrace(trace))
     return 0
   } catch (err) {

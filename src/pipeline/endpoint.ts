@@ -100,6 +100,17 @@ export function canonicalPath (url: string): { path: string, query: string } {
   return { path, query }
 }
 
+function modelId (raw: string): string {
+  let id: string
+  try {
+    id = decodeURIComponent(raw)
+  } catch {
+    invalid('bad percent-encoding in the model id')
+  }
+  if (id === '' || id === '.' || id === '..' || /[\u0000-\u001f\u007f\\]/.test(id)) invalid('not a model id')
+  return id
+}
+
 function num (b: Record<string, unknown>, field: string): number | null {
   const v = b[field]
   if (v === undefined || v === null) return null
@@ -150,14 +161,19 @@ export function estimatePromptTokens (b: Record<string, unknown>): number {
  * `forwardPath` is the request target exactly as received: it is what the decision is about and what is forwarded.
  */
 export function describeRequest (method: string, url: string, body: unknown): RequestShape {
-  const { path } = canonicalPath(url)
   let spec: EndpointSpec | undefined
   let pathModel: string | null = null
-  if (method === 'GET' && path.startsWith(MODEL_ID_PREFIX) && path.length > MODEL_ID_PREFIX.length) {
-    // GET /v1/models/{model} is answered by the gateway itself, never forwarded
+  let path: string
+  if (method === 'GET' && url.startsWith(MODEL_ID_PREFIX)) {
+    // GET /v1/models/{model} is answered by the gateway itself, never forwarded, so the id may be percent-encoded
+    // (SDKs encode `org/model` as `org%2Fmodel`) and may hold `:` (`ft:base:org::id`)
+    const q = url.indexOf('?')
+    path = q === -1 ? url : url.slice(0, q)
+    pathModel = modelId(path.slice(MODEL_ID_PREFIX.length))
+    if (q !== -1 && !QUERY.test(url.slice(q + 1))) invalid('unexpected characters in the query')
     spec = ROUTES.get('GET /v1/models')
-    pathModel = path.slice(MODEL_ID_PREFIX.length)
   } else {
+    path = canonicalPath(url).path
     spec = ROUTES.get(`${method} ${template(path.split('/'))}`)
   }
   if (spec === undefined) throw new NotFoundError(`Unknown endpoint ${method} ${path}`)

@@ -42,6 +42,8 @@ export interface ExplainTrace {
     stale: boolean
   }
   key: { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean }
+  /** the model's export metadata and where it is served (null: not a configured model) */
+  model: { name: string, classification: string, origin: string | null, servingRegions: string[] } | null
   request: Pick<RequestShape, 'endpoint' | 'forwardPath' | 'model' | 'capabilities' | 'maxOutputTokens'>
   locationTier: string
   keyTier: string
@@ -97,8 +99,8 @@ function shapeFor (q: ExplainQuery): RequestShape {
   }
 }
 
-/** Explain one decision against this policy and these databases. */
-export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery): ExplainTrace {
+/** Explain one decision against this policy and these databases (`backends`: for the serving regions). */
+export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery, backends: Readonly<Record<string, { region: string }>> = {}): ExplainTrace {
   const ip = canonicalIp(q.ip)
   if (ip === null) throw new ExplainError(400, `"${q.ip}" is not an IP address`)
   const key = policy.keysById.get(q.keyId)
@@ -109,6 +111,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
   const principal = { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
   const d = decide(shape, g, principal, policy, client)
   const capabilities: Capability[] = shape.capabilities
+  const modelCfg = policy.models[q.model]
   return {
     query: q,
     client: { ip, internal: client.internal },
@@ -126,6 +129,14 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
       stale: geo.stale()
     },
     key: { id: key.id, org: key.org, tier: key.tier, country: key.country ?? null, verifiedEntity: key.verifiedEntity },
+    model: modelCfg === undefined
+      ? null
+      : {
+          name: q.model,
+          classification: modelCfg.classification,
+          origin: modelCfg.origin ?? null,
+          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => backends[b]?.region).filter((r): r is string => r !== undefined))]
+        },
     request: { endpoint: shape.endpoint, forwardPath: shape.forwardPath, model: q.model, capabilities, maxOutputTokens: shape.maxOutputTokens },
     locationTier: d.locationTier,
     keyTier: d.keyTier,
@@ -154,6 +165,7 @@ export function formatTrace (t: ExplainTrace): string {
     ['geodb stale', t.geo.stale ? 'yes' : 'no'],
     ['key', `${t.key.id} (${t.key.org}, tier ${t.key.tier}${t.key.verifiedEntity ? ', verified entity' : ''})`],
     ['request', `${t.request.endpoint} ${t.request.model ?? ''} [${t.request.capabilities.join(', ')}]`],
+    ['model', t.model === null ? 'not configured' : `${t.model.classification}${t.model.origin === null ? '' : `, origin ${t.model.origin}`}, served in ${t.model.servingRegions.join(', ') || '-'}`],
     ['location tier', `${t.locationTier} (from ${t.location.source})`],
     ['key tier', t.keyTier],
     ['rule', t.rule],

@@ -22,6 +22,7 @@ t.test('GET /admin/explain: admin and auditor, the live policy, OpenAI-style err
     t.equal(body.rule, 'location:embargoed')
     t.equal(body.decision.status, 451)
     t.match(body.geo.databases[0].buildEpoch, /^\d{4}-/)
+    t.same(body.model, { name: 'llama-3.1-8b', classification: 'EAR99', origin: null, servingRegions: ['US'] })
   }
   const tools = await get('ip=8.8.8.8&keyId=k2&model=llama-3.1-8b&tools=true&maxTokens=5000', 'test-auditor')
   t.equal(tools.json().rule, 'key-tier:tier2:capability:tools')

@@ -20,6 +20,7 @@ t.test('geogate explain against the shipped configuration', async (t) => {
   t.match(cu.stdout, /country\s+CU/)
   t.match(cu.stdout, /location tier\s+embargoed \(from country:CU\)/)
   t.match(cu.stdout, /rule\s+location:embargoed/)
+  t.match(cu.stdout, /model\s+EAR99, origin US, served in US/)
   t.match(cu.stdout, /decision\s+DENY 451 geo_restricted/)
   t.match(cu.stdout, /geodb\[0\]\s+\S+geo-whois-asn-country\.mmdb \(.*built \d{4}-/)
 

@@ -40,6 +40,12 @@ t.test('every /v1 endpoint maps to its endpoint and capability', async (t) => {
     t.equal(s.forwardPath, url, `${method} ${url} forwarded as received`)
   }
   t.equal(describeRequest('GET', '/v1/models/llama-3.1-8b', undefined).model, 'llama-3.1-8b')
+  t.equal(describeRequest('GET', '/v1/models/meta-llama%2FLlama-3.1-8B', undefined).model, 'meta-llama/Llama-3.1-8B', 'an encoded id (never forwarded)')
+  t.equal(describeRequest('GET', '/v1/models/meta-llama/Llama-3.1-8B', undefined).model, 'meta-llama/Llama-3.1-8B')
+  t.equal(describeRequest('GET', '/v1/models/ft:base:org::x1?a=b', undefined).model, 'ft:base:org::x1')
+  for (const bad of ['/v1/models/', '/v1/models/%2e%2e', '/v1/models/.', '/v1/models/%zz', '/v1/models/a%00b', '/v1/models/a?x=<']) {
+    t.equal(thrown(() => describeRequest('GET', bad, undefined)).statusCode, 400, bad)
+  }
 })
 
 t.test('refusals: 404 for what we do not serve, 400 for non-canonical targets and bad fields', async (t) => {
