@@ -130,7 +130,10 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     recordStart(request, rt)
   })
 
-  app.addHook('onResponse', async (request, reply) => { await endInteraction(request, reply, rt) })
+  app.addHook('onResponse', async (request, reply) => {
+    await endInteraction(request, reply, rt)
+    rt.metrics.observeRequest(request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
+  })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, body } = toOpenAIError(err)

@@ -11,6 +11,8 @@ export const errorTypes = {
   GG_CAPABILITY: { type: 'permission_error', code: 'capability_not_permitted' },
   GG_GEO: { type: 'permission_error', code: 'geo_restricted' },
   GG_NOT_FOUND: { type: 'invalid_request_error', code: 'not_found' },
+  GG_CONFLICT: { type: 'invalid_request_error', code: 'conflict' },
+  GG_INVALID_POLICY: { type: 'invalid_request_error', code: 'invalid_policy' },
   GG_MODEL_NOT_FOUND: { type: 'invalid_request_error', code: 'model_not_found' },
   GG_BODY_TOO_LARGE: { type: 'invalid_request_error', code: 'request_too_large' },
   GG_RATE_LIMITED: { type: 'rate_limit_error', code: 'rate_limited' },
@@ -29,6 +31,9 @@ export const CapabilityError = createError<'GG_CAPABILITY', 403, [string, ErrorO
 /** RFC 7725: 451 Unavailable For Legal Reasons. */
 export const GeoRestrictedError = createError<'GG_GEO', 451, [string, ErrorOptions?]>('GG_GEO', '%s', 451)
 export const NotFoundError = createError<'GG_NOT_FOUND', 404, [string, ErrorOptions?]>('GG_NOT_FOUND', '%s', 404)
+export const ConflictError = createError<'GG_CONFLICT', 409, [string, ErrorOptions?]>('GG_CONFLICT', '%s', 409)
+/** An admin change or reload that fails the configuration checks; `issues` lists every error. */
+export const InvalidPolicyError = createError<'GG_INVALID_POLICY', 400, [string, ErrorOptions?]>('GG_INVALID_POLICY', '%s', 400)
 export const ModelNotFoundError = createError<'GG_MODEL_NOT_FOUND', 404, [string, ErrorOptions?]>('GG_MODEL_NOT_FOUND', 'The model `%s` does not exist or you do not have access to it.', 404)
 export const BodyTooLargeError = createError<'GG_BODY_TOO_LARGE', 413, [number, ErrorOptions?]>('GG_BODY_TOO_LARGE', 'Request body is larger than %d bytes', 413)
 export const RateLimitedError = createError<'GG_RATE_LIMITED', 429, [string, ErrorOptions?]>('GG_RATE_LIMITED', '%s', 429)

@@ -1,11 +1,48 @@
+import { randomBytes } from 'node:crypto'
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client'
+import type { AuditLog } from './audit/types.js'
+import type { RequestContext } from './pipeline/context.js'
+import type { PolicySnapshot } from './policy/state.js'
+import type { RedisClient } from './stores/redis.js'
+
+/** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
+export interface MetricSources {
+  audit?: AuditLog
+  live?: { readonly storeVersion: number, readonly syncErrors: number }
+  /** with Redis, "first time this key is seen from this country" is decided across every replica */
+  seen?: { redis: RedisClient, prefix: string }
+}
+
+/** Caps the distinct values a label may take; beyond the cap a value is reported as "other". */
+class BoundedLabel {
+  readonly #seen = new Set<string>()
+  constructor (readonly max: number) {}
+  get (v: string): string {
+    if (this.#seen.has(v)) return v
+    if (this.#seen.size >= this.max) return 'other'
+    this.#seen.add(v)
+    return v
+  }
+}
+
+const COUNTRY = /^[A-Z]{2}$/
 
 /**
  * Every metric the gateway exports, on a registry of its own (never prom-client's global one), so two
- * gateways in one process do not collide. Label values are bounded: no IPs, no keys.
+ * gateways in one process do not collide. Label values are bounded: no IPs, no keys, models only when
+ * configured, rules and tiers capped. docker/prometheus/alerts.yml and docker/grafana/ use these names
+ * (test/admin/alerts.test.ts checks every name they use is declared here).
  */
 export class Metrics {
   readonly registry = new Registry()
+  #sources: MetricSources = {}
+  readonly #rules = new BoundedLabel(200)
+  readonly #tiers = new BoundedLabel(50)
+  /** per replica: which (key, country) pairs were already counted as seen */
+  readonly #seen = new Map<string, Set<string>>()
+  /** first-sighting writes that failed, with the token they wrote (if they landed after all) */
+  readonly #pending = new Map<string, string>()
+
   readonly requests = new Counter({
     name: 'geogate_requests_total',
     help: 'Requests by decision, rule, location tier, model and status',
@@ -49,6 +86,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly limiterDecisions = new Counter({
+    name: 'geogate_limiter_decisions_total',
+    help: 'Limit decisions: allowed, limited (429) or unavailable (503), and whether Redis was bypassed',
+    labelNames: ['result', 'degraded'] as const,
+    registers: [this.registry]
+  })
+
   readonly limiterDegraded = new Counter({
     name: 'geogate_limiter_degraded_total',
     help: 'Limit decisions made without Redis, by tier and fail mode (open: local fallback, closed: 503)',
@@ -58,7 +102,7 @@ export class Metrics {
 
   readonly redisErrors = new Counter({
     name: 'geogate_redis_errors_total',
-    help: 'Limiter Redis commands that failed, by operation and reason (timeout, unavailable, error)',
+    help: 'Redis commands that failed, by operation (limiter ops, seen_countries) and reason (timeout, unavailable, error)',
     labelNames: ['op', 'reason'] as const,
     registers: [this.registry]
   })
@@ -91,7 +135,181 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly anonymizer = new Counter({
+    name: 'geogate_anonymizer_requests_total',
+    help: 'Requests from anonymizers (VPN, Tor, hosting, public or residential proxy) by kind and decision',
+    labelNames: ['kind', 'decision'] as const,
+    registers: [this.registry]
+  })
+
+  readonly crossBorder = new Counter({
+    name: 'geogate_cross_border_requests_total',
+    help: 'Model interactions crossing a border (caller country differs from the serving region) by decision and caller country',
+    labelNames: ['decision', 'country'] as const,
+    registers: [this.registry]
+  })
+
+  readonly keyCountryMismatch = new Counter({
+    name: 'geogate_key_country_mismatch_total',
+    help: 'Requests with a key used from a country other than the one it declares',
+    labelNames: ['key_id'] as const,
+    registers: [this.registry]
+  })
+
+  readonly keyNewCountry = new Counter({
+    name: 'geogate_key_new_country_total',
+    help: 'First sighting of a key from a country (shared across replicas when Redis is configured)',
+    labelNames: ['key_id'] as const,
+    registers: [this.registry]
+  })
+
+  readonly auditQueueDepth: Gauge = new Gauge({
+    name: 'geogate_audit_queue_depth',
+    help: 'Audit records accepted but not yet written and fsynced',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.#sources.audit?.stats?.()
+      if (s !== undefined) this.auditQueueDepth.set(s.queueDepth)
+    }
+  })
+
+  readonly auditLag: Gauge = new Gauge({
+    name: 'geogate_audit_writer_lag_seconds',
+    help: 'Age of the oldest audit record not yet written and fsynced (0 when none)',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.#sources.audit?.stats?.()
+      if (s !== undefined) this.auditLag.set(s.lagSeconds)
+    }
+  })
+
+  readonly policyVersion: Gauge = new Gauge({
+    name: 'geogate_policy_version',
+    help: 'Version of the shared policy overrides this replica applies (Redis counter; 0 without Redis)',
+    registers: [this.registry],
+    collect: () => {
+      const live = this.#sources.live
+      if (live !== undefined) this.policyVersion.set(Math.max(0, live.storeVersion))
+    }
+  })
+
+  #syncErrorsCounted = 0
+  readonly policySyncErrors: Counter = new Counter({
+    name: 'geogate_policy_sync_errors_total',
+    help: 'Failed reads of the shared policy overrides (the running policy was kept)',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.#sources.live?.syncErrors ?? 0
+      if (n > this.#syncErrorsCounted) this.policySyncErrors.inc(n - this.#syncErrorsCounted)
+      this.#syncErrorsCounted = n
+    }
+  })
+
+  readonly policyReloads = new Counter({
+    name: 'geogate_policy_reloads_total',
+    help: 'Configuration reloads (SIGHUP or POST /admin/reload) by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly adminChanges = new Counter({
+    name: 'geogate_admin_changes_total',
+    help: 'Changes made through the admin API by action',
+    labelNames: ['action'] as const,
+    registers: [this.registry]
+  })
+
   constructor () {
+    // Includes geogate_process_nodejs_eventloop_lag_seconds (and its percentiles): event-loop lag.
     collectDefaultMetrics({ register: this.registry, prefix: 'geogate_process_' })
+  }
+
+  attach (sources: MetricSources): void {
+    this.#sources = sources
+  }
+
+  modelLabel (model: string | null, policy: PolicySnapshot): string {
+    if (model === null) return 'none'
+    return policy.models[model] !== undefined ? model : 'other'
+  }
+
+  /**
+   * A finished request (the onResponse point): what was decided, for whom, from where. Cheap: a few counter
+   * increments; the first-sighting check touches Redis at most once per key and country per replica.
+   */
+  observeRequest (ctx: RequestContext, status: number, policy: PolicySnapshot, backends: Readonly<Record<string, { region: string }>>): void {
+    const decision = ctx.decision
+    const model = this.modelLabel(ctx.shape?.model ?? null, policy)
+    const denied = (decision !== null && !decision.allow && !decision.shadow) || status === 429 || status === 503
+    // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
+    const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
+    const locationTier = decision === null ? 'none' : this.#tiers.get(decision.locationTier)
+    const rule = ctx.limit !== null && !ctx.limit.allowed
+      ? ctx.limit.rule ?? 'limit'
+      : decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
+    this.requests.inc({ decision: decisionLabel, rule: this.#rules.get(rule), location_tier: locationTier, model, status: String(status) })
+
+    const limit = ctx.limit
+    if (limit !== null) {
+      const result = limit.allowed ? 'allowed' : limit.retryAfterSeconds === null ? 'unavailable' : 'limited'
+      this.limiterDecisions.inc({ result, degraded: String(limit.degraded) })
+    }
+
+    const geo = ctx.geo
+    if (geo === null) return
+    const d = denied ? 'deny' : 'allow'
+    const a = geo.anonymizer
+    if (a.any) {
+      if (a.vpn) this.anonymizer.inc({ kind: 'vpn', decision: d })
+      if (a.tor) this.anonymizer.inc({ kind: 'tor', decision: d })
+      if (a.hosting) this.anonymizer.inc({ kind: 'hosting', decision: d })
+      if (a.publicProxy) this.anonymizer.inc({ kind: 'public_proxy', decision: d })
+      if (a.residentialProxy) this.anonymizer.inc({ kind: 'residential_proxy', decision: d })
+    }
+    const country = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
+    // Same rule as the audit log: caller country differs from the serving region; unknown counts as crossing.
+    const modelCfg = ctx.shape?.model == null ? undefined : policy.models[ctx.shape.model]
+    const region = ctx.backend?.region ?? (modelCfg === undefined ? undefined : backends[modelCfg.backend]?.region)
+    if (decision !== null && region !== undefined && (geo.country === null || geo.country !== region.slice(0, 2))) {
+      this.crossBorder.inc({ decision: d, country })
+    }
+    const p = ctx.principal
+    if (p === null || geo.country === null) return
+    if (p.country !== undefined && p.country !== geo.country) this.keyCountryMismatch.inc({ key_id: p.keyId })
+    this.#sighting(p.keyId, geo.country, p.country)
+  }
+
+  #sighting (keyId: string, country: string, declared: string | undefined): void {
+    let seen = this.#seen.get(keyId)
+    if (seen === undefined) {
+      seen = new Set()
+      this.#seen.set(keyId, seen)
+    }
+    if (seen.has(country)) return
+    seen.add(country)
+    // The key's declared country is expected; only other countries are news.
+    const store = this.#sources.seen
+    if (store === undefined) {
+      if (country !== declared) this.keyNewCountry.inc({ key_id: keyId })
+      return
+    }
+    // HSETNX with a token of this replica's attempt: a write that timed out on the client may still have landed,
+    // and the retry must then recognise it as its own first sighting rather than someone else's.
+    const hash = `${store.prefix}seen-countries:${keyId}`
+    const pendingKey = `${keyId}\u0000${country}`
+    const earlier = this.#pending.get(pendingKey)
+    const token = earlier ?? randomBytes(8).toString('hex')
+    const mine = async (): Promise<boolean> => {
+      if (await store.redis.hsetnx(hash, country, token) === 1) return true
+      return earlier !== undefined && await store.redis.hget(hash, country) === token
+    }
+    mine().then((first) => {
+      this.#pending.delete(pendingKey)
+      if (first && country !== declared) this.keyNewCountry.inc({ key_id: keyId })
+    }, () => {
+      this.#pending.set(pendingKey, token)
+      seen.delete(country)
+      this.redisErrors.inc({ op: 'seen_countries', reason: 'error' })
+    })
   }
 }

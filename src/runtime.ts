@@ -9,7 +9,7 @@ import { Metrics } from './metrics.js'
 import { openGeo } from './geo/service.js'
 import { createLimiter } from './stores/limiter.js'
 import { openAudit } from './audit/log.js'
-import { StaticPolicy } from './policy/state.js'
+import { LivePolicy } from './policy/live.js'
 import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
 
 /**
@@ -17,11 +17,14 @@ import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
  * (`app.gg`), closed on shutdown. Nothing here is module-level: two gateways can share a process.
  */
 export interface Runtime {
+  /** the effective configuration: the file (swapped on reload) with the live policy overrides applied */
   readonly config: Readonly<Config>
   /** directory relative paths in the config are resolved against */
   readonly baseDir: string
   readonly log: Logger
   readonly policy: PolicySource
+  /** tiers, locations and keys changed through the admin API (shared through Redis), and SIGHUP reloads */
+  readonly live: LivePolicy
   readonly geo: GeoLookup
   readonly limiter: Limiter
   readonly audit: AuditLog
@@ -51,11 +54,14 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     await geo.close() // its file watchers would otherwise keep a failed start alive
     throw err
   }
+  const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
+  metrics.attach({ audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
-    config,
+    get config () { return live.config() },
     baseDir,
     log,
-    policy: overrides.policy ?? new StaticPolicy(config),
+    policy: overrides.policy ?? live,
+    live,
     geo,
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
@@ -70,6 +76,7 @@ export async function closeRuntime (rt: Runtime): Promise<void> {
   await rt.limiter.close()
   await rt.audit.close()
   await rt.geo.close()
+  await rt.live.close()
   if (rt.redis !== null) rt.redis.disconnect()
 }
 

@@ -6,6 +6,7 @@ import { createLogger } from './logger.js'
 import { createRuntime, closeRuntime, type Runtime } from './runtime.js'
 import { buildApp } from './app.js'
 import { buildAdmin, type AdminState } from './admin/index.js'
+import { reloadConfig, type ReloadActor, type ReloadResult } from './policy/reload.js'
 import { startMockBackend, type MockBackend } from './mock/server.js'
 
 export interface RunningGateway {
@@ -19,6 +20,8 @@ export interface RunningGateway {
   mocks: Record<string, string>
   /** stop accepting, let in-flight requests finish (up to server.shutdownGraceMs), cancel the rest, flush audit, close */
   shutdown (): Promise<void>
+  /** SIGHUP: re-read the configuration file; a broken one is refused (errors logged) and the old policy keeps serving */
+  reload (actor?: ReloadActor): Promise<ReloadResult>
 }
 
 export interface StartOptions {
@@ -77,7 +80,8 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
   const log = opts.logger ?? createLogger(loaded.config.log.level)
   const mocks = opts.withMockBackend === true ? await startMocks(loaded.config, opts, log) : []
   const runtime = await createRuntime(loaded.config, loaded.baseDir, log)
-  const state: AdminState = { ready: false }
+  const reload = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
+  const state: AdminState = { ready: false, reload }
   const app = await buildApp(runtime)
   const admin = await buildAdmin(runtime, state)
   const s = loaded.config.server
@@ -116,5 +120,5 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
     })()
     return await closing
   }
-  return { runtime, app, admin, url, adminUrl, mocks: mockUrls, shutdown }
+  return { runtime, app, admin, url, adminUrl, mocks: mockUrls, shutdown, reload }
 }

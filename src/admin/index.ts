@@ -1,43 +1,64 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import { toOpenAIError } from '../errors.js'
-import { requireRole } from './auth.js'
+import type { ConfigIssue } from '../config/load.js'
+import { ForbiddenError, toOpenAIError } from '../errors.js'
+import { adminPrincipal } from './auth.js'
 import { registerAdminAuthGuard } from '../stores/auth-limit.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import type { ReloadActor, ReloadResult } from '../policy/reload.js'
 
-export interface AdminState { ready: boolean }
+export interface AdminState {
+  ready: boolean
+  /** re-read the configuration file (set by the running gateway; absent when built without a file) */
+  reload?: (actor?: ReloadActor) => Promise<ReloadResult>
+}
+
+const OPEN = new Set(['/healthz', '/readyz'])
+const READ = new Set(['GET', 'HEAD'])
 
 /**
  * The admin plane: its own listener, never the public port. Health is open; everything else needs a bearer
- * token with role admin (all) or auditor (read-only).
+ * token. Deny by default: any route (present or future) that changes something needs the admin role, so an
+ * auditor token can read (GET) and never change.
  */
 export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true }): Promise<FastifyInstance> {
   const admin = Fastify({ loggerInstance: rt.log.child({ plane: 'admin' }) as FastifyBaseLogger, trustProxy: false })
   admin.decorate('gg', rt)
   admin.decorateRequest('admin', null)
-  admin.setErrorHandler(async (err: FastifyError, request, reply) => {
+  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[] }, request, reply) => {
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
     reply.code(status).type('application/json')
-    return body
+    return Array.isArray(err.issues) ? { error: { ...body.error, issues: err.issues } } : body
   })
-  // failed admin authentications per client IP (token brute force): 429 past limiter.authFailuresPerMinute
+  admin.setNotFoundHandler(async (request, reply) => {
+    reply.code(404)
+    return { error: { message: `Unknown admin route ${request.method} ${request.url.split('?')[0] ?? ''}`, type: 'invalid_request_error', code: 'not_found', param: null } }
+  })
+  // Failed admin authentications per client IP (token brute force): 429 past limiter.authFailuresPerMinute.
+  // Registered first: the check below throws 401, which ends the hook chain.
   await registerAdminAuthGuard(admin, rt)
-  const anyRole = requireRole(() => rt.config.admin, 'admin', 'auditor')
+  admin.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0] ?? ''
+    if (OPEN.has(path)) return
+    const p = adminPrincipal(request, rt.config.admin)
+    request.admin = p
+    if (!READ.has(request.method) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
+  })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_req, reply) => {
     if (!state.ready) return await reply.code(503).send({ status: 'draining' })
     return { status: 'ready' }
   })
-  admin.get('/metrics', { preHandler: anyRole }, async (_req, reply) => {
+  admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
     return await rt.metrics.registry.metrics()
   })
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
-  await registerPolicyAdmin(admin, rt)
+  await registerPolicyAdmin(admin, rt, state)
   return admin
 }

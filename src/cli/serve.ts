@@ -44,5 +44,7 @@ export async function run (argv: string[]): Promise<number> {
   }
   process.once('SIGTERM', () => { stop('SIGTERM') })
   process.once('SIGINT', () => { stop('SIGINT') })
+  // Reload: never throws; a refused file is logged with every error and the running policy stays.
+  process.on('SIGHUP', () => { void running.reload() })
   return 0
 }

@@ -1,0 +1,357 @@
+import { randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import type { Logger } from 'pino'
+import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
+import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
+import type { RedisClient } from '../stores/redis.js'
+import { sha256hex } from '../pipeline/identity.js'
+import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './state.js'
+import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
+
+/** A change or reload that fails the same checks as the configuration file; nothing was applied. */
+export class PolicyRejected extends Error {
+  readonly issues: ConfigIssue[]
+  constructor (what: string, issues: ConfigIssue[]) {
+    super(`${what} refused: ${issues.length} error(s): ` + issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; '))
+    this.name = 'PolicyRejected'
+    this.issues = issues
+  }
+}
+
+export class PolicyNotFound extends Error {}
+export class PolicyStoreUnavailable extends Error {}
+export class PolicyConflict extends Error {}
+
+/** Sections read once at start (listeners, connections, pools, files): a reload keeps the running ones. */
+export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit'] as const
+
+export interface KeyInput { org?: unknown, tier?: unknown, country?: unknown, verifiedEntity?: unknown, id?: unknown }
+export interface KeyView { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean, source: 'file' | 'admin', fingerprint: string }
+export interface Change<T> { before: T | null, after: T | null }
+export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
+
+const RETRIES = 5
+const RETRY_MS = 150
+const NAME = /^[A-Za-z0-9._-]{1,64}$/
+const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
+
+/** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
+export function fingerprint (k: Readonly<KeyConfig>): string { return k.sha256.slice(0, 8) }
+
+export function keyView (k: Readonly<KeyConfig>, source: 'file' | 'admin'): KeyView {
+  return { id: k.id, org: k.org, tier: k.tier, country: k.country ?? null, verifiedEntity: k.verifiedEntity, source, fingerprint: fingerprint(k) }
+}
+
+/** The file's configuration with the overrides laid over it, as a plain object for parseConfig. */
+function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown> {
+  const keys: KeyConfig[] = []
+  for (const k of file.keys) {
+    const over = o.keys[k.id]
+    if (over === undefined) keys.push(k)
+    else if (over !== null) keys.push(over)
+  }
+  const seed = new Set(file.keys.map((k) => k.id))
+  for (const [id, k] of Object.entries(o.keys)) if (!seed.has(id) && k !== null) keys.push(k)
+  return { ...file, tiers: { ...file.tiers, ...o.tiers }, locations: o.locations ?? file.locations, keys }
+}
+
+function validate (what: string, file: Readonly<Config>, o: Overrides): Readonly<Config> {
+  try {
+    return parseConfig(compose(file, o), what)
+  } catch (err) {
+    if (err instanceof ConfigError) throw new PolicyRejected(what, err.issues)
+    throw err
+  }
+}
+
+export interface LivePolicyOptions {
+  /** how often the store's version is re-checked, so a missed pub/sub message heals (ms) */
+  pollMs?: number
+}
+
+/**
+ * The policy in force: the YAML file as the seed, with live overrides (tiers, locations, keys) from the admin
+ * API laid over it. With Redis the overrides are shared: a change is published and every replica reloads it;
+ * a version counter polled every few seconds catches what pub/sub missed. Every change and every reload
+ * is validated as a whole configuration first; a refused one leaves the running policy untouched.
+ */
+export class LivePolicy implements PolicySource {
+  readonly #store: OverrideStore
+  readonly #log: Logger
+  readonly #pollMs: number
+  #file: Readonly<Config>
+  #overrides: Overrides = emptyOverrides()
+  #config: Readonly<Config>
+  #snap: PolicySnapshot
+  #storeVersion = -1
+  #timer: NodeJS.Timeout | null = null
+  #queue: Promise<unknown> = Promise.resolve()
+  #refreshing: Promise<void> | null = null
+  #refreshAgain = false
+  #closed = false
+  #syncErrors = 0
+
+  constructor (file: Readonly<Config>, store: OverrideStore, log: Logger, opts: LivePolicyOptions = {}) {
+    this.#file = file
+    this.#store = store
+    this.#log = log
+    this.#pollMs = opts.pollMs ?? 2000
+    this.#config = file
+    this.#snap = snapshotFromConfig(file)
+  }
+
+  static async open (file: Readonly<Config>, redis: RedisClient | null, log: Logger, opts: LivePolicyOptions = {}): Promise<LivePolicy> {
+    let store: OverrideStore = new MemoryOverrideStore()
+    if (redis !== null) {
+      const shared = new RedisOverrideStore(redis, { prefix: file.redis.keyPrefix, log, connectTimeoutMs: file.redis.connectTimeoutMs })
+      // Serve no request on the file alone while the shared overrides (say, a revoked key) are one connect away.
+      await shared.ready()
+      store = shared
+    }
+    const live = new LivePolicy(file, store, log, opts)
+    await live.start()
+    return live
+  }
+
+  /** Load the shared overrides, then follow changes. Redis being down at start is not fatal: the poll heals it. */
+  async start (): Promise<void> {
+    if (!this.#store.shared) return
+    await this.refresh()
+    this.#store.watch((v) => {
+      if (!(v <= this.#storeVersion)) this.#scheduleRefresh()
+    })
+    this.#timer = setInterval(() => { this.#poll() }, this.#pollMs)
+    this.#timer.unref()
+  }
+
+  snapshot (): PolicySnapshot { return this.#snap }
+  /** The effective configuration: the file with the overrides applied. */
+  config (): Readonly<Config> { return this.#config }
+  fileConfig (): Readonly<Config> { return this.#file }
+  overrides (): Readonly<Overrides> { return this.#overrides }
+  get shared (): boolean { return this.#store.shared }
+  get storeVersion (): number { return this.#storeVersion }
+  get syncErrors (): number { return this.#syncErrors }
+
+  tierSource (name: string): 'override' | 'file' | null {
+    if (this.#overrides.tiers[name] !== undefined) return 'override'
+    return this.#file.tiers[name] !== undefined ? 'file' : null
+  }
+
+  listKeys (): KeyView[] {
+    const seed = new Set(this.#file.keys.map((k) => k.id))
+    return this.#config.keys.map((k) => keyView(k, seed.has(k.id) && this.#overrides.keys[k.id] === undefined ? 'file' : 'admin'))
+  }
+
+  async putTier (name: string, body: unknown): Promise<Change<TierConfig>> {
+    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => c.tiers[name] ?? null,
+      (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+  }
+
+  /** Drop a tier's override: the file's definition applies again (or the tier is gone if only the override had it). */
+  async resetTier (name: string): Promise<Change<TierConfig>> {
+    if (this.#overrides.tiers[name] === undefined) throw new PolicyNotFound(`tier "${name}" has no live override`)
+    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => c.tiers[name] ?? null,
+      () => ({ kind: 'tier', name, value: null }))
+  }
+
+  async putLocations (body: unknown): Promise<Change<LocationsConfig>> {
+    return await this.#change('locations change', (o) => { o.locations = body as LocationsConfig }, (c) => c.locations,
+      (c) => ({ kind: 'locations', value: c.locations }))
+  }
+
+  async resetLocations (): Promise<Change<LocationsConfig>> {
+    if (this.#overrides.locations === null) throw new PolicyNotFound('locations have no live override')
+    return await this.#change('locations change', (o) => { o.locations = null }, (c) => c.locations, () => ({ kind: 'locations', value: null }))
+  }
+
+  /** Create a key; the raw key is returned once and only its SHA-256 is kept. */
+  async createKey (input: KeyInput): Promise<{ raw: string, change: Change<KeyView> }> {
+    const issues: ConfigIssue[] = Object.keys(input).filter((f) => !KEY_FIELDS.has(f)).map((f) => ({ path: `/${f}`, message: `unknown property "${f}"` }))
+    if (input.id !== undefined && (typeof input.id !== 'string' || !NAME.test(input.id))) issues.push({ path: '/id', message: `must be a string matching ${NAME.source}` })
+    if (issues.length > 0) throw new PolicyRejected('key creation', issues)
+    const id = typeof input.id === 'string' ? input.id : `key-${randomBytes(6).toString('hex')}`
+    if (this.#config.keys.some((k) => k.id === id)) throw new PolicyConflict(`a key with id "${id}" already exists`)
+    const raw = newRawKey()
+    const candidate: Record<string, unknown> = { id, sha256: sha256hex(raw), org: input.org, tier: input.tier }
+    if (input.country !== undefined) candidate.country = input.country
+    if (input.verifiedEntity !== undefined) candidate.verifiedEntity = input.verifiedEntity
+    const change = await this.#change(`key ${id}`, (o) => { o.keys[id] = candidate as KeyConfig }, (c) => this.#keyIn(c, id),
+      (c) => ({ kind: 'key', id, value: c.keys.find((k) => k.id === id) ?? null, ifAbsent: true }))
+    return { raw, change: viewChange(change) }
+  }
+
+  /** A new raw key for the same id; the old one stops working at once. */
+  async rotateKey (id: string): Promise<{ raw: string, change: Change<KeyView> }> {
+    const current = this.#keyIn(this.#config, id)
+    if (current === null) throw new PolicyNotFound(`no key with id "${id}"`)
+    const raw = newRawKey()
+    const next: KeyConfig = { ...current, sha256: sha256hex(raw) }
+    const change = await this.#change(`key ${id}`, (o) => { o.keys[id] = next }, (c) => this.#keyIn(c, id), () => ({ kind: 'key', id, value: next }))
+    return { raw, change: viewChange(change) }
+  }
+
+  async revokeKey (id: string): Promise<Change<KeyView>> {
+    if (this.#keyIn(this.#config, id) === null) throw new PolicyNotFound(`no key with id "${id}"`)
+    return viewChange(await this.#change(`key ${id}`, (o) => { o.keys[id] = null }, (c) => this.#keyIn(c, id), () => ({ kind: 'key', id, value: null })))
+  }
+
+  /**
+   * SIGHUP: a new file under the same overrides. Sections that need a restart keep their running values (and are
+   * named in the outcome); everything else — tiers, locations, keys, models, quotas, policy mode, admin tokens,
+   * log level — is swapped. Refused as a whole with every error when the result does not validate.
+   */
+  async reload (next: Readonly<Config>): Promise<ReloadOutcome> {
+    return await this.#serial(async () => {
+      const restartNeeded = RESTART_ONLY.filter((s) => !isDeepStrictEqual(next[s], this.#file[s]))
+      const pinned = { ...next }
+      for (const s of RESTART_ONLY) Object.assign(pinned, { [s]: this.#file[s] })
+      let file: Readonly<Config>
+      try {
+        file = parseConfig(pinned, 'reload')
+      } catch (err) {
+        if (err instanceof ConfigError) throw new PolicyRejected('reload', err.issues)
+        throw err
+      }
+      const effective = validate('reload', file, this.#overrides)
+      const changed = (Object.keys(effective) as Array<keyof Config>).filter((s) => !isDeepStrictEqual(effective[s], this.#config[s]))
+      this.#file = file
+      this.#install(effective)
+      return { restartNeeded: [...restartNeeded], changed }
+    })
+  }
+
+  /** Re-read every override from the store (after a pub/sub message, a version change, or a reconnect). */
+  /** false when the store could not be read (the running policy is kept). */
+  async refresh (): Promise<boolean> {
+    if (!this.#store.shared) return true
+    return await this.#serial(async () => {
+      let stored
+      try {
+        stored = await this.#store.load()
+      } catch (err) {
+        this.#syncErrors++
+        this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'policy overrides could not be loaded; keeping the running policy')
+        return false
+      }
+      if (stored.version === this.#storeVersion) return true
+      this.#adopt(stored.overrides)
+      this.#storeVersion = stored.version
+      return true
+    })
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    if (this.#timer !== null) clearInterval(this.#timer)
+    await this.#queue.catch(() => {})
+    await this.#store.close()
+  }
+
+  #keyIn (c: Readonly<Config>, id: string): KeyConfig | null {
+    return c.keys.find((k) => k.id === id) ?? null
+  }
+
+  /** Validate the change locally, write it to the store, and apply it here at once. */
+  async #change<T> (what: string, mutate: (o: Overrides) => void, pick: (c: Readonly<Config>) => T | null,
+    toStore: (effective: Readonly<Config>) => OverrideChange | null): Promise<Change<T>> {
+    return await this.#serial(async () => {
+      const trial = structuredClone(this.#overrides)
+      mutate(trial)
+      const effective = validate(what, this.#file, trial)
+      const before = pick(this.#config)
+      const change = toStore(effective)
+      if (change === null) throw new PolicyRejected(what, [{ path: '/', message: 'nothing to store' }])
+      // Store the normalised value (schema defaults applied), so every replica reads exactly what was validated.
+      if (change.kind === 'tier' && change.value !== null) trial.tiers[change.name] = change.value
+      if (change.kind === 'locations' && change.value !== null) trial.locations = change.value
+      let res
+      try {
+        res = await this.#store.apply(change)
+      } catch (err) {
+        throw new PolicyStoreUnavailable(`The shared policy store is unavailable; nothing was changed (${err instanceof Error ? err.message : String(err)})`, { cause: err })
+      }
+      if (!res.applied) throw new PolicyConflict(`${what} was created concurrently on another replica`)
+      const exact = res.version === this.#storeVersion + 1 || !this.#store.shared
+      this.#overrides = trial
+      this.#install(effective)
+      this.#storeVersion = res.version
+      // Another replica changed something in between: read the whole set so nothing is lost.
+      if (!exact) this.#scheduleRefresh(true)
+      return { before, after: pick(effective) }
+    })
+  }
+
+  /** Overrides from the store, validated; an override that no longer fits the file is skipped (and logged). */
+  #adopt (o: Overrides): void {
+    try {
+      this.#overrides = o
+      this.#install(validate('stored overrides', this.#file, o))
+      return
+    } catch (err) {
+      if (!(err instanceof PolicyRejected)) throw err
+      this.#log.error({ issues: err.issues }, 'stored policy overrides do not validate against this configuration file; applying the ones that do')
+    }
+    const kept = emptyOverrides()
+    const steps: Array<[string, (x: Overrides) => void]> = [
+      ...Object.entries(o.tiers).map(([n, t]): [string, (x: Overrides) => void] => [`tier:${n}`, (x) => { x.tiers[n] = t }]),
+      ...(o.locations === null ? [] : [['locations', (x: Overrides) => { x.locations = o.locations }] as [string, (x: Overrides) => void]]),
+      ...Object.entries(o.keys).map(([id, k]): [string, (x: Overrides) => void] => [`key:${id}`, (x) => { x.keys[id] = k }])
+    ]
+    let effective = validate('file', this.#file, kept)
+    for (const [field, step] of steps) {
+      const trial = structuredClone(kept)
+      step(trial)
+      try {
+        effective = validate('stored override', this.#file, trial)
+        step(kept)
+      } catch (err) {
+        if (!(err instanceof PolicyRejected)) throw err
+        this.#log.error({ field, issues: err.issues }, 'policy override skipped')
+      }
+    }
+    this.#overrides = kept
+    this.#install(effective)
+  }
+
+  #install (effective: Readonly<Config>): void {
+    this.#config = effective
+    this.#snap = snapshotFromConfig(effective, this.#snap.version + 1)
+  }
+
+  #poll (): void {
+    if (this.#closed) return
+    this.#store.version().then((v) => {
+      if (v !== this.#storeVersion) this.#scheduleRefresh()
+    }, () => { this.#syncErrors++ })
+  }
+
+  #scheduleRefresh (force = false, attempt = 0): void {
+    if (this.#closed) return
+    if (force) this.#storeVersion = -1
+    if (this.#refreshing !== null) { this.#refreshAgain = true; return }
+    this.#refreshing = this.refresh().then((ok) => {
+      this.#refreshing = null
+      if (this.#refreshAgain) { this.#refreshAgain = false; this.#scheduleRefresh(); return }
+      // A known change that could not be read: retry soon (a few times) rather than wait for the next poll.
+      if (!ok && attempt < RETRIES) setTimeout(() => { this.#scheduleRefresh(false, attempt + 1) }, RETRY_MS).unref()
+    })
+  }
+
+  /** One change at a time, so a refresh never interleaves with a write. */
+  async #serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn)
+    this.#queue = run.catch(() => {})
+    return await run
+  }
+}
+
+function viewChange (c: Change<KeyConfig>): Change<KeyView> {
+  return { before: c.before === null ? null : keyView(c.before, 'admin'), after: c.after === null ? null : keyView(c.after, 'admin') }
+}
+
+/** 256 random bits, URL-safe, with a recognisable prefix (so secret scanners can find leaked keys). */
+export function newRawKey (): string {
+  return `gg-${randomBytes(32).toString('base64url')}`
+}

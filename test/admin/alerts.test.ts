@@ -1,0 +1,96 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parse, stringify } from 'yaml'
+import { Metrics } from '../../src/metrics.js'
+
+interface Rule { alert?: string, record?: string, expr?: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
+interface RuleFile { groups: Array<{ name: string, rules: Rule[] }> }
+interface Panel { type: string, title: string, targets?: Array<{ expr: string }>, panels?: Panel[] }
+
+function promtool (...args: string[]): { status: number | null, out: string } {
+  const r = spawnSync('promtool', args, { encoding: 'utf8' })
+  if (r.error !== undefined) throw r.error
+  return { status: r.status, out: r.stdout + r.stderr }
+}
+
+/** Every series name the gateway exports: declared metrics plus the _bucket/_sum/_count (and _total) forms. */
+async function exportedNames (): Promise<Set<string>> {
+  const m = new Metrics()
+  const names = new Set<string>()
+  for (const metric of await m.registry.getMetricsAsJSON()) {
+    names.add(metric.name)
+    if (String(metric.type) === 'histogram' || String(metric.type) === 'summary') for (const s of ['_bucket', '_sum', '_count']) names.add(metric.name + s)
+  }
+  return names
+}
+
+/** geogate_* names used in a PromQL expression. */
+function metricsIn (expr: string): string[] {
+  return [...expr.matchAll(/\b(geogate_[a-zA-Z0-9_]+)\b/g)].map((m) => m[1] ?? '')
+}
+
+t.test('alert rules: promtool accepts them, their unit tests pass, and they cover what the issue names', async (t) => {
+  const check = promtool('check', 'rules', 'docker/prometheus/alerts.yml')
+  t.equal(check.status, 0, check.out)
+  const unit = promtool('test', 'rules', 'docker/prometheus/alerts.test.yml')
+  t.equal(unit.status, 0, unit.out)
+
+  const file = parse(await readFile('docker/prometheus/alerts.yml', 'utf8')) as RuleFile
+  const names = await exportedNames()
+  const rules = file.groups.flatMap((g) => g.rules)
+  t.ok(rules.length >= 7)
+  const seen = new Set<string>()
+  for (const r of rules) {
+    const name = r.alert ?? '(no name)'
+    t.ok(r.alert !== undefined && /^[A-Z][A-Za-z0-9]+$/.test(r.alert), `${name}: alert name`)
+    t.notOk(seen.has(name), `${name}: unique`)
+    seen.add(name)
+    t.type(r.expr, 'string', `${name}: expr`)
+    t.ok(['info', 'warning', 'critical'].includes(r.labels?.severity ?? ''), `${name}: severity label`)
+    t.ok((r.annotations?.summary ?? '').length > 0 && (r.annotations?.description ?? '').length > 0, `${name}: summary and description`)
+    const used = metricsIn(r.expr ?? '')
+    t.ok(used.length > 0, `${name}: reads a geogate metric`)
+    for (const m of used) t.ok(names.has(m), `${name}: ${m} is exported by src/metrics.ts`)
+  }
+  const exprs = rules.map((r) => r.expr ?? '')
+  const covers = (re: RegExp): boolean => exprs.some((e) => re.test(e))
+  t.ok(covers(/geogate_cross_border_requests_total\{decision="deny"\}/), 'spikes of refused cross-border attempts')
+  t.ok(covers(/geogate_key_country_mismatch_total/), 'a key used outside its declared country')
+  t.ok(covers(/geogate_key_new_country_total/), 'a key appearing from a new country')
+  t.ok(covers(/geogate_anonymizer_requests_total/), 'traffic from anonymizers')
+  t.ok(covers(/geogate_geodb_stale/), 'a stale GeoIP database')
+  t.ok(covers(/geogate_limiter_degraded_total/), 'Redis degraded')
+  t.ok(covers(/geogate_audit_writer_lag_seconds/), 'audit lag')
+
+  const scrape = promtool('check', 'config', '--syntax-only', 'docker/prometheus/prometheus.yml')
+  t.equal(scrape.status, 0, scrape.out)
+})
+
+t.test('the Grafana dashboard: valid JSON, every query parses and reads only exported metrics', async (t) => {
+  const dash = JSON.parse(await readFile('docker/grafana/dashboards/geogate.json', 'utf8')) as { uid: string, title: string, panels: Panel[] }
+  t.ok(dash.uid !== '' && dash.title !== '')
+  const names = await exportedNames()
+  const panels = dash.panels.flatMap((p) => [p, ...(p.panels ?? [])])
+  const exprs = panels.flatMap((p) => (p.targets ?? []).map((x) => ({ panel: p.title, expr: x.expr })))
+  t.ok(exprs.length >= 20, `${exprs.length} queries`)
+  for (const { panel, expr } of exprs) {
+    const used = metricsIn(expr)
+    t.ok(used.length > 0, `${panel}: reads a geogate metric`)
+    for (const m of used) t.ok(names.has(m), `${panel}: ${m} is exported by src/metrics.ts`)
+  }
+  // promtool has no "parse this expression" command: check them as recording rules, with Grafana's variables filled in.
+  const dir = await mkdtemp(join(tmpdir(), 'geogate-dash-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `geogate:dashboard:${i}`, expr: e.expr.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '1h') })) }] }
+  await writeFile(join(dir, 'dash-rules.yml'), stringify(rules))
+  const check = promtool('check', 'rules', join(dir, 'dash-rules.yml'))
+  t.equal(check.status, 0, check.out)
+  for (const needed of ['geogate_cross_border_requests_total', 'geogate_key_country_mismatch_total', 'geogate_key_new_country_total', 'geogate_anonymizer_requests_total',
+    'geogate_geodb_age_days', 'geogate_limiter_degraded_total', 'geogate_audit_writer_lag_seconds', 'geogate_gateway_added_seconds_bucket',
+    'geogate_upstream_seconds_bucket', 'geogate_time_to_first_token_seconds_bucket', 'geogate_tokens_total', 'geogate_process_nodejs_eventloop_lag_p99_seconds']) {
+    t.ok(exprs.some((e) => e.expr.includes(needed)), `a panel shows ${needed}`)
+  }
+})
