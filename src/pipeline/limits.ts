@@ -29,9 +29,13 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
     estimatedTokens: shape.promptTokens + (decision.clampOutputTokens ?? shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
   })
   ctx.limit = limit
+  if (limit.degraded) request.log.warn({ degraded: true, allowed: limit.allowed, rule: limit.rule, tier: principal.tier }, 'limit decided without Redis')
   for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
   if (!limit.allowed) {
-    if (limit.retryAfterSeconds === null) throw new UnavailableError('Rate limiting is unavailable; try again shortly')
+    if (limit.retryAfterSeconds === null) {
+      reply.header('retry-after', String(Math.max(1, Math.ceil(rt.config.limiter.breakerMs / 1000))))
+      throw new UnavailableError('Rate limiting is unavailable; try again shortly')
+    }
     reply.header('retry-after', String(limit.retryAfterSeconds))
     throw new RateLimitedError('Rate limit reached; retry after the time in Retry-After')
   }

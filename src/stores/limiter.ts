@@ -41,7 +41,7 @@ const MINUTE = 60_000
 /** A request's counters, with what the headers and the refusal rule call each. */
 interface Plan { counters: CounterSpec[], meta: CounterMeta[], failClosed: boolean, tiers: string[] }
 
-interface Live { store: LimitStore, counters: CounterSpec[], since: number }
+interface Live { store: LimitStore, counters: CounterSpec[], since: number, started: number }
 
 /**
  * The limits stage's engine: builds the counters a request is charged to, asks the store once, and turns
@@ -62,6 +62,8 @@ export class StoreLimiter implements Limiter {
   readonly #timer: NodeJS.Timeout
   readonly #onReady: () => void
   readonly #redis: RedisClient | null
+  /** no request outlives this, so no lease is renewed past it (a settle lost to a bug cannot pin a slot) */
+  readonly #maxLeaseAgeMs: number
   #downUntil = 0
 
   constructor (config: Readonly<Config>, log: Logger, deps: LimiterDeps) {
@@ -70,6 +72,7 @@ export class StoreLimiter implements Limiter {
     this.#metrics = deps.metrics
     this.#prefix = config.redis.keyPrefix
     this.#redis = deps.redis
+    this.#maxLeaseAgeMs = Math.max(config.server.requestTimeoutMs > 0 ? config.server.requestTimeoutMs : 3_600_000, config.limiter.leaseTtlMs)
     let redisStore: RedisStore | null = null
     if (deps.redis !== null) {
       redisStore = new RedisStore(deps.redis, config.redis.mode === 'cluster')
@@ -135,7 +138,7 @@ export class StoreLimiter implements Limiter {
     }
     const states = res.states
     const hasLease = plan.counters.some((c) => c.kind === 'lease')
-    if (hasLease) this.#live.set(leaseId, { store, counters: plan.counters, since: Date.now() })
+    if (hasLease) this.#live.set(leaseId, { store, counters: plan.counters, since: Date.now(), started: Date.now() })
     let settled = false
     return {
       allowed: true,
@@ -185,6 +188,7 @@ export class StoreLimiter implements Limiter {
     const redisUp = now >= this.#downUntil
     const third = this.#cfg.leaseTtlMs / 3
     for (const [leaseId, l] of this.#live) {
+      if (now - l.started > this.#maxLeaseAgeMs) { this.#live.delete(leaseId); continue }
       if (now - l.since < third || (l.store === this.#primary && this.#fallback !== null && !redisUp)) continue
       try {
         await l.store.renew(l.counters, leaseId)

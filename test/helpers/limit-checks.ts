@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
 import type { Redis, Cluster } from 'ioredis'
+import type { ServerResponse } from 'node:http'
 import { startUpstream, sha } from './gateway.js'
 import { startReplicas } from './replicas.js'
 import { windowTotal, deletePrefix, waitFor } from './redis.js'
@@ -8,6 +9,7 @@ const REQUESTS_LIMIT = 100
 const TOKENS_LIMIT = 3000
 const MAX_TOKENS = 200
 const CONCURRENCY = 5
+const LEASE_TTL_MS = 1500
 
 /**
  * The limit checks several real gateway processes sharing one Redis (single node or Cluster) must pass:
@@ -20,6 +22,7 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
   let reportedTokens = 0
   let streamedTokens = 0
   let streams = 0
+  const held: ServerResponse[] = []
   const up = await startUpstream((_req, res, body) => {
     const b = JSON.parse(body) as { user?: string, max_tokens?: number, stream?: boolean, stream_options?: { include_usage?: boolean } }
     if (b.stream === true) {
@@ -38,6 +41,7 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
       res.end(JSON.stringify({ id: 'c', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' } }], usage }))
     }
     if (b.user === 'tok') reportedTokens += usage.total_tokens
+    if (b.user === 'hold') { held.push(res); return }
     if (b.user !== 'conc') { answer(); return }
     inFlight++
     peak = Math.max(peak, inFlight)
@@ -55,12 +59,14 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
       tok: { models: ['*'], capabilities: caps, limits: { tokensPerMinute: TOKENS_LIMIT }, failMode: 'closed' },
       conc: { models: ['*'], capabilities: caps, limits: { concurrency: CONCURRENCY }, failMode: 'closed' },
       stream: { models: ['*'], capabilities: caps, limits: { tokensPerMinute: 1_000_000 }, failMode: 'closed' },
+      hold: { models: ['*'], capabilities: caps, limits: { concurrency: 2 }, failMode: 'closed' },
       embargoed: { deny: true }
     },
-    keys: ['req', 'tok', 'conc', 'stream'].map((k) => ({ id: `k-${k}`, sha256: sha(`key-${k}`), org: 'Org', tier: k })),
+    keys: ['req', 'tok', 'conc', 'stream', 'hold'].map((k) => ({ id: `k-${k}`, sha256: sha(`key-${k}`), org: 'Org', tier: k })),
     // a loaded CI machine can stall a process past the 100 ms default; these checks are about counting,
     // the fault tests are about timeouts
     redis: { commandTimeoutMs: 2000, ...redis, keyPrefix: prefix },
+    limiter: { leaseTtlMs: LEASE_TTL_MS },
     log: { level: 'info' }
   }
   const gw = await startReplicas(replicas, config)
@@ -70,8 +76,8 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
     await deletePrefix(admin, prefix)
   })
   let rr = 0
-  const post = async (key: string, user: string, maxTokens = 10, stream = false): Promise<Response> => {
-    const url = gw.urls[rr++ % gw.urls.length] ?? ''
+  const post = async (key: string, user: string, maxTokens = 10, stream = false, replica?: number): Promise<Response> => {
+    const url = gw.urls[replica ?? rr++ % gw.urls.length] ?? ''
     return await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -119,5 +125,29 @@ export async function replicaLimitChecks (t: Test, redis: Record<string, unknown
     const key = `${prefix}lim:{k:k-stream}:stream:tpm`
     await waitFor(async () => await windowTotal(admin, key) === streamedTokens, 5000, `token counter = ${streamedTokens}`)
     t.equal(await windowTotal(admin, key), streamedTokens, `reservations of 30 × (prompt + 300) reconciled to the ${streamedTokens} tokens reported`)
+  })
+
+  // last: it kills a replica
+  t.test('a replica that dies holding concurrency slots leaks none: its leases expire', async (t) => {
+    const dying = [post('key-hold', 'hold', 10, false, 0), post('key-hold', 'hold', 10, false, 0)].map(async (p) => await p.then((r) => r.status, () => 0))
+    await waitFor(() => held.length === 2, 5000, 'two requests held upstream')
+    const busy = await post('key-hold', 'hold-probe', 10, false, 1)
+    await busy.arrayBuffer()
+    t.equal(busy.status, 429, 'both slots taken')
+    const killedAt = performance.now()
+    gw.procs[0]?.kill('SIGKILL')
+    await Promise.all(dying)
+    const stillHeld = await post('key-hold', 'hold-probe', 10, false, 1)
+    await stillHeld.arrayBuffer()
+    t.equal(stillHeld.status, 429, 'right after the crash the slots are still leased')
+    let freedAfter = 0
+    await waitFor(async () => {
+      const r = await post('key-hold', 'hold-probe', 10, false, 1)
+      await r.arrayBuffer()
+      freedAfter = performance.now() - killedAt
+      return r.status === 200
+    }, LEASE_TTL_MS * 4, 'slots freed by lease expiry')
+    t.ok(freedAfter < LEASE_TTL_MS * 2, `a slot came back ${freedAfter.toFixed(0)} ms after the crash (lease ttl ${LEASE_TTL_MS} ms)`)
+    for (const res of held.splice(0)) res.destroy()
   })
 }

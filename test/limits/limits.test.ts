@@ -151,6 +151,28 @@ for (const storeKind of ['memory', 'redis'] as const) {
       t.equal((await again).statusCode, 200)
     })
 
+    t.test('a request running longer than the lease keeps its slot (leases are renewed)', async (t) => {
+      const held: ServerResponse[] = []
+      const up = await startUpstream((_req, res) => { held.push(res) })
+      const gw = await gateway(up, { tiers: tiers({ concurrency: 1 }), limiter: { leaseTtlMs: 300 } })
+      const long = post(gw)
+      await waitFor(() => held.length === 1, 5000, 'the long request upstream')
+      const until = performance.now() + 1200
+      let probes = 0
+      while (performance.now() < until) {
+        t.equal((await post(gw)).statusCode, 429, 'slot still held')
+        probes++
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      t.ok(probes >= 5, `${probes} probes over 4 lease lifetimes`)
+      for (const res of held.splice(0)) { res.setHeader('content-type', 'application/json'); res.end('{}') }
+      t.equal((await long).statusCode, 200)
+      const next = post(gw)
+      await waitFor(() => held.length === 1, 5000, 'the slot is free again')
+      for (const res of held.splice(0)) res.end('{}')
+      t.equal((await next).statusCode, 200)
+    })
+
     t.test("the caller's location tier limits apply too", async (t) => {
       // 127.0.0.1 resolves to no country: locations.unknown is tier1; a tier2 key is limited by both tiers
       const gw = await gateway(await usageUpstream(), {

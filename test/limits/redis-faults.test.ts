@@ -34,6 +34,7 @@ async function send (gw: TestGateway, key: string, tally: Tally): Promise<number
     tally.worstMs = Math.max(tally.worstMs, ms)
     tally.ms.push(ms)
     if (res.json().error.code !== 'service_unavailable') throw new Error('503 without service_unavailable')
+    if (res.headers['retry-after'] !== '1') throw new Error('503 without Retry-After: 1 (the breaker span)')
   }
   return res.statusCode
 }

@@ -6,8 +6,8 @@
  *
  * KEYS[i]   counter key
  * ARGV[1]   lease id
- * ARGV[1 + 4(i-1) + 1..4]  kind (w|p|l), mark, delta, ms (window length / lease ttl), and for periods the period in ARGV… (see below)
- * Periods pass "p:<period>" as kind (p:h, p:d, p:m) so the current period can be found for an overrun.
+ * ARGV[1 + 4(i-1) + 1..4]  kind (w window | p:h, p:d, p:m period | l lease), mark (bucket or period id from
+ *           acquire), delta (tokens to add, negative to refund), ms (window length / lease ttl)
  */
 export const SETTLE_LUA = `
 local t = redis.call('TIME')
