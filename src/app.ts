@@ -73,7 +73,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   const app = Fastify({ ...fastifyOptions(rt), ...opts })
   app.decorate('gg', rt)
   app.decorateRequest('ctx', null as unknown as never)
-  // JSON is parsed by Fastify (and rewritten by forward); anything else (multipart audio/images) streams through.
+  // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
   // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
   let proxies = rt.config.server.trustedProxies

@@ -1,4 +1,4 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { BodyTooLargeError } from '../errors.js'
 
@@ -28,22 +28,10 @@ export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRe
   return JSON.stringify(out)
 }
 
-/** Counts a streamed body and fails it once it passes the limit (chunked uploads declare no length). */
-class BodyLimit extends Transform {
-  readonly #limit: number
-  #seen = 0
-  constructor (limit: number) { super(); this.#limit = limit }
-  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#seen += chunk.length
-    if (this.#seen > this.#limit) { cb(new BodyTooLargeError(this.#limit)); return }
-    cb(null, chunk)
-  }
-}
-
 /**
- * Content-type parser for every non-JSON body (multipart audio and image uploads): the raw stream, handed
- * to the backend untouched. Fastify's bodyLimit applies only to bodies it parses, so it is enforced here
- * from Content-Length, and by limitBody() while streaming chunked uploads.
+ * Content-type parser for every non-JSON body: the raw stream. Multipart uploads are read from it (bounded)
+ * by the endpoint stage (multipart.ts) and forwarded as the same bytes; any other stream is refused there.
+ * A declared Content-Length over the limit is refused here, before a byte is read.
  */
 export function rawBodyParser (limit: number) {
   return function parseRaw (request: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void): void {
@@ -52,16 +40,7 @@ export function rawBodyParser (limit: number) {
       done(new BodyTooLargeError(limit))
       return
     }
-    // Left unread here: a refused request's body is then discarded by Node, not piped nowhere.
+    // Left unread here: a refused request's body is then discarded by Node.
     done(null, payload)
   }
-}
-
-/** The raw body as sent upstream, failing with 413 past the limit. */
-export function limitBody (body: Readable, limit: number): Readable {
-  return body.pipe(new BodyLimit(limit))
-}
-
-export function isStream (body: unknown): body is Readable {
-  return body !== null && typeof body === 'object' && typeof (body as Readable).pipe === 'function'
 }

@@ -1,15 +1,12 @@
-import type { Readable } from 'node:stream'
-import { PassThrough } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { Backend, InFlight } from '../backends.js'
-import type { PolicySnapshot } from '../policy/state.js'
 import type { RequestContext, Usage } from './context.js'
-import { decide } from './policy.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
-import { rewriteJson, wantsUsageChunk, isStream, limitBody } from './forward-body.js'
+import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
-import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../errors.js'
+import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../errors.js'
 
 /*
  * forward: the permitted request goes to the backend serving its model, the answer streams back.
@@ -46,33 +43,11 @@ function sseErrorEvent (err: Error): Buffer {
 
 function nanosSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
 
-/** `/v1/models` is answered by the gateway: only what this caller may use from where it is (SPEC §Forward). */
-function listModels (request: FastifyRequest, reply: FastifyReply, policy: PolicySnapshot): FastifyReply {
-  const ctx = request.ctx
-  const shape = ctx.shape
-  const path = (shape?.forwardPath ?? '').split('?')[0] ?? ''
-  const one = path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : null
-  const data: Array<{ id: string, object: 'model', created: number, owned_by: string }> = []
-  for (const id of Object.keys(policy.models)) {
-    if (one !== null && id !== one) continue
-    if (shape === null || ctx.principal === null || ctx.geo === null) continue
-    if (!decide({ ...shape, model: id }, ctx.geo, ctx.principal, policy).allow) continue
-    data.push({ id, object: 'model', created: 0, owned_by: 'geogate' })
-  }
-  if (one !== null) {
-    const found = data[0]
-    if (found === undefined) throw new ModelNotFoundError(one)
-    return reply.send(found)
-  }
-  return reply.send({ object: 'list', data })
-}
-
 export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
   const ctx = request.ctx
   const shape = ctx.shape
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
   const policy = rt.policy.snapshot()
-  if (shape.endpoint === 'models') return listModels(request, reply, policy)
   const model = shape.model
   const modelCfg = model === null ? undefined : policy.models[model]
   if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
@@ -83,8 +58,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const raw = request.body
   let body: string | Readable | null = null
   let dropUsageChunk = false
-  if (isStream(raw)) {
-    body = limitBody(raw, rt.config.server.bodyLimit)
+  if (raw instanceof Readable) {
+    // a multipart upload, already read (bounded) by the endpoint stage: the same bytes, untouched
+    body = raw
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
     body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
@@ -92,7 +68,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)
   }
-  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, isStream(raw))
+  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof Readable)
 
   const controller = new AbortController()
   const inFlight: InFlight = { ctx, controller }
@@ -100,8 +76,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   // 'close' comes for every ending; before 'finish' it means the caller went away: cancel upstream.
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort(new Error('client_abort'))
-    rt.backends.untrack(inFlight)
     countTokens(rt, ctx, model)
+    rt.backends.untrack(inFlight)
   })
 
   const sentAt = process.hrtime.bigint()
@@ -151,9 +127,6 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
 
 /** The backend never answered: map why, unless the caller is gone or the gateway is shutting down. */
 function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend, controller: AbortController): Error {
-  if (err instanceof BodyTooLargeError || (err as { cause?: unknown } | null)?.cause instanceof BodyTooLargeError) {
-    return err instanceof BodyTooLargeError ? err : (err as { cause: Error }).cause
-  }
   if (controller.signal.aborted) {
     if (ctx.outcome === 'shutdown') return new UnavailableError('The gateway is shutting down; retry', { cause: err })
     if (ctx.outcome === 'ok') ctx.outcome = 'client_abort'

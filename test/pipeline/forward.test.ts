@@ -318,3 +318,22 @@ t.test('a tier\'s output clamp reaches the backend in the forwarded body', async
   t.equal(sent.max_tokens, 1024, 'tier2 caps output at 1024')
   t.same(sent.stream_options, { include_usage: true })
 })
+
+t.test('metrics: time to first token, upstream time and tokens are observed per backend and model', async (t) => {
+  const up = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.end(sseChunk('a') + USAGE_CHUNK + 'data: [DONE]\n\n')
+  })
+  const gw = await buildTestGateway(baseConfig(up.url))
+  const seen = observe(gw)
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const base = await listen(gw)
+  await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
+  await gw.rt.backends.drained()
+  const text = await gw.rt.metrics.registry.metrics()
+  t.match(text, /geogate_time_to_first_token_seconds_count\{backend="gpu"\} 1/)
+  t.match(text, /geogate_upstream_seconds_count\{backend="gpu"\} 1/)
+  const tokens = text.split('\n').filter((l) => l.startsWith('geogate_tokens_total{') && l.includes('model="llama-3.1-8b"'))
+  t.ok(tokens.some((l) => l.includes('direction="in"') && l.endsWith(' 7')), 'prompt tokens')
+  t.ok(tokens.some((l) => l.includes('direction="out"') && l.endsWith(' 3')), 'completion tokens')
+})
