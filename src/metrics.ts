@@ -8,6 +8,7 @@ import type { RedisClient } from './stores/redis.js'
 /** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
 export interface MetricSources {
   audit?: AuditLog
+  backends?: { readonly inFlight: number }
   live?: { readonly storeVersion: number, readonly syncErrors: number }
   /** with Redis, "first time this key is seen from this country" is decided across every replica */
   seen?: { redis: RedisClient, prefix: string }
@@ -80,10 +81,14 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly inFlight = new Gauge({
+  readonly inFlight: Gauge = new Gauge({
     name: 'geogate_in_flight_requests',
-    help: 'Requests being served',
-    registers: [this.registry]
+    help: 'Requests forwarded to a backend and not finished yet',
+    registers: [this.registry],
+    collect: () => {
+      const b = this.#sources.backends
+      if (b !== undefined) this.inFlight.set(b.inFlight)
+    }
   })
 
   readonly limiterDecisions = new Counter({

@@ -55,7 +55,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     throw err
   }
   const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
-  metrics.attach({ audit, live, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
+  const backends = new BackendPools(config.backends)
+  metrics.attach({ audit, live, backends, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
     get config () { return live.config() },
     baseDir,
@@ -65,7 +66,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     geo,
     limiter: overrides.limiter ?? createLimiter(config, log.child({ stage: 'limits' }), { redis, metrics }),
     audit,
-    backends: new BackendPools(config.backends),
+    backends,
     metrics,
     redis
   }

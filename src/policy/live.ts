@@ -23,7 +23,7 @@ export class PolicyStoreUnavailable extends Error {}
 export class PolicyConflict extends Error {}
 
 /** Sections read once at start (listeners, connections, pools, files): a reload keeps the running ones. */
-export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit'] as const
+export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit', 'limiter'] as const
 
 export interface KeyInput { org?: unknown, tier?: unknown, country?: unknown, verifiedEntity?: unknown, id?: unknown }
 export interface KeyView { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean, source: 'file' | 'admin', fingerprint: string }

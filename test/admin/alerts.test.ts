@@ -1,10 +1,13 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { Metrics } from '../../src/metrics.js'
+import { loadConfig } from '../../src/config/load.js'
 
 interface Rule { alert?: string, record?: string, expr?: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
 interface RuleFile { groups: Array<{ name: string, rules: Rule[] }> }
@@ -93,4 +96,22 @@ t.test('the Grafana dashboard: valid JSON, every query parses and reads only exp
     'geogate_upstream_seconds_bucket', 'geogate_time_to_first_token_seconds_bucket', 'geogate_tokens_total', 'geogate_process_nodejs_eventloop_lag_p99_seconds']) {
     t.ok(exprs.some((e) => e.expr.includes(needed)), `a panel shows ${needed}`)
   }
+})
+
+t.test('docker/compose.monitoring.yaml: mounts what exists, scrapes the compose gateway with a token it accepts', async (t) => {
+  const overlay = parse(await readFile('docker/compose.monitoring.yaml', 'utf8')) as { services: Record<string, { volumes?: string[], depends_on?: string[] }> }
+  const base = parse(await readFile('docker/compose.yaml', 'utf8')) as { services: Record<string, unknown> }
+  for (const [name, svc] of Object.entries(overlay.services)) {
+    for (const v of svc.volumes ?? []) {
+      const host = v.split(':')[0] ?? ''
+      t.ok(existsSync(join('docker', host)), `${name}: ${host} exists`)
+    }
+    for (const d of svc.depends_on ?? []) t.ok(d in overlay.services || d in base.services, `${name} depends on ${d}, a service`)
+  }
+  const prom = parse(await readFile('docker/prometheus/prometheus.yml', 'utf8')) as { scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> }
+  const targets = prom.scrape_configs.flatMap((s) => s.static_configs.flatMap((c) => c.targets))
+  for (const target of targets) t.ok((target.split(':')[0] ?? '') in base.services, `${target} is a compose service`)
+  const { config } = await loadConfig('config/geogate.yaml', {})
+  const token = (await readFile('docker/prometheus/geogate-auditor-token', 'utf8')).trim()
+  t.ok(config.admin.tokens.some((x) => x.role === 'auditor' && x.sha256 === createHash('sha256').update(token).digest('hex')), 'the demo token is an auditor token of the shipped config')
 })

@@ -122,6 +122,8 @@ t.test('/metrics parses as Prometheus text and moves when traffic flows', async 
   t.ok(delta('geogate_geo_unknown_location_total') >= 1, 'loopback has no location')
   t.ok(sum(after, 'geogate_geodb_age_days') > 0, 'GeoIP database age reported')
   t.ok(after.some((s) => s.name === 'geogate_process_nodejs_eventloop_lag_seconds'), 'event-loop lag')
+  t.equal(sum(after, 'geogate_in_flight_requests'), 0, 'nothing left in flight')
+  t.ok(delta('geogate_limiter_decisions_total', { result: 'allowed' }) >= 2, 'limiter decisions counted')
 })
 
 t.test('a key seen from a new country counts once across replicas sharing Redis', async (t) => {
