@@ -19,8 +19,8 @@ export function lookupAddress (raw: string): LookupAddress | null {
   let s = raw.trim()
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1)
   const pct = s.indexOf('%')
-  if (pct !== -1) s = s.slice(0, pct)
-  if (isIPv4(s)) return { ip: s, version: 4 }
+  if (pct !== -1) s = s.slice(0, pct) // zone ids belong to IPv6 link-local addresses only
+  if (isIPv4(s)) return pct === -1 ? { ip: s, version: 4 } : null
   if (!isIPv6(s)) return null
   const b = parseIPv6(s)
   if (b[10] === 0xff && b[11] === 0xff && b.subarray(0, 10).every((x) => x === 0)) {

@@ -47,6 +47,8 @@ t.test('parseIPv6 and lookupAddress', async (t) => {
   t.match(lookupAddress('fe80::1%eth0'), { ip: 'fe80::1', version: 6 })
   t.match(lookupAddress('::ffff:0:1.2.3.4'), { ip: '::ffff:0:1.2.3.4', version: 6 }, 'not the mapped prefix')
   t.equal(lookupAddress('1.2.3.4:80'), null)
+  t.equal(lookupAddress('1.2.3.4%eth0'), null, 'a zone id on an IPv4 address is junk')
+  t.match(lookupAddress(' 1.2.3.4 '), { ip: '1.2.3.4', version: 4 })
   t.equal(lookupAddress('junk'), null)
   t.equal(lookupAddress(''), null)
 })
