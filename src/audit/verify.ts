@@ -1,9 +1,9 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GENESIS, checkDigest, checkLine, publicKeyId, sha256, type Digest } from './chain.js'
-import { DIGEST_DIR, listDigests, listPublicKeyFiles, listSegments, type SegmentName } from './segments.js'
+import { DIGEST_DIR, TORN_DIR, listDigests, listPublicKeyFiles, listSegments, type SegmentName } from './segments.js'
 
 /**
  * Check every chain in an audit directory:
@@ -57,6 +57,10 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
   const digests = await listDigests(dir)
   const segments = await listSegments(dir)
   const writers = [...new Set([...segments.keys(), ...digests.keys()])].sort()
+  for (const f of await readdir(join(dir, TORN_DIR)).catch(() => [] as string[])) {
+    tally.warnings.push(`${TORN_DIR}/${f}: a torn last line a writer moved aside when it recovered from a crash (recorded in its chain)`)
+  }
+  if (keys.size === 0) tally.warnings.push('no public key: digests are not signed, so a rewritten chain tail is caught only against unsigned digests')
   try {
     for (const writer of writers) {
       await verifyChain(dir, writer, segments.get(writer) ?? [], (digests.get(writer) ?? []).map((d) => d.file), keys, pinned || keys.size > 0, opts, tally)

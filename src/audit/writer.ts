@@ -363,7 +363,11 @@ export class AuditWriter implements AuditLog {
       prevDigest: this.#prevDigest
     }, this.#o.signer)
     const ddir = join(this.dir, DIGEST_DIR)
-    await writeFile(join(ddir, digestFile(this.writer, digestSeq)), text, { flag: 'wx', flush: true })
+    // Written aside and renamed into place, so a reader (a live verify, a shipper to WORM storage) never sees half.
+    const name = digestFile(this.writer, digestSeq)
+    const tmp = join(ddir, `.${name}.tmp`)
+    await writeFile(tmp, text, { flag: 'w', flush: true })
+    await rename(tmp, join(ddir, name))
     await fsyncDir(ddir)
     this.#digestSeq = digestSeq
     this.#prevDigest = sha256(text)

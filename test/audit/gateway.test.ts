@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildTestGateway, baseConfig, startUpstream, sha } from '../helpers/gateway.js'
 import { writeTestGeoDbs } from '../helpers/geo-fixtures.js'
+import { startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { readRecords } from '../../src/audit/read.js'
 import { verifyDir } from '../../src/audit/verify.js'
 import type { InteractionRecord } from '../../src/audit/types.js'
@@ -128,7 +129,8 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
   t.same(of('anonymizer').map((r) => [r.decision, r.status, r.anonymizer]), of('anonymizer').map(() => ['deny', 451, ['vpn']]), 'anonymizer flags')
   t.same(of('capability').map((r) => [r.decision, r.status, r.model, r.classification]), of('capability').map(() => ['deny', 403, 'frontier-1', '4E091']), 'refused by capability')
   t.ok(of('stream').every((r) => r.decision === 'allow' && r.stream), 'streams recorded')
-  t.equal(of('limit').filter((r) => r.decision === 'allow').length + of('limit').filter((r) => r.decision === 'deny').length, 3 + N)
+  t.same(of('limit').map((r) => [r.decision, r.status]), [...Array.from({ length: 3 }, () => ['allow', 200]), ...Array.from({ length: N }, () => ['deny', 429])], 'refused by limit after 3 a minute')
+  t.ok(of('limit').filter((r) => r.decision === 'deny').every((r) => r.rule.startsWith('limit:') && r.outcome === 'refused' && !r.degraded), 'the limit rule that refused')
   t.same(of('client-abort').map((r) => [r.decision, r.outcome]), of('client-abort').map(() => ['allow', 'client_abort']), 'client aborts')
   t.same(of('backend-failure').map((r) => [r.decision, r.outcome, r.status]), of('backend-failure').map(() => ['allow', 'backend_error', 502]), 'backend failures')
   t.ok(of('stream').every((r) => r.tokensIn === 4 && r.tokensOut === 1), 'stream tokens from the usage chunk')
@@ -196,4 +198,38 @@ t.test('policy.mode shadow: a refusal that was not enforced is recorded as such'
   t.equal(r?.shadow, true)
   t.match(r?.rule ?? '', /location|embargo/, 'the rule that would have refused')
   t.equal(r?.country, 'IR')
+})
+
+t.test('Redis outage: decisions taken without Redis are marked degraded, and nothing goes unrecorded', async (t) => {
+  const redis = await startRedisServer()
+  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') })
+  const gw = await buildTestGateway(baseConfig(up.url, {
+    tiers: {
+      tier1: { models: ['*'], capabilities: ['chat'], limits: { requestsPerMinute: 1000 }, failMode: 'open' },
+      tier2: { models: ['llama-*'], capabilities: ['chat'], limits: { requestsPerMinute: 1000 }, failMode: 'closed' },
+      embargoed: { deny: true }
+    },
+    redis: { url: redis.url, keyPrefix: uniquePrefix('audit'), commandTimeoutMs: 100 },
+    audit: { scope: 'all' }
+  }))
+  t.teardown(async () => { await gw.close(); await up.close(); await redis.stop() })
+  const call = async (id: string, key: string): Promise<number> => (await gw.app.inject({
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers: { authorization: `Bearer ${key}`, 'x-request-id': id },
+    payload: { model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] }
+  })).statusCode
+  // A cold first command on a loaded machine can overrun the 100 ms timeout: wait until Redis answers.
+  let warm = 0
+  while (await call(`warm-${warm}`, 'test-key-tier2') !== 200 && warm < 100) warm++
+  await redis.stop()
+  t.equal(await call('open-1', 'test-key-tier1'), 200, 'fail open: served')
+  t.equal(await call('closed-1', 'test-key-tier2'), 503, 'fail closed: 503')
+  await gw.rt.audit.flush()
+  const recs = new Map<string, InteractionRecord>()
+  for await (const { record } of readRecords(gw.rt.audit.dir)) if (record.kind === 'interaction') recs.set(record.requestId, record)
+  t.equal(recs.size, warm + 3, 'every request recorded')
+  t.same([recs.get('open-1')?.decision, recs.get('open-1')?.degraded], ['allow', true])
+  t.same([recs.get('closed-1')?.decision, recs.get('closed-1')?.status, recs.get('closed-1')?.degraded, recs.get('closed-1')?.rule], ['deny', 503, true, 'limit:store-unavailable'])
+  t.equal(recs.get(`warm-${warm}`)?.degraded, false)
 })

@@ -1,8 +1,6 @@
 /**
- * `npm run bench [name …] [-- args]`: runs the benchmarks in this folder one after another (all by default),
- * each in its own process so one cannot warm or load another; each prints its own figures.
- *   npm run bench                      every benchmark
- *   npm run bench geo-lookup limits    just these
+ * `npm run bench [-- NAME [ARGS…]]`: run one benchmark (test/bench/NAME.ts) or, without a name, each in turn.
+ * Each benchmark runs in its own process so one's heap and timers do not colour the next one's figures.
  */
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
@@ -10,17 +8,18 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
+const [name, ...args] = process.argv.slice(2)
 const all = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'run.ts').map((f) => f.slice(0, -3)).sort()
-const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
-const unknown = asked.filter((a) => !all.includes(a))
-if (unknown.length > 0) {
-  process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; available: ${all.join(', ')}\n`)
-  process.exit(2)
-}
+const chosen = name === undefined ? all : [name]
 let failed = 0
-for (const name of asked.length > 0 ? asked : all) {
-  process.stdout.write(`\n=== ${name}\n`)
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { stdio: 'inherit' })
+for (const b of chosen) {
+  if (!all.includes(b)) {
+    process.stderr.write(`no benchmark "${b}"; there are: ${all.join(', ')}\n`)
+    process.exitCode = 2
+    break
+  }
+  process.stdout.write(`\n== ${b}\n`)
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${b}.ts`), ...(name === undefined ? [] : args)], { stdio: 'inherit' })
   if (r.status !== 0) failed++
 }
-process.exit(failed === 0 ? 0 : 1)
+if (failed > 0) process.exitCode = 1
