@@ -1,16 +1,10 @@
-import { parse, configPath } from './args.js'
-import { loadConfig, ConfigError } from '../config/load.js'
+import { parse, configPath, loadConfigOrExit } from './args.js'
 
 export async function run (argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' } })
   const file = configPath(values.config)
-  try {
-    await loadConfig(file)
-  } catch (err) {
-    if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); return 1 }
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') { process.stderr.write(`${file}: no such file\n`); return 1 }
-    throw err
-  }
+  const loaded = await loadConfigOrExit(file)
+  if (typeof loaded === 'number') return loaded
   process.stdout.write(`${file}: ok\n`)
   return 0
 }

@@ -1,6 +1,5 @@
 import pino from 'pino'
-import { parse, configPath } from './args.js'
-import { loadConfig, ConfigError } from '../config/load.js'
+import { parse, configPath, loadConfigOrExit } from './args.js'
 import { openGeo } from '../geo/service.js'
 import { snapshotFromConfig } from '../policy/state.js'
 import { explain, formatTrace, ExplainError } from '../policy/explain.js'
@@ -42,14 +41,8 @@ export async function run (argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) { process.stderr.write('geogate explain: --max-tokens must be a non-negative integer\n'); return 2 }
   }
   const file = configPath(values.config)
-  let loaded
-  try {
-    loaded = await loadConfig(file)
-  } catch (err) {
-    if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); return 1 }
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') { process.stderr.write(`${file}: no such file\n`); return 1 }
-    throw err
-  }
+  const loaded = await loadConfigOrExit(file)
+  if (typeof loaded === 'number') return loaded
   const geo = await openGeo(loaded.config.geo, loaded.baseDir, pino({ level: 'silent' }))
   try {
     const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends)

@@ -3,8 +3,7 @@
  * `geogate geodb lookup IP [--config F]`: the normalised GeoResult for one address, as JSON.
  */
 import pino from 'pino'
-import { parse, configPath } from './args.js'
-import { loadConfig, ConfigError } from '../config/load.js'
+import { parse, configPath, loadConfigOrExit } from './args.js'
 import { GeoDatabaseError, openGeo } from '../geo/service.js'
 import type { GeoDatabaseInfo } from '../geo/types.js'
 
@@ -33,14 +32,8 @@ export async function run (argv: string[]): Promise<number> {
     return 2
   }
   const file = configPath(values.config)
-  let loaded
-  try {
-    loaded = await loadConfig(file)
-  } catch (err) {
-    if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); return 1 }
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') { process.stderr.write(`${file}: no such file\n`); return 1 }
-    throw err
-  }
+  const loaded = await loadConfigOrExit(file)
+  if (typeof loaded === 'number') return loaded
   const geoConfig = { ...loaded.config.geo, watch: false }
   let geo
   try {

@@ -1,3 +1,5 @@
+import { LUA_CLOCK } from './clock.js'
+
 /**
  * One decision, one round trip: check every counter of a request and charge them all only if all admit.
  * Time comes from Redis TIME, never from the replica (replica clocks disagree). Keys of one call share a
@@ -9,23 +11,9 @@
  * returns   { allowed 0|1, refused index (0-based, -1), retryAfterMs, then per counter: remaining, resetMs, mark }
  */
 export const ACQUIRE_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${LUA_CLOCK}
 local lease = ARGV[1]
 local n = #KEYS
-
-local function civil (days)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m
-end
 
 local function days_from_civil (y, m)
   if m <= 2 then y = y - 1 end

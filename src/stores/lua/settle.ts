@@ -1,3 +1,5 @@
+import { LUA_CLOCK } from './clock.js'
+
 /**
  * Settle a finished request: release its leases and move each token charge from the reservation to the
  * actual usage. A refund lands in the bucket / period the reservation was charged to (if that is still
@@ -10,22 +12,8 @@
  *           acquire), delta (tokens to add, negative to refund), ms (window length / lease ttl)
  */
 export const SETTLE_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${LUA_CLOCK}
 local lease = ARGV[1]
-
-local function civil (days)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m
-end
 
 local function period_id (p)
   if p == 'h' then return string.format('%d', math.floor(now / 3600000)) end

@@ -1,0 +1,45 @@
+/* The built `geogate check-config`, as a process (npm test builds dist/ first). */
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url))
+
+async function run (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, [cli, 'check-config', ...args], { cwd: root }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
+    })
+  })
+}
+
+t.test('the shipped configuration passes', async (t) => {
+  const ok = await run(['--config', 'config/geogate.yaml'])
+  t.equal(ok.code, 0, ok.stderr)
+  t.match(ok.stdout, /config\/geogate\.yaml: ok/)
+})
+
+t.test('every error is printed with its path, exit 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gg-check-'))
+  const f = join(dir, 'broken.yaml')
+  const text = (await readFile(join(root, 'config/geogate.yaml'), 'utf8'))
+    .replace('port: 8080', 'port: eighty')
+    .replace('failMode: closed', 'failMode: sideways')
+    .replace('backend: mock-us, classification: EAR99', 'backend: nowhere, classification: EAR99')
+  await writeFile(f, text)
+  const bad = await run(['--config', f])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /configuration error/)
+  t.match(bad.stderr, /\/server\/port/)
+  t.match(bad.stderr, /\/tiers\/tier2\/failMode/)
+})
+
+t.test('a missing file is named, exit 1', async (t) => {
+  const missing = await run(['--config', '/nonexistent/geogate.yaml'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /\/nonexistent\/geogate\.yaml: no such file/)
+})
