@@ -20,7 +20,7 @@ const READ = new Set(['GET', 'HEAD'])
 
 /**
  * The admin plane: its own listener, never the public port. Health is open; everything else needs a bearer
- * token. Deny by default: any route (present or future) that changes something needs the admin role, so an
+ * token. Deny by default — every route (present or future) that changes something needs the admin role, so an
  * auditor token can read (GET) and never change.
  */
 export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true }): Promise<FastifyInstance> {

@@ -28,7 +28,7 @@ export const TierSchema = Type.Object({
   deny: Type.Boolean({ default: false, description: 'Refuse everything (e.g. embargoed locations)' }),
   models: Type.Array(Type.String(), { default: [], description: 'Model name globs this tier may use' }),
   classifications: Type.Optional(Type.Array(Type.String(), {
-    description: 'Export classifications (ECCN, e.g. EAR99) of the models this tier may use; absent: any'
+    description: 'Export classifications (ECCN, e.g. EAR99) of the models this tier may use; absent: all of them'
   })),
   capabilities: Type.Array(CapabilitySchema, { default: [] }),
   maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
