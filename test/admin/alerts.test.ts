@@ -15,7 +15,7 @@ interface Panel { type: string, title: string, targets?: Array<{ expr: string }>
 
 function promtool (...args: string[]): { status: number | null, out: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8' })
-  if (r.error !== undefined) throw r.error
+  if (r.error !== undefined) throw new Error('promtool is needed by this test: apt-get install prometheus (see README, Quick start)', { cause: r.error })
   return { status: r.status, out: r.stdout + r.stderr }
 }
 

@@ -77,7 +77,7 @@ t.test('/metrics parses as Prometheus text and moves when traffic flows', async 
     t.equal(types.get(String(name).replace(/_total$/, '')) ?? types.get(String(name)), type, `${String(name)} is a ${String(type)}`)
   }
   const promtool = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' })
-  t.equal(promtool.error, undefined, 'promtool runs')
+  t.equal(promtool.error, undefined, 'promtool runs (apt-get install prometheus; see README, Quick start)')
   // Exit 1 is a parse error; 3 is lint advice, which is allowed only for prom-client's own default metrics.
   t.not(promtool.status, 1, 'promtool parses it')
   t.notMatch(promtool.stdout + promtool.stderr, /error while linting/, 'promtool parses it')
