@@ -1,5 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { runCli, type CliResult } from '../helpers/process.js'
 import { writeFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,15 +9,7 @@ import { baseConfig, startUpstream } from '../helpers/gateway.js'
 import { startGateway } from '../../src/server.js'
 
 /** Run the built CLI (asynchronously: the gateway answering it lives in this process). */
-async function geogate (args: string[], env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['dist/cli/index.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
-  return { code, stdout, stderr }
-}
+const geogate = async (args: string[], env: Record<string, string>): Promise<CliResult> => await runCli(args, env)
 
 t.test('geogate keys create | list | rotate | revoke against a running gateway', async (t) => {
   const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })

@@ -1,24 +1,11 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { runCli, type CliResult } from '../helpers/process.js'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { entry, openWriter, signingKeyPem, tempDir } from '../helpers/audit.js'
 import { readExported } from '../../src/audit/export.js'
 
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url))
-
-function run (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-    p.on('error', reject)
-    p.on('close', (code) => { resolve({ code, stdout, stderr }) })
-  })
-}
+const run = async (args: string[]): Promise<CliResult> => await runCli(args)
 
 const { dir: root, cleanup } = await tempDir()
 t.teardown(cleanup)

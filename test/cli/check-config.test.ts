@@ -1,21 +1,11 @@
 /* The built `geogate check-config`, as a process (npm test builds dist/ first). */
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { runCli, ROOT, type CliResult } from '../helpers/process.js'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url))
-
-async function run (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'check-config', ...args], { cwd: root }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
-    })
-  })
-}
+const run = async (args: string[]): Promise<CliResult> => await runCli(['check-config', ...args])
 
 t.test('the shipped configuration passes', async (t) => {
   const ok = await run(['--config', 'config/geogate.yaml'])
@@ -26,7 +16,7 @@ t.test('the shipped configuration passes', async (t) => {
 t.test('every error is printed with its path, exit 1', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gg-check-'))
   const f = join(dir, 'broken.yaml')
-  const text = (await readFile(join(root, 'config/geogate.yaml'), 'utf8'))
+  const text = (await readFile(join(ROOT, 'config/geogate.yaml'), 'utf8'))
     .replace('port: 8080', 'port: eighty')
     .replace('failMode: closed', 'failMode: sideways')
     .replace('backend: mock-us, classification: EAR99', 'backend: nowhere, classification: EAR99')

@@ -1,18 +1,8 @@
 /* The built `geogate explain`, as a process (npm test builds dist/ first). */
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { runCli, type CliResult } from '../helpers/process.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url))
-
-async function run (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'explain', ...args], { cwd: root }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
-    })
-  })
-}
+const run = async (args: string[]): Promise<CliResult> => await runCli(['explain', ...args])
 
 t.test('geogate explain against the shipped configuration', async (t) => {
   const cu = await run(['--config', 'config/geogate.yaml', '--ip', '152.206.0.1', '--key-id', 'demo-tier1', '--model', 'llama-3.1-8b'])

@@ -1,26 +1,14 @@
 /** `geogate geodb info|lookup`, run as the built CLI. */
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { runCli, type CliResult } from '../helpers/process.js'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { join } from 'node:path'
 import { baseConfig } from '../helpers/gateway.js'
 import { writeTestGeoDbs, type TestGeoDbs } from '../helpers/geo-fixtures.js'
 import { writeMmdb } from '../helpers/mmdb-writer.js'
 
-const cli = resolve('dist/cli/index.js')
-const run = promisify(execFile)
-
-async function geogate (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args])
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code: number, stdout: string, stderr: string }
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
-  }
-}
+const geogate = async (...args: string[]): Promise<CliResult> => await runCli(args)
 
 let dir = ''
 let dbs: TestGeoDbs

@@ -67,3 +67,16 @@ export async function spawnGateway (configFile: string, args: string[] = []): Pr
   const l = await proc.waitForLine((x) => x.msg === 'geogate listening')
   return { proc, url: String(l.url), adminUrl: String(l.adminUrl) }
 }
+
+export interface CliResult { code: number | null, stdout: string, stderr: string }
+
+/** Run the built CLI to completion (asynchronously, so a gateway in this process can answer it). */
+export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const [code] = await once(child, 'close') as [number | null]
+  return { code, stdout, stderr }
+}

@@ -69,7 +69,11 @@ export async function startRedisServer (extra: string[] = [], port?: number, dir
 }
 
 export async function ping (port: number): Promise<boolean> {
-  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500 })
+  return await pingUrl(`redis://127.0.0.1:${port}`)
+}
+
+async function pingUrl (url: string): Promise<boolean> {
+  const c = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500 })
   c.on('error', () => {})
   try {
     await c.connect()
@@ -81,11 +85,23 @@ export async function ping (port: number): Promise<boolean> {
   }
 }
 
-/** Poll a condition until it holds (an event we cannot subscribe to), failing after `ms`. */
-export async function waitFor (cond: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+/**
+ * The Redis a test uses (the contract in the README): REDIS_URL, else redis://127.0.0.1:6379, else a
+ * redis-server of its own on a free port, stopped by the returned stop().
+ */
+export async function testRedis (): Promise<{ url: string, stop: () => Promise<void> }> {
+  const candidates = [process.env.REDIS_URL, 'redis://127.0.0.1:6379'].filter((u): u is string => u !== undefined && u !== '')
+  for (const url of candidates) if (await pingUrl(url)) return { url, stop: async () => {} }
+  const own = await startRedisServer()
+  return { url: own.url, stop: own.stop }
+}
+
+/** Poll a condition until it holds (an event we cannot subscribe to), failing after `ms`; resolves with the time it took. */
+export async function waitFor (cond: () => Promise<boolean> | boolean, ms: number, what: string): Promise<number> {
+  const start = Date.now()
+  const end = start + ms
   for (;;) {
-    if (await cond()) return
+    if (await cond()) return Date.now() - start
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
