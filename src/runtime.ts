@@ -1,16 +1,16 @@
 import type { Logger } from 'pino'
 import type { Config } from './config/schema/index.js'
 import type { GeoLookup } from './geo/types.js'
-import type { Limiter } from './stores/limiter.js'
+import type { Limiter } from './limits/limiter.js'
 import type { AuditLog } from './audit/types.js'
-import type { PolicySource } from './policy/state.js'
-import { BackendPools } from './backends.js'
-import { Metrics } from './metrics.js'
+import type { PolicySource } from './policy/snapshot.js'
+import { BackendPools } from './infra/backends.js'
+import { Metrics } from './infra/metrics.js'
 import { openGeo } from './geo/service.js'
-import { createLimiter } from './stores/limiter.js'
+import { createLimiter } from './limits/limiter.js'
 import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
-import { createRedis, redisReady, type RedisClient } from './stores/redis.js'
+import { createRedis, redisReady, type RedisClient } from './infra/redis.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import { explain, ExplainError } from '../policy/explain.js'
 import { requireRole } from './auth.js'
-import { BadRequestError, NotFoundError } from '../errors.js'
+import { BadRequestError, NotFoundError } from '../core/errors.js'
 
 interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string }
 

@@ -1,19 +1,13 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { ConfigIssue } from '../config/load.js'
-import { ForbiddenError, toOpenAIError } from '../errors.js'
-import { adminPrincipal } from './auth.js'
-import { registerAdminAuthGuard } from '../stores/auth-limit.js'
+import { ForbiddenError, toOpenAIError } from '../core/errors.js'
+import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
-import type { ReloadActor, ReloadResult } from '../policy/reload.js'
-
-export interface AdminState {
-  ready: boolean
-  /** re-read the configuration file (set by the running gateway; absent when built without a file) */
-  reload?: (actor?: ReloadActor) => Promise<ReloadResult>
-}
+import type { AdminState } from './state.js'
+export type { AdminState }
 
 const OPEN = new Set(['/healthz', '/readyz'])
 const READ = new Set(['GET', 'HEAD'])

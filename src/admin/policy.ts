@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import type { AdminState } from './index.js'
-import { ConflictError, InvalidPolicyError, NotFoundError, UnavailableError, BadRequestError } from '../errors.js'
+import type { AdminState } from './state.js'
+import { ConflictError, InvalidPolicyError, NotFoundError, UnavailableError, BadRequestError } from '../core/errors.js'
 import { PolicyConflict, PolicyNotFound, PolicyRejected, PolicyStoreUnavailable, type KeyInput } from '../policy/live.js'
 
 interface NameParams { name: string }

@@ -1,7 +1,7 @@
 import pino from 'pino'
 import { parse, configPath, loadConfigOrExit } from './args.js'
 import { openGeo } from '../geo/service.js'
-import { snapshotFromConfig } from '../policy/state.js'
+import { snapshotFromConfig } from '../policy/snapshot.js'
 import { explain, formatTrace, ExplainError } from '../policy/explain.js'
 
 const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json] [--config FILE]\n'

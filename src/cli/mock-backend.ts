@@ -1,5 +1,5 @@
 import { parse } from './args.js'
-import { createLogger } from '../logger.js'
+import { createLogger } from '../infra/logger.js'
 import { startMockBackend } from '../mock/server.js'
 
 function int (name: string, v: string | undefined, fallback: number): number {

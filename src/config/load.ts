@@ -4,7 +4,7 @@ import { parseDocument, visit, isScalar, isPair } from 'yaml'
 import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
-import { trustedProxyIssues } from '../pipeline/client-ip.js'
+import { trustedProxyIssues } from '../net/client-ip.js'
 
 export interface ConfigIssue { path: string, message: string }
 

@@ -5,11 +5,11 @@
  */
 import type { Capability } from '../config/schema/index.js'
 import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
-import type { Decision, RequestShape } from '../pipeline/context.js'
-import type { PolicySnapshot } from './state.js'
-import { canonicalIp, isInternalIp, type ClientAddress } from '../pipeline/client-ip.js'
-import { describeRequest } from '../pipeline/endpoint.js'
-import { decide } from '../pipeline/policy.js'
+import type { Decision, RequestShape } from '../core/types.js'
+import type { PolicySnapshot } from './snapshot.js'
+import { canonicalIp, isInternalIp, type ClientAddress } from '../net/client-ip.js'
+import { describeRequest } from './endpoint.js'
+import { decide } from './decide.js'
 import { locate } from './locate.js'
 
 export interface ExplainQuery {

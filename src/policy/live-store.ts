@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { Cluster } from 'ioredis'
 import type { KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
-import type { RedisClient } from '../stores/redis.js'
+import type { RedisClient } from '../infra/redis.js'
 
 /**
  * Live overrides of the file's policy, made through the admin API. What is not overridden comes from the
@@ -161,7 +161,7 @@ export class RedisOverrideStore implements OverrideStore {
   }
 
   watch (onChange: (version: number) => void): void {
-    // The shared client has no offline queue (see stores/redis.ts); a subscriber may queue its SUBSCRIBE
+    // The shared client has no offline queue (see infra/redis.ts); a subscriber may queue its SUBSCRIBE
     // until connected, and ioredis re-subscribes after a reconnect.
     const sub = duplicateForSubscribe(this.#redis)
     this.#sub = sub

@@ -3,9 +3,9 @@ import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
-import type { RedisClient } from '../stores/redis.js'
-import { sha256hex } from '../pipeline/identity.js'
-import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './state.js'
+import type { RedisClient } from '../infra/redis.js'
+import { sha256hex } from '../core/hash.js'
+import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
 import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
 /** A change or reload that fails the same checks as the configuration file; nothing was applied. */

@@ -1,7 +1,7 @@
-import type { RequestContext } from '../pipeline/context.js'
-import type { PolicySnapshot } from './state.js'
-import { permittedModels } from '../pipeline/policy.js'
-import { ModelNotFoundError } from '../errors.js'
+import type { Decision } from '../core/types.js'
+import type { PolicySnapshot } from './snapshot.js'
+import { permittedModels } from './decide.js'
+import { ModelNotFoundError } from '../core/errors.js'
 
 export interface ModelObject { id: string, object: 'model', created: number, owned_by: string }
 export interface ModelList { object: 'list', data: ModelObject[] }
@@ -17,10 +17,8 @@ function modelObject (id: string): ModelObject {
  * caller may use from this place. A model they may not use is "not found", as OpenAI answers for models a key
  * cannot see, so the list never reveals what other places or plans get.
  */
-export function answerModels (ctx: RequestContext, policy: PolicySnapshot): ModelList | ModelObject {
-  const d = ctx.decision
+export function answerModels (d: Decision | null, one: string | null, policy: PolicySnapshot): ModelList | ModelObject {
   const allowed = d === null ? [] : permittedModels(policy, d.locationTier, d.keyTier)
-  const one = ctx.shape?.model ?? null
   if (one !== null) {
     if (!allowed.includes(one)) throw new ModelNotFoundError(one)
     return modelObject(one)

@@ -6,7 +6,7 @@ import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
-import { Metrics } from '../../src/metrics.js'
+import { Metrics } from '../../src/infra/metrics.js'
 import { loadConfig } from '../../src/config/load.js'
 
 interface Rule { alert?: string, record?: string, expr?: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
@@ -56,7 +56,7 @@ t.test('alert rules: promtool accepts them, their unit tests pass, and they cove
     t.ok((r.annotations?.summary ?? '').length > 0 && (r.annotations?.description ?? '').length > 0, `${name}: summary and description`)
     const used = metricsIn(r.expr ?? '')
     t.ok(used.length > 0, `${name}: reads a geogate metric`)
-    for (const m of used) t.ok(names.has(m), `${name}: ${m} is exported by src/metrics.ts`)
+    for (const m of used) t.ok(names.has(m), `${name}: ${m} is exported by src/infra/metrics.ts`)
   }
   const exprs = rules.map((r) => r.expr ?? '')
   const covers = (re: RegExp): boolean => exprs.some((e) => re.test(e))
@@ -82,7 +82,7 @@ t.test('the Grafana dashboard: valid JSON, every query parses and reads only exp
   for (const { panel, expr } of exprs) {
     const used = metricsIn(expr)
     t.ok(used.length > 0, `${panel}: reads a geogate metric`)
-    for (const m of used) t.ok(names.has(m), `${panel}: ${m} is exported by src/metrics.ts`)
+    for (const m of used) t.ok(names.has(m), `${panel}: ${m} is exported by src/infra/metrics.ts`)
   }
   // promtool has no "parse this expression" command: check them as recording rules, with Grafana's variables filled in.
   const dir = await mkdtemp(join(tmpdir(), 'geogate-dash-'))

@@ -5,7 +5,7 @@ import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '.
 import { testRedis, uniquePrefix, deletePrefix, adminChanges, waitFor } from '../helpers/ops.js'
 import { parseConfig } from '../../src/config/load.js'
 import { LivePolicy } from '../../src/policy/live.js'
-import { createRedis } from '../../src/stores/redis.js'
+import { createRedis } from '../../src/infra/redis.js'
 
 const ADMIN = { authorization: 'Bearer test-admin' }
 const chat = { model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] }

@@ -7,9 +7,9 @@
 import pino from 'pino'
 import { Redis } from 'ioredis'
 import { parseConfig } from '../../src/config/load.js'
-import { createLimiter, type LimitRequest } from '../../src/stores/limiter.js'
-import { createRedis } from '../../src/stores/redis.js'
-import { Metrics } from '../../src/metrics.js'
+import { createLimiter, type LimitRequest } from '../../src/limits/limiter.js'
+import { createRedis } from '../../src/infra/redis.js'
+import { Metrics } from '../../src/infra/metrics.js'
 import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '../helpers/gateway.js'
 import { startRedisServer } from '../helpers/redis.js'
 

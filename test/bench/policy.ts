@@ -3,11 +3,11 @@
  * description, and decide() against the shipped configuration. Run: node --import tsx test/bench/policy.ts
  */
 import { performance } from 'node:perf_hooks'
-import { ClientIpResolver } from '../../src/pipeline/client-ip.js'
-import { describeRequest } from '../../src/pipeline/endpoint.js'
-import { decide } from '../../src/pipeline/policy.js'
+import { ClientIpResolver } from '../../src/net/client-ip.js'
+import { describeRequest } from '../../src/policy/endpoint.js'
+import { decide } from '../../src/policy/decide.js'
 import { loadConfig } from '../../src/config/load.js'
-import { snapshotFromConfig } from '../../src/policy/state.js'
+import { snapshotFromConfig } from '../../src/policy/snapshot.js'
 import { unknownGeo } from '../../src/geo/types.js'
 
 function bench (name: string, n: number, fn: (i: number) => unknown): void {

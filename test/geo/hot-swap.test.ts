@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { GeoService, type ReloadEvent } from '../../src/geo/service.js'
-import { Metrics } from '../../src/metrics.js'
+import { Metrics } from '../../src/infra/metrics.js'
 import { buildMmdb, writeMmdb, type MmdbEntry } from '../helpers/mmdb-writer.js'
 
 interface LogLine { level: number, msg: string, file?: string, reason?: string }

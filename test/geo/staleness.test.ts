@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { GeoService } from '../../src/geo/service.js'
-import { Metrics } from '../../src/metrics.js'
+import { Metrics } from '../../src/infra/metrics.js'
 import { writeMmdb, type MmdbEntry } from '../helpers/mmdb-writer.js'
 
 const DAY = 86_400_000

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { parseConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema/index.js'
 import { createRuntime, closeRuntime, type Runtime, type RuntimeOverrides } from '../../src/runtime.js'
-import { buildApp } from '../../src/app.js'
+import { buildApp } from '../../src/http/app.js'
 import { buildAdmin } from '../../src/admin/index.js'
 
 /** Raw test keys: test-key-tier1 (id k1, tier1, US), test-key-tier2 (id k2, tier2); admin: test-admin, auditor: test-auditor. */

@@ -2,7 +2,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import { startRedisCluster, uniquePrefix, windowTotal, deletePrefix } from '../helpers/redis.js'
 import { replicaLimitChecks } from '../helpers/limit-checks.js'
-import { RedisStore } from '../../src/stores/redis-store.js'
+import { RedisStore } from '../../src/limits/redis-store.js'
 
 // A real 3-master Redis Cluster started here (redis-server --cluster-enabled yes + redis-cli --cluster create).
 t.test('3-node Redis Cluster', async (t) => {

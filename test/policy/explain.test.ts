@@ -1,7 +1,7 @@
 import t from 'tap'
 import pino from 'pino'
 import { parseConfig } from '../../src/config/load.js'
-import { snapshotFromConfig } from '../../src/policy/state.js'
+import { snapshotFromConfig } from '../../src/policy/snapshot.js'
 import { openGeo, embeddedDatabasePath } from '../../src/geo/service.js'
 import { explain, formatTrace, ExplainError } from '../../src/policy/explain.js'
 import { baseConfig, sha } from '../helpers/gateway.js'

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 
-export const CAPABILITIES = ['chat', 'completions', 'embeddings', 'images', 'audio', 'fine-tuning', 'tools', 'streaming'] as const
-export type Capability = typeof CAPABILITIES[number]
+import { CAPABILITIES, type Capability } from '../../core/types.js'
+export { CAPABILITIES, type Capability }
 
 export const ANONYMIZER_KINDS = ['vpn', 'tor', 'public-proxy', 'residential-proxy', 'hosting'] as const
 export type AnonymizerKind = typeof ANONYMIZER_KINDS[number]

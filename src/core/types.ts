@@ -1,0 +1,77 @@
+/*
+ * The domain: what every layer talks about. Nothing here imports anything above core/.
+ */
+
+/** The capabilities a tier may grant; an endpoint needs one, a request body may ask for more (tools, streaming). */
+export const CAPABILITIES = ['chat', 'completions', 'embeddings', 'images', 'audio', 'fine-tuning', 'tools', 'streaming'] as const
+export type Capability = typeof CAPABILITIES[number]
+
+/**
+ * The endpoints geogate knows, named after the OpenAI API. The policy decides on these names, computed from
+ * exactly the path that is forwarded (see endpoint.ts), never on the raw URL.
+ */
+export type Endpoint =
+  | 'chat.completions' | 'completions' | 'embeddings' | 'models'
+  | 'images.generations' | 'images.edits' | 'images.variations'
+  | 'audio.transcriptions' | 'audio.translations' | 'audio.speech'
+  | 'fine_tuning.jobs' | 'responses' | 'other'
+
+/** The caller behind an API key. Never holds the key itself. */
+export interface Principal {
+  keyId: string
+  org: string
+  tier: string
+  country?: string | undefined
+  verifiedEntity: boolean
+}
+
+/** What the request asks for, read from its path and body before any decision. */
+export interface RequestShape {
+  endpoint: Endpoint
+  /** path + query exactly as it will be forwarded */
+  forwardPath: string
+  model: string | null
+  capabilities: Capability[]
+  /** max_tokens / max_completion_tokens asked for, if any */
+  maxOutputTokens: number | null
+  /** rough prompt size in tokens (bytes / 4 of the prompt text) used for reservations and maxContextTokens */
+  promptTokens: number
+  stream: boolean
+}
+
+export type DecisionStatus = 200 | 403 | 404 | 451
+
+/** A policy decision. `rule` names what decided, e.g. `location:embargoed`, `tier:tier2:model`. */
+export interface Decision {
+  allow: boolean
+  rule: string
+  status: DecisionStatus
+  /** safe to show the caller: what was refused, never how the policy is built */
+  message: string
+  locationTier: string
+  keyTier: string
+  /** policy.mode shadow: a refusal that was not enforced */
+  shadow: boolean
+  /** set when the tier clamps max_tokens */
+  clampOutputTokens?: number | undefined
+  /** what gave the location tier: `subdivision:UA-43`, `country:CU`, `default`, `unknown`, `internal`, `anonymizer:tor` */
+  locationSource?: string | undefined
+}
+
+/** Result of the limits stage. */
+export interface LimitOutcome {
+  allowed: boolean
+  /** decided without Redis (failMode open fallback, or closed refusal) */
+  degraded: boolean
+  rule: string | null
+  retryAfterSeconds: number | null
+  headers: Record<string, string>
+  /** tokens reserved up front; reconciled with the actual usage by settle() */
+  reservedTokens: number
+  /** give back concurrency and reconcile tokens; idempotent */
+  settle (usage: { tokensIn: number, tokensOut: number } | null): Promise<void>
+}
+
+/** Tokens of one interaction; `estimated` when the backend never reported them (e.g. the caller hung up first). */
+export interface Usage { tokensIn: number, tokensOut: number, estimated?: boolean }
+

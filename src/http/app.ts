@@ -1,0 +1,161 @@
+/*
+ * The data plane. One request flows one way through the stages in src/http, each a plain function:
+ *
+ *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► limits ─► forward ──► backend
+ *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  (429/503)  (502/504)
+ *                                                                   │
+ *   every ending (response, refusal, abort, shutdown) ─────────────► audit
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { createServer } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { Runtime } from '../runtime.js'
+import { newContext } from './context.js'
+import { ClientIpResolver } from '../net/client-ip.js'
+import { authenticate } from './identity.js'
+import { describeRequest, applyOutputClamp } from '../policy/endpoint.js'
+import { decide } from '../policy/decide.js'
+import { locate } from '../policy/locate.js'
+import { isMultipart, readForm } from './multipart.js'
+import { answerModels } from '../policy/models.js'
+import { applyLimits, settleLimits } from './limits.js'
+import { forward } from './forward.js'
+import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
+import { recordInteraction, recordStart } from './audit.js'
+import { observeRequest } from './observe.js'
+import { rawBodyParser } from './forward-body.js'
+import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function fastifyOptions (rt: Runtime): FastifyServerOptions {
+  const s = rt.config.server
+  return {
+    loggerInstance: rt.log as FastifyBaseLogger,
+    bodyLimit: s.bodyLimit,
+    routerOptions: { maxParamLength: 512 },
+    // Fastify's requestTimeout defaults to 0: without these a slow client holds a socket forever.
+    serverFactory: (handler) => {
+      const server = createServer({
+        maxHeaderSize: s.maxHeaderSize,
+        requestTimeout: s.requestTimeoutMs,
+        headersTimeout: s.headersTimeoutMs,
+        keepAliveTimeout: s.keepAliveTimeoutMs
+      }, handler)
+      return server
+    },
+    // Client IP is resolved by net/client-ip.ts from trusted peers only; Fastify's trustProxy takes the
+    // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
+    trustProxy: false,
+    // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
+    genReqId: (req) => {
+      const h = req.headers['x-request-id']
+      return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID()
+    },
+    return503OnClosing: true
+  }
+}
+
+/** The one ending of every interaction: normal, refused, cut short (caller gone, backend failed) or shut down. */
+async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): Promise<void> {
+  const ctx = request.ctx
+  if (ctx === null) return
+  if (cut !== undefined && ctx.outcome === 'ok') ctx.outcome = cut
+  if (!ctx.audited) recordInteraction(request, reply, rt)
+  try {
+    await settleLimits(ctx)
+  } catch (err) {
+    request.log.error({ err }, 'settling limits failed')
+  }
+}
+
+export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...fastifyOptions(rt), ...opts })
+  app.decorate('gg', rt)
+  app.decorateRequest('ctx', null as unknown as never)
+  // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
+  app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
+  // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
+  let proxies = rt.config.server.trustedProxies
+  let clientIp = new ClientIpResolver(proxies)
+
+  const guardAuth = await authFailureGuard(app, authFailureOptions(rt), 'data')
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    if (rt.config.server.trustedProxies !== proxies) {
+      proxies = rt.config.server.trustedProxies
+      clientIp = new ClientIpResolver(proxies)
+    }
+    const client = clientIp.resolve(request.raw.socket.remoteAddress ?? '', request.headers)
+    request.ctx = newContext(client.ip)
+    request.ctx.client = client
+    // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
+    // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
+    try {
+      request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+    } catch (err) {
+      await guardAuth(request, reply)
+      throw err
+    }
+  })
+
+  app.addHook('preHandler', async (request, reply) => {
+    const ctx = request.ctx
+    const policy = rt.policy.snapshot()
+    // A multipart upload is read (bounded) so the policy sees its model; the same bytes are forwarded.
+    let body: unknown = request.body
+    const ct = request.headers['content-type']
+    if (isMultipart(ct) && body instanceof Readable) {
+      const form = await readForm(body, ct ?? '', rt.config.server.bodyLimit)
+      request.body = form.stream()
+      body = form
+    }
+    ctx.shape = describeRequest(request.method, request.url, body)
+    if (ctx.principal === null || ctx.client === null) return
+    ctx.geo = locate(rt.geo, ctx.client)
+    const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
+    ctx.decision = decision
+    if (!decision.allow && !decision.shadow) {
+      if (decision.status === 451) {
+        reply.header('link', `<${policy.blockedByUrl}>; rel="blocked-by"`)
+        throw new GeoRestrictedError(decision.message)
+      }
+      if (decision.status === 404) throw new ModelNotFoundError(ctx.shape.model ?? '')
+      throw new CapabilityError(decision.message)
+    }
+    if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
+    if (ctx.shape.endpoint === 'models') return
+    await applyLimits(request, reply, rt, policy, decision)
+    recordStart(request, rt)
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    await endInteraction(request, reply, rt)
+    observeRequest(rt.metrics, request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
+  })
+
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const { status, body } = toOpenAIError(err)
+    if (status >= 500) request.log.error({ err }, 'request failed')
+    reply.code(status).type('application/json')
+    return body
+  })
+
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
+  })
+
+  app.route({
+    method: ['GET', 'POST', 'DELETE'],
+    url: '/v1/*',
+    handler: async (request, reply) => {
+      // /v1/models is answered here, from the policy; everything else is forwarded
+      if (request.ctx.shape?.endpoint === 'models') return answerModels(request.ctx.decision, request.ctx.shape?.model ?? null, rt.policy.snapshot())
+      await forward(request, reply, rt)
+    }
+  })
+
+  return app
+}

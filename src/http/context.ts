@@ -1,0 +1,46 @@
+import type { GeoResult } from '../geo/types.js'
+import type { ClientAddress } from '../net/client-ip.js'
+import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
+
+/** Everything the pipeline learns about one request, stage by stage. */
+export interface RequestContext {
+  startedAt: bigint
+  clientIp: string
+  /** how clientIp was established (socket or trusted forwarding chain) */
+  client: ClientAddress | null
+  principal: Principal | null
+  shape: RequestShape | null
+  geo: GeoResult | null
+  decision: Decision | null
+  limit: LimitOutcome | null
+  backend: { name: string, region: string } | null
+  usage: Usage | null
+  upstreamStatus: number | null
+  /** how the interaction ended when not by a normal response */
+  outcome: 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error'
+  audited: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ctx: RequestContext
+  }
+}
+
+export function newContext (clientIp: string): RequestContext {
+  return {
+    startedAt: process.hrtime.bigint(),
+    clientIp,
+    client: null,
+    principal: null,
+    shape: null,
+    geo: null,
+    decision: null,
+    limit: null,
+    backend: null,
+    usage: null,
+    upstreamStatus: null,
+    outcome: 'ok',
+    audited: false
+  }
+}

@@ -1,0 +1,146 @@
+import { PassThrough, Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Runtime } from '../runtime.js'
+import type { Backend, InFlight } from '../infra/backends.js'
+import type { RequestContext } from './context.js'
+import type { Usage } from '../core/types.js'
+import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
+import { rewriteJson, wantsUsageChunk } from './forward-body.js'
+import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
+
+/*
+ * forward: the permitted request goes to the backend serving its model, the answer streams back.
+ *
+ *   body ─► rewrite (model, include_usage) ─► undici Pool ─► backend
+ *   client ◄─ SSE/JSON usage tap (pass-through, reads usage on the side) ◄─ response body
+ *
+ * Endings: the client hanging up aborts the upstream request (AbortSignal); SIGTERM aborts what is left
+ * after the grace period (BackendPools.abortAll); a backend failure before any byte reached the client is
+ * answered 502/504, after it the client response is ended (SSE: with an error event).
+ */
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function errorCode (err: unknown): string {
+  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
+  if (typeof e?.code === 'string') return e.code
+  if (typeof e?.cause?.code === 'string') return e.cause.code
+  return 'unknown'
+}
+
+/** undici failure → the caller's error: timeouts 504 (as nginx answers a connect timeout too), else 502. */
+function upstreamError (err: unknown, backend: string): Error {
+  const code = errorCode(err)
+  if (TIMEOUTS.has(code)) return new GatewayTimeoutError(`${backend} (${code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers' : 'body'} timeout)`, { cause: err })
+  return new BadGatewayError(`${backend} (${code})`, { cause: err })
+}
+
+function sseErrorEvent (err: Error): Buffer {
+  // Leading blank lines end any half-sent event, so the error arrives as an event of its own; OpenAI SDKs
+  // throw an APIError on a data chunk carrying `error`.
+  return Buffer.from(`\n\ndata: ${JSON.stringify(toOpenAIError(err).body)}\n\n`)
+}
+
+function nanosSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
+
+export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
+  const ctx = request.ctx
+  const shape = ctx.shape
+  if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
+  const policy = rt.policy.snapshot()
+  const model = shape.model
+  const modelCfg = model === null ? undefined : policy.models[model]
+  if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
+  const backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
+  if (backend === undefined) throw new BadGatewayError(`no backend serves ${model}`)
+  ctx.backend = { name: backend.name, region: backend.region }
+
+  const raw = request.body
+  let body: string | Readable | null = null
+  let dropUsageChunk = false
+  if (raw instanceof Readable) {
+    // a multipart upload, already read (bounded) by the endpoint stage: the same bytes, untouched
+    body = raw
+  } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    const json = raw as Record<string, unknown>
+    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
+    dropUsageChunk = shape.stream && !wantsUsageChunk(json)
+  } else if (raw !== undefined && raw !== null) {
+    body = JSON.stringify(raw)
+  }
+  const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof Readable)
+
+  const controller = new AbortController()
+  const inFlight: InFlight = { ctx, controller }
+  rt.backends.track(inFlight)
+  // 'close' comes for every ending; before 'finish' it means the caller went away: cancel upstream.
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort(new Error('client_abort'))
+    countTokens(rt, ctx, model)
+    rt.backends.untrack(inFlight)
+  })
+
+  const sentAt = process.hrtime.bigint()
+  rt.metrics.gatewayLatency.observe(Number(sentAt - ctx.startedAt) / 1e9)
+  let res
+  try {
+    res = await backend.pool.request({
+      path: backend.basePath + shape.forwardPath,
+      method: request.method as 'GET' | 'POST' | 'DELETE',
+      headers,
+      body,
+      signal: controller.signal
+    })
+  } catch (err) {
+    throw failedBeforeAnswer(err, ctx, backend, controller)
+  }
+  ctx.upstreamStatus = res.statusCode
+
+  const type = String(res.headers['content-type'] ?? '')
+  const sse = type.startsWith('text/event-stream')
+  const onUsage = (u: Usage): void => { ctx.usage = u }
+  const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, nanosSince(sentAt)) }
+  let out: SseUsageTap | JsonUsageTap | PassThrough
+  if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte })
+  else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte)
+  else out = new PassThrough()
+
+  const upstream = res.body
+  upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, nanosSince(sentAt)) })
+  upstream.once('error', (err: Error) => {
+    if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
+    if (ctx.outcome === 'ok') ctx.outcome = 'backend_error'
+    const e = ctx.outcome === 'shutdown' ? new UnavailableError('The gateway is shutting down; retry', { cause: err }) : upstreamError(err, backend.name)
+    request.log.warn({ err, backend: backend.name, outcome: ctx.outcome }, 'backend answer cut short')
+    // Nothing sent yet: Fastify answers with the mapped status. Else end the stream in a way clients notice.
+    if (!reply.raw.headersSent) out.destroy(e)
+    else if (sse) out.end(sseErrorEvent(e))
+    else out.destroy(e)
+  })
+  upstream.pipe(out)
+
+  reply.code(res.statusCode)
+  reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk)))
+  reply.send(out)
+  return reply
+}
+
+/** The backend never answered: map why, unless the caller is gone or the gateway is shutting down. */
+function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend, controller: AbortController): Error {
+  if (controller.signal.aborted) {
+    if (ctx.outcome === 'shutdown') return new UnavailableError('The gateway is shutting down; retry', { cause: err })
+    if (ctx.outcome === 'ok') ctx.outcome = 'client_abort'
+    return upstreamError(err, backend.name)
+  }
+  ctx.outcome = 'backend_error'
+  return upstreamError(err, backend.name)
+}
+
+function countTokens (rt: Runtime, ctx: RequestContext, model: string): void {
+  const u = ctx.usage
+  if (u === null) return
+  const labels = { model, location_tier: ctx.decision?.locationTier ?? 'unknown' }
+  rt.metrics.tokens.inc({ ...labels, direction: 'in' }, u.tokensIn)
+  rt.metrics.tokens.inc({ ...labels, direction: 'out' }, u.tokensOut)
+}

@@ -1,0 +1,48 @@
+import type { Metrics } from '../infra/metrics.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
+import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
+import type { RequestContext } from './context.js'
+
+const COUNTRY = /^[A-Z]{2}$/
+
+/**
+ * A finished request (the onResponse point) in the metrics: what was decided, for whom, from where. Cheap: a few
+ * counter increments; the first-sighting check touches Redis at most once per key and country per replica.
+ */
+export function observeRequest (m: Metrics, ctx: RequestContext, status: number, policy: PolicySnapshot, backends: Readonly<Record<string, { region: string }>>): void {
+  const decision = ctx.decision
+  const model = m.modelLabel(ctx.shape?.model ?? null, { has: (name) => Object.hasOwn(policy.models, name) })
+  const denied = (decision !== null && !decision.allow && !decision.shadow) || status === 429 || status === 503
+  // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
+  const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
+  const locationTier = decision === null ? 'none' : m.tierLabel(decision.locationTier)
+  const rule = ctx.limit !== null && !ctx.limit.allowed
+    ? ctx.limit.rule ?? 'limit'
+    : decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
+  m.requests.inc({ decision: decisionLabel, rule: m.ruleLabel(rule), location_tier: locationTier, model, status: String(status) })
+
+  const limit = ctx.limit
+  if (limit !== null) {
+    const result = limit.allowed ? 'allowed' : limit.retryAfterSeconds === null ? 'unavailable' : 'limited'
+    m.limiterDecisions.inc({ result, degraded: String(limit.degraded) })
+  }
+
+  const geo = ctx.geo
+  if (geo === null) return
+  const d = denied ? 'deny' : 'allow'
+  const a = geo.anonymizer
+  if (a.any) {
+    if (a.vpn) m.anonymizer.inc({ kind: 'vpn', decision: d })
+    if (a.tor) m.anonymizer.inc({ kind: 'tor', decision: d })
+    if (a.hosting) m.anonymizer.inc({ kind: 'hosting', decision: d })
+    if (a.publicProxy) m.anonymizer.inc({ kind: 'public_proxy', decision: d })
+    if (a.residentialProxy) m.anonymizer.inc({ kind: 'residential_proxy', decision: d })
+  }
+  const country = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
+  const region = servingRegionOf(policy, backends, ctx.shape?.model ?? null, ctx.backend)
+  if (decision !== null && isCrossBorder(geo.country, a.any, region)) m.crossBorder.inc({ decision: d, country })
+  const p = ctx.principal
+  if (p === null || geo.country === null) return
+  if (p.country !== undefined && p.country !== geo.country) m.keyCountryMismatch.inc({ key_id: p.keyId })
+  m.sighting(p.keyId, geo.country, p.country)
+}

@@ -1,0 +1,247 @@
+import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client'
+import type { RedisClient } from './redis.js'
+import { CountrySightings } from './sightings.js'
+
+/** What the audit gauges read: the log's own account of what is not yet durable. */
+export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number } }
+
+/** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
+export interface MetricSources {
+  audit?: AuditStatsSource
+  backends?: { readonly inFlight: number }
+  live?: { readonly storeVersion: number, readonly syncErrors: number }
+  /** with Redis, "first time this key is seen from this country" is decided across every replica */
+  seen?: { redis: RedisClient, prefix: string }
+}
+
+/** Caps the distinct values a label may take; beyond the cap a value is reported as "other". */
+class BoundedLabel {
+  readonly #seen = new Set<string>()
+  constructor (readonly max: number) {}
+  get (v: string): string {
+    if (this.#seen.has(v)) return v
+    if (this.#seen.size >= this.max) return 'other'
+    this.#seen.add(v)
+    return v
+  }
+}
+
+/**
+ * Every metric the gateway exports, on a registry of its own (never prom-client's global one), so two
+ * gateways in one process do not collide. Label values are bounded: no IPs, no keys, models only when
+ * configured, rules and tiers capped. docker/prometheus/alerts.yml and docker/grafana/ use these names
+ * (test/admin/alerts.test.ts checks every name they use is declared here).
+ */
+export class Metrics {
+  readonly registry = new Registry()
+  #sources: MetricSources = {}
+  readonly #rules = new BoundedLabel(200)
+  readonly #tiers = new BoundedLabel(50)
+  readonly #sightings = new CountrySightings(
+    () => this.#sources.seen,
+    (keyId) => { this.keyNewCountry.inc({ key_id: keyId }) },
+    () => { this.redisErrors.inc({ op: 'seen_countries', reason: 'error' }) })
+
+  readonly requests = new Counter({
+    name: 'geogate_requests_total',
+    help: 'Requests by decision, rule, location tier, model and status',
+    labelNames: ['decision', 'rule', 'location_tier', 'model', 'status'] as const,
+    registers: [this.registry]
+  })
+
+  readonly gatewayLatency = new Histogram({
+    name: 'geogate_gateway_added_seconds',
+    help: 'Time spent in the gateway before the request is sent upstream',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry]
+  })
+
+  readonly upstreamLatency = new Histogram({
+    name: 'geogate_upstream_seconds',
+    help: 'Backend response time (headers to end of body)',
+    labelNames: ['backend'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry]
+  })
+
+  readonly timeToFirstToken = new Histogram({
+    name: 'geogate_time_to_first_token_seconds',
+    help: 'Streams: time from request to the first chunk from the backend',
+    labelNames: ['backend'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry]
+  })
+
+  readonly tokens = new Counter({
+    name: 'geogate_tokens_total',
+    help: 'Tokens by direction (in, out), model and location tier',
+    labelNames: ['direction', 'model', 'location_tier'] as const,
+    registers: [this.registry]
+  })
+
+  readonly inFlight: Gauge = new Gauge({
+    name: 'geogate_in_flight_requests',
+    help: 'Requests forwarded to a backend and not finished yet',
+    registers: [this.registry],
+    collect: () => {
+      const b = this.#sources.backends
+      if (b !== undefined) this.inFlight.set(b.inFlight)
+    }
+  })
+
+  readonly limiterDecisions = new Counter({
+    name: 'geogate_limiter_decisions_total',
+    help: 'Limit decisions: allowed, limited (429) or unavailable (503), and whether Redis was bypassed',
+    labelNames: ['result', 'degraded'] as const,
+    registers: [this.registry]
+  })
+
+  readonly limiterDegraded = new Counter({
+    name: 'geogate_limiter_degraded_total',
+    help: 'Limit decisions made without Redis, by tier and fail mode (open: local fallback, closed: 503)',
+    labelNames: ['tier', 'mode'] as const,
+    registers: [this.registry]
+  })
+
+  readonly redisErrors = new Counter({
+    name: 'geogate_redis_errors_total',
+    help: 'Redis commands that failed, by operation (limiter ops, seen_countries) and reason (timeout, unavailable, error)',
+    labelNames: ['op', 'reason'] as const,
+    registers: [this.registry]
+  })
+
+  // GeoIP (issue 3): database age and staleness per layer, reloads, and lookups that found no location
+  readonly geodbAgeDays = new Gauge({
+    name: 'geogate_geodb_age_days',
+    help: 'Age of each GeoIP database layer in service (days since its build epoch)',
+    labelNames: ['database', 'file'] as const,
+    registers: [this.registry]
+  })
+
+  readonly geodbStale = new Gauge({
+    name: 'geogate_geodb_stale',
+    help: '1 when a GeoIP database in service is older than geo.maxAgeDays',
+    registers: [this.registry]
+  })
+
+  readonly geodbReloads = new Counter({
+    name: 'geogate_geodb_reloads_total',
+    help: 'GeoIP database reloads after a file change, by result (ok, error: the old database stays in service)',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly geoUnknown = new Counter({
+    name: 'geogate_geo_unknown_location_total',
+    help: 'Lookups that resolved no location, by reason (not_found, stale, invalid_ip)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
+  readonly anonymizer = new Counter({
+    name: 'geogate_anonymizer_requests_total',
+    help: 'Requests from anonymizers (VPN, Tor, hosting, public or residential proxy) by kind and decision',
+    labelNames: ['kind', 'decision'] as const,
+    registers: [this.registry]
+  })
+
+  readonly crossBorder = new Counter({
+    name: 'geogate_cross_border_requests_total',
+    help: 'Model interactions crossing a border (caller country differs from the serving region) by decision and caller country',
+    labelNames: ['decision', 'country'] as const,
+    registers: [this.registry]
+  })
+
+  readonly keyCountryMismatch = new Counter({
+    name: 'geogate_key_country_mismatch_total',
+    help: 'Requests with a key used from a country other than the one it declares',
+    labelNames: ['key_id'] as const,
+    registers: [this.registry]
+  })
+
+  readonly keyNewCountry = new Counter({
+    name: 'geogate_key_new_country_total',
+    help: 'First sighting of a key from a country (shared across replicas when Redis is configured)',
+    labelNames: ['key_id'] as const,
+    registers: [this.registry]
+  })
+
+  readonly auditQueueDepth: Gauge = new Gauge({
+    name: 'geogate_audit_queue_depth',
+    help: 'Audit records accepted but not yet written and fsynced',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.#sources.audit?.stats?.()
+      if (s !== undefined) this.auditQueueDepth.set(s.queueDepth)
+    }
+  })
+
+  readonly auditLag: Gauge = new Gauge({
+    name: 'geogate_audit_writer_lag_seconds',
+    help: 'Age of the oldest audit record not yet written and fsynced (0 when none)',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.#sources.audit?.stats?.()
+      if (s !== undefined) this.auditLag.set(s.lagSeconds)
+    }
+  })
+
+  readonly policyVersion: Gauge = new Gauge({
+    name: 'geogate_policy_version',
+    help: 'Version of the shared policy overrides this replica applies (Redis counter; 0 without Redis)',
+    registers: [this.registry],
+    collect: () => {
+      const live = this.#sources.live
+      if (live !== undefined) this.policyVersion.set(Math.max(0, live.storeVersion))
+    }
+  })
+
+  #syncErrorsCounted = 0
+  readonly policySyncErrors: Counter = new Counter({
+    name: 'geogate_policy_sync_errors_total',
+    help: 'Failed reads of the shared policy overrides (the running policy was kept)',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.#sources.live?.syncErrors ?? 0
+      if (n > this.#syncErrorsCounted) this.policySyncErrors.inc(n - this.#syncErrorsCounted)
+      this.#syncErrorsCounted = n
+    }
+  })
+
+  readonly policyReloads = new Counter({
+    name: 'geogate_policy_reloads_total',
+    help: 'Configuration reloads (SIGHUP or POST /admin/reload) by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly adminChanges = new Counter({
+    name: 'geogate_admin_changes_total',
+    help: 'Changes made through the admin API by action',
+    labelNames: ['action'] as const,
+    registers: [this.registry]
+  })
+
+  constructor () {
+    // Includes geogate_process_nodejs_eventloop_lag_seconds (and its percentiles): event-loop lag.
+    collectDefaultMetrics({ register: this.registry, prefix: 'geogate_process_' })
+  }
+
+  attach (sources: MetricSources): void {
+    this.#sources = sources
+  }
+
+  /** a model as a label: configured models by name, anything else `other`, none `none` */
+  modelLabel (model: string | null, configured: { has (name: string): boolean }): string {
+    if (model === null) return 'none'
+    return configured.has(model) ? model : 'other'
+  }
+
+  ruleLabel (rule: string): string { return this.#rules.get(rule) }
+  tierLabel (tier: string): string { return this.#tiers.get(tier) }
+
+  /** A caller seen from a country; counted once per key and country (across replicas when Redis is attached). */
+  sighting (keyId: string, country: string, declared: string | undefined): void {
+    this.#sightings.see(keyId, country, declared)
+  }
+}

@@ -1,0 +1,129 @@
+import { Cluster, type Result, type ClientContext } from 'ioredis'
+import type { RedisClient } from '../infra/redis.js'
+import type { AcquireResult, CounterSpec, CounterState, LimitStore, SettleItem } from './store.js'
+import { ACQUIRE_LUA } from './lua/acquire.js'
+import { SETTLE_LUA, RENEW_LUA } from './lua/settle.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context extends ClientContext> {
+    geogateAcquire (numKeys: number, ...args: Array<string | number>): Result<Array<string | number>, Context>
+    geogateSettle (numKeys: number, ...args: Array<string | number>): Result<number, Context>
+    geogateRenew (numKeys: number, ...args: Array<string | number>): Result<number, Context>
+  }
+}
+
+const KIND = { window: 'w', period: 'p', lease: 'l' } as const
+const PERIOD = { hour: 'h', day: 'd', month: 'm' } as const
+
+/**
+ * The shared store: every decision is one EVALSHA (scripts registered with defineCommand, which falls back
+ * to EVAL only on NOSCRIPT, i.e. when the script did not run). Never retried: a command that timed out may
+ * still have run, and running it twice would count the request twice.
+ *
+ * On Redis Cluster all keys of one script must share a slot. A request's per-key counters share the key's
+ * hash tag; a location quota is shared by all keys and carries its own tag, so a request under a quota is
+ * checked with one script per slot, in parallel, and a slot that admitted is given back if another refused.
+ */
+export class RedisStore implements LimitStore {
+  readonly name = 'redis'
+  readonly #redis: RedisClient
+  readonly #cluster: boolean
+
+  constructor (redis: RedisClient, cluster: boolean) {
+    this.#redis = redis
+    this.#cluster = cluster
+    redis.defineCommand('geogateAcquire', { lua: ACQUIRE_LUA })
+    redis.defineCommand('geogateSettle', { lua: SETTLE_LUA })
+    redis.defineCommand('geogateRenew', { lua: RENEW_LUA })
+  }
+
+  async acquire (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {
+    const groups = this.#groups(counters)
+    if (groups.length === 1) return await this.#acquireOne(counters, leaseId)
+    const results = await Promise.allSettled(groups.map(async (g) => await this.#acquireOne(g.map((i) => counters[i] as CounterSpec), leaseId)))
+    const states: CounterState[] = new Array<CounterState>(counters.length)
+    let refused = -1
+    let retryAfterMs = 0
+    let failure: unknown = null
+    const giveBack: SettleItem[] = []
+    results.forEach((r, gi) => {
+      const idx = groups[gi] ?? []
+      if (r.status === 'rejected') { failure ??= r.reason; return }
+      idx.forEach((ci, k) => { states[ci] = r.value.states[k] as CounterState })
+      if (r.value.allowed) {
+        idx.forEach((ci, k) => {
+          const c = counters[ci] as CounterSpec
+          giveBack.push({ counter: c, mark: r.value.states[k]?.mark ?? '', delta: -c.cost })
+        })
+      } else if (refused < 0 || (idx[r.value.refused] ?? 0) < refused) {
+        refused = idx[r.value.refused] ?? 0
+        retryAfterMs = r.value.retryAfterMs
+      }
+    })
+    if (failure === null && refused < 0) return { allowed: true, refused: -1, retryAfterMs: 0, states }
+    // Another slot refused or failed: hand back what this request was charged where it was admitted.
+    if (giveBack.length > 0) await this.settle(giveBack, leaseId).catch(() => {})
+    if (failure !== null) throw failure
+    return { allowed: false, refused, retryAfterMs, states }
+  }
+
+  async settle (items: readonly SettleItem[], leaseId: string): Promise<void> {
+    const groups = this.#groups(items.map((i) => i.counter))
+    await Promise.all(groups.map(async (g) => {
+      const args: Array<string | number> = [leaseId]
+      const keys: string[] = []
+      for (const i of g) {
+        const { counter: c, mark, delta } = items[i] as SettleItem
+        keys.push(c.key)
+        args.push(c.kind === 'period' ? `p:${PERIOD[c.period ?? 'day']}` : KIND[c.kind], mark, delta, c.ms)
+      }
+      await this.#redis.geogateSettle(keys.length, ...keys, ...args)
+    }))
+  }
+
+  async renew (counters: readonly CounterSpec[], leaseId: string): Promise<void> {
+    const leases = counters.filter((c) => c.kind === 'lease')
+    const groups = this.#groups(leases)
+    await Promise.all(groups.map(async (g) => {
+      const keys = g.map((i) => (leases[i] as CounterSpec).key)
+      const ttl = Math.max(...g.map((i) => (leases[i] as CounterSpec).ms))
+      await this.#redis.geogateRenew(keys.length, ...keys, leaseId, ttl)
+    }))
+  }
+
+  /**
+   * Load the scripts on every master (at boot and after each reconnect), so the first decision after a
+   * Redis restart is one EVALSHA rather than NOSCRIPT + EVAL. Best effort: EVAL covers a miss.
+   */
+  async preload (): Promise<void> {
+    const nodes = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis]
+    await Promise.all(nodes.flatMap((n) => [ACQUIRE_LUA, SETTLE_LUA, RENEW_LUA].map(async (lua) => await n.script('LOAD', lua))))
+  }
+
+  async close (): Promise<void> {}
+
+  async #acquireOne (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {
+    const args: Array<string | number> = [leaseId]
+    for (const c of counters) args.push(KIND[c.kind], c.limit, c.cost, c.ms, c.period === undefined ? '-' : PERIOD[c.period])
+    const out = await this.#redis.geogateAcquire(counters.length, ...counters.map((c) => c.key), ...args)
+    const states: CounterState[] = counters.map((c, i) => ({
+      limit: c.limit,
+      remaining: Number(out[3 + i * 3]),
+      resetMs: Number(out[4 + i * 3]),
+      mark: String(out[5 + i * 3])
+    }))
+    return { allowed: Number(out[0]) === 1, refused: Number(out[1]), retryAfterMs: Number(out[2]), states }
+  }
+
+  /** Indexes of the counters, grouped by hash tag on Cluster; one group elsewhere (no slot rule). */
+  #groups (counters: readonly CounterSpec[]): number[][] {
+    if (!this.#cluster) return counters.length === 0 ? [] : [counters.map((_c, i) => i)]
+    const byTag = new Map<string, number[]>()
+    counters.forEach((c, i) => {
+      const g = byTag.get(c.tag)
+      if (g === undefined) byTag.set(c.tag, [i])
+      else g.push(i)
+    })
+    return [...byTag.values()]
+  }
+}
