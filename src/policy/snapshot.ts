@@ -1,3 +1,4 @@
+import { policyHash } from './version.js'
 import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, TierConfig } from '../config/schema/index.js'
 
 /**
@@ -5,7 +6,13 @@ import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, Tier
  * Immutable; a change builds a new snapshot and swaps it, so a request sees one consistent policy.
  */
 export interface PolicySnapshot {
+  /** local counter: how many snapshots this process has built (not comparable across replicas) */
   readonly version: number
+  /**
+   * The effective policy's identity: a content hash of its canonical form (policy/version.ts), the same on every
+   * replica that applies the same file and overrides, different as soon as anything that decides differs.
+   */
+  readonly hash: string
   readonly mode: 'enforce' | 'shadow'
   readonly blockedByUrl: string
   readonly tiers: Readonly<Record<string, Readonly<TierConfig>>>
@@ -26,6 +33,7 @@ export interface PolicySource {
 export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: readonly KeyConfig[] = c.keys): PolicySnapshot {
   return Object.freeze({
     version,
+    hash: policyHash(c, keys),
     mode: c.policy.mode,
     blockedByUrl: c.policy.blockedByUrl,
     tiers: c.tiers,
@@ -36,12 +44,4 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),
     keysById: new Map(keys.map((k) => [k.id, k]))
   })
-}
-
-/** Policy straight from the configuration file; replaced on SIGHUP reload. */
-export class StaticPolicy implements PolicySource {
-  #snap: PolicySnapshot
-  constructor (c: Readonly<Config>) { this.#snap = snapshotFromConfig(c) }
-  snapshot (): PolicySnapshot { return this.#snap }
-  replace (c: Readonly<Config>): void { this.#snap = snapshotFromConfig(c, this.#snap.version + 1) }
 }
