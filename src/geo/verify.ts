@@ -8,6 +8,7 @@
  * The walk yields to the event loop every few thousand steps, so verifying a large database while serving
  * does not stall requests.
  */
+import { nodeReader } from './nodes.js'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 
 const METADATA_MARKER = Buffer.from('abcdef4d61784d696e642e636f6d', 'hex')
@@ -259,16 +260,10 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
     if (off < 0 || off >= dataSize) fail(`search tree node ${node} ${side} record ${r} points outside the data section`)
     records.add(off)
   }
-  const left = meta.recordSize === 24
-    ? (o: number) => db.readUIntBE(o, 3)
-    : meta.recordSize === 28 ? (o: number) => (((db[o + 3] ?? 0) & 0xf0) << 20) + db.readUIntBE(o, 3) : (o: number) => db.readUInt32BE(o)
-  const right = meta.recordSize === 24
-    ? (o: number) => db.readUIntBE(o + 3, 3)
-    : meta.recordSize === 28 ? (o: number) => (((db[o + 3] ?? 0) & 0x0f) << 24) + db.readUIntBE(o + 4, 3) : (o: number) => db.readUInt32BE(o + 4)
+  const { left, right } = nodeReader(db, meta.recordSize)
   for (let i = 0; i < n; i++) {
-    const o = i * nodeBytes
-    check(i, 'left', left(o))
-    check(i, 'right', right(o))
+    check(i, 'left', left(i))
+    check(i, 'right', right(i))
     if (pace.due()) await yieldToLoop()
   }
   // The tree must be acyclic and no deeper than the address (32 or 128 bits); a loop sends lookups in circles.
@@ -278,8 +273,8 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
   const stack: number[] = [0]
   while (stack.length > 0) {
     const node = stack[stack.length - 1] ?? 0
-    const l = left(node * nodeBytes)
-    const r = right(node * nodeBytes)
+    const l = left(node)
+    const r = right(node)
     if (state[node] === 0) {
       state[node] = 1
       for (const c of [l, r]) {
