@@ -150,7 +150,7 @@ export async function * readRecords (dir: string, f: RecordFilter = {}, opts: Re
   }
 }
 
-/** Total size of the segments a read would touch (for progress). */
+/** How many segments a read would touch (for progress). */
 export async function segmentCount (dir: string, f: RecordFilter = {}): Promise<number> {
   let n = 0
   for (const segs of (await listSegments(dir)).values()) for (const s of segs) if (segmentInRange(s, f)) n++
