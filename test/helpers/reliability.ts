@@ -165,8 +165,8 @@ export interface Gateway {
   kill (signal?: NodeJS.Signals): void
   /** SIGKILL and wait for the exit */
   crash (): Promise<void>
-  /** SIGTERM and wait for the exit code */
-  stop (): Promise<number | null>
+  /** SIGTERM and wait for the exit code; past `withinMs`, SIGKILL and resolve 'hung' */
+  stop (withinMs?: number): Promise<number | null | 'hung'>
 }
 
 /**
@@ -205,7 +205,15 @@ export async function startGateway (configFile: string, env: NodeJS.ProcessEnv =
     exited,
     kill,
     async crash () { kill('SIGKILL'); await exited },
-    async stop () { kill('SIGTERM'); return await exited }
+    async stop (withinMs = 15_000) {
+      kill('SIGTERM')
+      let timer: NodeJS.Timeout | undefined
+      const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => { resolve('hung') }, withinMs) })
+      const r = await Promise.race([exited, hung])
+      clearTimeout(timer)
+      if (r === 'hung') { kill('SIGKILL'); await exited }
+      return r
+    }
   }
 }
 
