@@ -113,6 +113,9 @@ t.test('bypasses of the policy and the limits', async (t) => {
       t.ok((a.status === 404 && errorCode(a) === 'model_not_found') || a.status === 400, `model "${name}": 404 model_not_found or 400 (got ${a.status} ${errorCode(a) ?? ''})`)
       t.notOk(backend.counts.has(id), `model "${name}": not forwarded`)
     }
+    const metrics = (await admin(gw.adminUrl, '/metrics')).body
+    const labelled = metrics.split('\n').filter((l) => names.some((name) => l.includes(`model="${name}"`)))
+    t.same(labelled, [], 'no metric is labelled with a prototype name (an unknown model is "other")')
     const after = await remaining('proto-after')
     t.ok(Number.isFinite(before) && Number.isFinite(after), 'the limit headers are there to read')
     t.equal(before - after, 1, `only the request between was charged (remaining ${before} → ${after})`)
