@@ -23,7 +23,7 @@ import {
   readAudit, rootSkipReason, sh, startGateway, tempDir, writeConfig, type Answer, type Gateway
 } from '../helpers/reliability.js'
 
-const REFUSE_WITHIN_MS = 10_000
+const REFUSE_WITHIN_MS = 6_000
 const RECOVER_WITHIN_MS = 15_000
 
 interface Fault {
@@ -124,7 +124,7 @@ async function scenario (t: Test, name: string, fault: Fault): Promise<void> {
       const id = `${name}-${n++}`
       const a = await chat(g.url, id, { agent, timeoutMs: 5000 })
       answers.push({ id, a, at: Date.now() })
-      await new Promise((resolve) => setTimeout(resolve, 5)) // paced: a few hundred requests a second at most
+      await new Promise((resolve) => setTimeout(resolve, 10)) // paced: a few hundred requests a second at most
     }
   })
   const brokeAt = Date.now()
@@ -163,7 +163,7 @@ async function scenario (t: Test, name: string, fault: Fault): Promise<void> {
   await Promise.all(load)
   agent.destroy()
 
-  t.equal(await g.stop(10_000), 0, 'clean exit within 10 s of SIGTERM')
+  t.equal(await g.stop(8_000), 0, 'clean exit within 8 s of SIGTERM')
   gw = null
   const audit = await readAudit(auditDir)
   const c = completeness(backend.counts.keys(), audit)

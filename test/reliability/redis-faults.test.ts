@@ -11,7 +11,7 @@ import {
 } from '../helpers/reliability.js'
 import { startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../helpers/redis.js'
 
-/** commandTimeoutMs is 100 ms; an answer later than this means a request waited on a dead or frozen Redis. */
+/** commandTimeoutMs is 300 ms; an answer later than this means a request waited on a dead or frozen Redis. */
 const ANSWER_WITHIN_MS = 1500
 const PER_PHASE = 40
 
@@ -30,7 +30,7 @@ async function scenario (t: Test, failMode: 'open' | 'closed'): Promise<void> {
   const auditDir = join(dir, 'audit')
   const base = gatewayConfig(backend.url, auditDir)
   const file = await writeConfig(dir, gatewayConfig(backend.url, auditDir, {
-    redis: { url: redis.url, keyPrefix: uniquePrefix(`reliability-${failMode}`), commandTimeoutMs: 100, connectTimeoutMs: 500 },
+    redis: { url: redis.url, keyPrefix: uniquePrefix(`reliability-${failMode}`), commandTimeoutMs: 300, connectTimeoutMs: 500 },
     limiter: { breakerMs: 500 },
     tiers: {
       ...(base.tiers as Record<string, unknown>),
@@ -69,8 +69,12 @@ async function scenario (t: Test, failMode: 'open' | 'closed'): Promise<void> {
     else t.ok(out.every((a) => a.status === 503), `${name} (fail closed): refused 503`)
   }
   const serving = async (name: string): Promise<void> => {
-    // the limiter's breaker probes Redis again after breakerMs: wait for the first request served by Redis
-    await waitFor(async () => (await chat(g.url, `${failMode}-${name}-probe-${n++}`, { agent })).status === 200, 10_000, `${name}: served again`)
+    // the limiter's breaker probes Redis again after breakerMs: wait until requests are served again, five in a row
+    let run = 0
+    await waitFor(async () => {
+      run = (await chat(g.url, `${failMode}-${name}-probe-${n++}`, { agent })).status === 200 ? run + 1 : 0
+      return run >= 5
+    }, 10_000, `${name}: served again`)
   }
 
   allServed(await phase('up'), 'Redis up')
