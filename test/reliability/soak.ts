@@ -53,6 +53,16 @@ async function main (): Promise<number> {
     }
   }))
   let gw: Gateway = await startGateway(file)
+  // Ctrl-C (or a SIGTERM from a runner) must not leave the gateway, Redis or the temp dir behind
+  const abort = (signal: string): void => {
+    say(`${signal}: stopping`)
+    gw.kill('SIGKILL')
+    redis.proc.kill('SIGCONT')
+    redis.proc.kill('SIGKILL')
+    void cleanup().finally(() => { process.exit(130) })
+  }
+  process.once('SIGINT', () => { abort('SIGINT') })
+  process.once('SIGTERM', () => { abort('SIGTERM') })
   say(`${MINUTES} min at ${RATE} req/s, a fault every ~${FAULT_S} s; gateway pid ${gw.pid}, audit ${auditDir}`)
 
   const agent = loadAgent(MAX_IN_FLIGHT)
