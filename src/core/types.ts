@@ -23,6 +23,8 @@ export interface Principal {
   tier: string
   country?: string | undefined
   verifiedEntity: boolean
+  /** absent: active. review and suspended keys are refused (403 party_restricted) */
+  status?: 'active' | 'review' | 'suspended' | undefined
 }
 
 /** What the request asks for, read from its path and body before any decision. */

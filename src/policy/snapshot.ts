@@ -49,5 +49,5 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
 
 /** The caller behind a key, as every decision sees it (never the key's hash). */
 export function principalOf (key: Readonly<KeyConfig>): Principal {
-  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
+  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity, status: key.status }
 }

@@ -7,6 +7,7 @@ import { BackendsSchema } from './backends.js'
 import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema } from './policy.js'
 import { AuditSchema } from './audit.js'
 import { AdminSchema } from './admin.js'
+import { ScreeningSchema } from './screening.js'
 
 // The one source of truth: config/geogate.schema.json is generated from this (`geogate schema`).
 export const ConfigSchema = Type.Object({
@@ -23,6 +24,7 @@ export const ConfigSchema = Type.Object({
   policy: PolicyModeSchema,
   audit: AuditSchema,
   admin: AdminSchema,
+  screening: ScreeningSchema,
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' })
   }, { additionalProperties: false, default: {} })
@@ -41,3 +43,4 @@ export * from './backends.js'
 export * from './policy.js'
 export * from './audit.js'
 export * from './admin.js'
+export * from './screening.js'
