@@ -11,6 +11,9 @@ import { createLimiter } from './limits/limiter.js'
 import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
 import { createRedis, redisReady, type RedisClient } from './infra/redis.js'
+import { resolvePath } from './config/load.js'
+import { ScreeningService } from './screening/service.js'
+import { FileScreeningStore, RedisScreeningStore } from './screening/store.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -32,6 +35,8 @@ export interface Runtime {
   readonly metrics: Metrics
   /** null when no Redis is configured (in-memory stores, one replica) */
   readonly redis: RedisClient | null
+  /** the denied-party list in service (shared through Redis) and screening against it */
+  readonly screening: ScreeningService
 }
 
 export interface RuntimeOverrides {
@@ -55,6 +60,9 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     throw err
   }
   const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
+  const screening = await ScreeningService.open(
+    redis === null ? new FileScreeningStore(resolvePath(baseDir, config.screening.dir)) : new RedisScreeningStore(redis, { prefix: config.redis.keyPrefix, log }),
+    { config: () => live.config().screening, log: log.child({ stage: 'screening' }), registry: metrics.registry })
   const backends = new BackendPools(config.backends)
   metrics.attach({ audit, live, backends, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
@@ -68,7 +76,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     audit,
     backends,
     metrics,
-    redis
+    redis,
+    screening
   }
 }
 
@@ -78,6 +87,7 @@ export async function closeRuntime (rt: Runtime): Promise<void> {
   await rt.audit.close()
   await rt.geo.close()
   await rt.live.close()
+  await rt.screening.close()
   if (rt.redis !== null) rt.redis.disconnect()
 }
 

@@ -6,6 +6,7 @@ import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import { registerScreening } from './screening.js'
 import type { AdminState } from './state.js'
 export type { AdminState }
 
@@ -21,10 +22,12 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   const admin = Fastify({ loggerInstance: rt.log.child({ plane: 'admin' }) as FastifyBaseLogger, trustProxy: false })
   admin.decorate('gg', rt)
   admin.decorateRequest('admin', null)
-  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[] }, request, reply) => {
+  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[], matches?: unknown[] }, request, reply) => {
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
     reply.code(status).type('application/json')
+    // a refused change lists every issue; a screening refusal names the list entries it matched
+    if (Array.isArray(err.matches)) return { error: { ...body.error, matches: err.matches } }
     return Array.isArray(err.issues) ? { error: { ...body.error, issues: err.issues } } : body
   })
   admin.setNotFoundHandler(async (request, reply) => {
@@ -45,6 +48,9 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_req, reply) => {
     if (!state.ready) return await reply.code(503).send({ status: 'draining' })
+    // a stale (or missing) screening list is reported, like a stale GeoIP database; it does not take the replica out
+    const list = rt.screening.info()
+    if (list === null || list.stale) return { status: 'ready', screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
     return { status: 'ready' }
   })
   admin.get('/metrics', async (_req, reply) => {
@@ -54,5 +60,6 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
+  await registerScreening(admin, rt)
   return admin
 }

@@ -57,6 +57,10 @@ export interface InteractionFields {
   stream: boolean
   /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
   tokensEstimated: boolean
+  /** below the subdivision (City databases): what gave the location tier, e.g. region:dnr, postal:UA:83001, city:709717 */
+  locationSource?: string
+  city?: number
+  postalCode?: string
 }
 
 /** An admin change (tiers, locations, keys, reload), in the same chain. */

@@ -82,7 +82,11 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     outcome: status === null ? 'unknown' : outcomeOf(ctx, denied, status),
     upstreamStatus: ctx.upstreamStatus,
     stream: ctx.shape.stream,
-    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true
+    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true,
+    // a City database's detail, and the precise place that decided, only when there is one
+    ...(ctx.geo?.city === undefined ? {} : { city: ctx.geo.city.geonameId }),
+    ...(ctx.geo?.postalCode === undefined ? {} : { postalCode: ctx.geo.postalCode }),
+    ...(d?.locationSource !== undefined && /^(region|postal|city):/.test(d.locationSource) ? { locationSource: d.locationSource } : {})
   }
 }
 

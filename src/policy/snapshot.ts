@@ -1,4 +1,5 @@
 import { policyHash } from './version.js'
+import { compilePrecise, type PreciseRules } from './precise.js'
 import type { Principal } from '../core/types.js'
 import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, TierConfig } from '../config/schema/index.js'
 
@@ -20,6 +21,8 @@ export interface PolicySnapshot {
   readonly locations: Readonly<LocationsConfig>
   /** country or ISO 3166-2 subdivision -> tier, from locations.tiers (built once per snapshot, not per request) */
   readonly placeTiers: ReadonlyMap<string, string>
+  /** region:, postal: and city: places of placeTiers, compiled (policy/precise.ts) */
+  readonly precise: PreciseRules
   readonly models: Readonly<Record<string, Readonly<ModelConfig>>>
   readonly quotas: readonly QuotaConfig[]
   /** sha256 hex of the raw key -> key */
@@ -32,6 +35,7 @@ export interface PolicySource {
 }
 
 export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: readonly KeyConfig[] = c.keys): PolicySnapshot {
+  const placeTiers = new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier])))
   return Object.freeze({
     version,
     hash: policyHash(c, keys),
@@ -39,7 +43,8 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     blockedByUrl: c.policy.blockedByUrl,
     tiers: c.tiers,
     locations: c.locations,
-    placeTiers: new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier]))),
+    placeTiers,
+    precise: compilePrecise(placeTiers),
     models: c.models,
     quotas: c.quotas,
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),

@@ -38,7 +38,7 @@ export const TierSchema = Type.Object({
   }),
   limits: Type.Optional(LimitsSchema),
   failMode: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'closed' }),
-  countryMismatch: Type.Optional(Type.Union(['allow', 'alert', 'review', 'deny'].map((a) => Type.Literal(a)), {
+  countryMismatch: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('alert'), Type.Literal('review'), Type.Literal('deny')], {
     description: "A call from a country other than the key's declared one: allow (absent), alert (metric + log), review (the key goes to review), deny (403 party_restricted). The stricter of the location's and the key's tier applies"
   })),
   accuracyRadius: Type.Optional(Type.Union([Type.Literal('inside'), Type.Literal('center')], {
