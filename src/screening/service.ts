@@ -62,7 +62,6 @@ export class ScreeningService {
       gauge('geogate_screening_list_entries', 'Entries of the denied-party list in service', (i) => i.entries)
       gauge('geogate_screening_list_rows', 'Rows read from the list file in service', (i) => i.rows)
       gauge('geogate_screening_list_timestamp_seconds', 'Date of the denied-party list in service (Unix time)', (i) => Date.parse(i.date) / 1000)
-      gauge('geogate_screening_list_age_days', 'Age of the denied-party list in service, in days', (i) => i.ageDays)
       gauge('geogate_screening_list_version', 'Store version of the list in service (the same on every replica once loaded)', (i) => i.version)
       new Gauge({
         name: 'geogate_screening_list_stale',
