@@ -23,6 +23,8 @@ const FUZZY_MIN_LEN = 4
 /** Tokens on more than this share of entries do not bring candidates on their own. */
 const COMMON_SHARE = 0.02
 const MAX_CANDIDATES = 5000
+/** candidates scored in full, those sharing the most weight with the query */
+const SCORED = 200
 const COUNTRY_BONUS = 0.03
 const COUNTRY_PENALTY = 0.05
 
@@ -84,9 +86,14 @@ export class ScreeningIndex {
 
   get names (): number { return this.#names.length }
 
+  /**
+   * IDF, squared: a token on one entry in 30,000 weighs ~100, one on every 30th (a city, "Technology") ~12, so a
+   * name that shares only such words with a listed one stays far from it, and one that lacks them stays close.
+   */
   #weight (t: string): number {
     const df = this.#df.get(t)
-    return df === undefined ? this.#unseenWeight : Math.log(1 + this.entries.length / df)
+    const idf = df === undefined ? this.#unseenWeight : Math.log(1 + this.entries.length / df)
+    return idf * idf
   }
 
   /** List tokens the same as, or one edit from, a query token. */
@@ -164,15 +171,19 @@ export class ScreeningIndex {
       const rare = near.map((ts) => ts.filter((t) => (this.#df.get(t) ?? 0) <= common))
       // names sharing a rare token; when every token is common, names sharing any
       const from = rare.some((ts) => ts.length > 0) ? rare : near
-      const candidates = new Set<number>()
+      // what each candidate shares with the query (by weight): only the best few can score high, so only they are scored
+      const shared = new Map<number, number>()
       for (const ts of from) {
         for (const t of ts) {
+          const w = this.#weight(t)
           for (const ni of this.#byToken.get(t) ?? []) {
-            if (candidates.size >= MAX_CANDIDATES) break
-            candidates.add(ni)
+            const cur = shared.get(ni)
+            if (cur !== undefined) shared.set(ni, cur + w)
+            else if (shared.size < MAX_CANDIDATES) shared.set(ni, w)
           }
         }
       }
+      const candidates = shared.size <= SCORED ? [...shared.keys()] : [...shared].sort((a, b) => b[1] - a[1]).slice(0, SCORED).map(([ni]) => ni)
       for (const ni of candidates) {
         const n = this.#names[ni]
         if (n === undefined) continue

@@ -46,7 +46,8 @@ function dropRuns (tokens: string[]): string[] {
 
 /** Case, accents, scripts and punctuation folded; every token kept (legal forms too). */
 export function foldName (name: string): string[] {
-  const latin = anyAscii(name.normalize('NFKD').replace(/\p{M}/gu, ''))
+  // plain ASCII (most names) needs neither decomposition nor transliteration
+  const latin = /^[\x00-\x7f]*$/.test(name) ? name : anyAscii(name.normalize('NFKD').replace(/\p{M}/gu, ''))
   return latin
     .toLowerCase()
     .replace(/&/g, ' and ')
