@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
 import { trustedProxyIssues } from '../net/client-ip.js'
+import { scheduleOrderIssues, scheduleStage } from './schedule.js'
 
 export interface ConfigIssue { path: string, message: string }
 
@@ -107,6 +108,25 @@ export function checkReferences (c: Config): ConfigIssue[] {
   return issues
 }
 
+/**
+ * A schedule is checked stage by stage: the policy as it will be once each entry applies must be as valid as the
+ * file itself (known tiers, no place in two tiers, …), so a change due next year cannot fail on the day.
+ */
+function scheduleIssues (c: Config): ConfigIssue[] {
+  const issues = scheduleOrderIssues(c)
+  if (issues.length > 0) return issues
+  c.schedule.forEach((e, i) => {
+    const stage = structuredClone(scheduleStage(c, i))
+    const at = `/schedule/${i} (from ${e.effectiveFrom})`
+    if (!validateSchema(stage)) {
+      for (const x of validateSchema.errors ?? []) { const j = ajvIssue(x); issues.push({ path: `${at}${j.path}`, message: j.message }) }
+      return
+    }
+    for (const x of checkReferences(stage)) issues.push({ path: `${at}${x.path}`, message: x.message })
+  })
+  return issues
+}
+
 export function deepFreeze<T> (o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o)
@@ -122,6 +142,7 @@ export function parseConfig (raw: unknown, source = 'config', envIssues: ConfigI
   const issues = [...envIssues]
   if (!ok) issues.push(...(validateSchema.errors ?? []).map(ajvIssue))
   if (issues.length === 0) issues.push(...checkReferences(data as Config))
+  if (issues.length === 0) issues.push(...scheduleIssues(data as Config))
   if (issues.length > 0) throw new ConfigError(source, issues)
   return deepFreeze(data as Config)
 }

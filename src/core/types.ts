@@ -34,6 +34,8 @@ export interface RequestShape {
   capabilities: Capability[]
   /** max_tokens / max_completion_tokens asked for, if any */
   maxOutputTokens: number | null
+  /** `n` (choices asked for) when the body has one: recorded, not decided on */
+  n?: number | null
   /** rough prompt size in tokens (bytes / 4 of the prompt text) used for reservations and maxContextTokens */
   promptTokens: number
   stream: boolean

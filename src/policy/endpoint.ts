@@ -203,6 +203,7 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     model,
     capabilities: caps,
     maxOutputTokens: maxOut,
+    n: typeof b.n === 'number' && Number.isSafeInteger(b.n) ? b.n : null,
     promptTokens: spec.capability === null ? 0 : estimatePromptTokens(b),
     stream
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Config, KeyConfig } from '../config/schema/index.js'
+import type { AdminChange } from '../audit/types.js'
 
 /**
  * The effective policy in canonical form: everything a decision reads (mode, locations, tiers, models and where
@@ -41,4 +42,24 @@ function sortKeys (v: unknown): unknown {
     if (x !== undefined) out[k] = sortKeys(x)
   }
   return out
+}
+
+/** The `action` of the admin record that carries a policy version in full. */
+export const POLICY_VERSION_ACTION = 'policy.version'
+
+/**
+ * The audit-chain record of a new effective policy: its hash as `target`, its canonical text in `after.policy`
+ * (sha256 of that text gives the hash back), so an auditor holding only the log can re-decide any interaction
+ * whose `policyVersion` names it.
+ */
+export function policyVersionChange (c: Readonly<Config>, hash: string, cause: string, previous: string | null, ts: string): AdminChange {
+  return {
+    ts,
+    actor: 'geogate',
+    role: 'system',
+    action: POLICY_VERSION_ACTION,
+    target: hash,
+    before: previous === null ? null : { policyVersion: previous },
+    after: { policyVersion: hash, cause, policy: canonicalPolicy(c) }
+  }
 }
