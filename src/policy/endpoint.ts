@@ -56,6 +56,12 @@ const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['GET /v1/models', { endpoint: 'models', capability: null, needsModel: false, outputFields: [] }]
 ])
 
+/** The capability an endpoint is (null: none, e.g. listing models, `other`). */
+export function endpointCapability (endpoint: Endpoint): Capability | null {
+  for (const spec of ROUTES.values()) if (spec.endpoint === endpoint) return spec.capability
+  return null
+}
+
 /** Endpoints whose output is counted in tokens: only these get max-token clamps. */
 export const TOKEN_OUTPUT: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'responses'])
 
