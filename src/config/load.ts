@@ -168,14 +168,19 @@ function keepAsWritten (doc: ReturnType<typeof parseDocument>): void {
 export async function loadConfig (file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   const abs = resolve(file)
   const text = await readFile(abs, 'utf8')
+  return { config: configFromText(text, abs, env), file: abs, baseDir: process.cwd() }
+}
+
+/** A configuration given as YAML (or JSON) text, e.g. a candidate policy sent to the admin API. */
+export function configFromText (text: string, source: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const doc = parseDocument(text, { prettyErrors: true })
   if (doc.errors.length > 0) {
-    throw new ConfigError(abs, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
   }
   keepAsWritten(doc)
   const envIssues: ConfigIssue[] = []
   const raw = interpolateEnv(doc.toJS(), env, '', envIssues)
-  return { config: parseConfig(raw, abs, envIssues), file: abs, baseDir: process.cwd() }
+  return parseConfig(raw, source, envIssues)
 }
 
 /** Resolve a path from the config against the working directory the gateway started in, unless absolute. */

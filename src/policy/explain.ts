@@ -82,7 +82,8 @@ const ENDPOINT_PATHS: Readonly<Record<string, string>> = {
 
 const CODES: Readonly<Record<number, string>> = { 451: 'geo_restricted', 403: 'capability_not_permitted', 404: 'model_not_found' }
 
-function shapeFor (q: ExplainQuery): RequestShape {
+/** The request shape a synthetic query stands for (explain, policy tests). */
+export function shapeFor (q: ExplainQuery): RequestShape {
   const e = q.endpoint ?? 'chat.completions'
   const path = e.startsWith('/') ? e : ENDPOINT_PATHS[e]
   if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${Object.keys(ENDPOINT_PATHS).join(', ')} or a /v1 path`)
