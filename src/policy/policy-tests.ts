@@ -93,7 +93,7 @@ export function checkPolicyTests (data: unknown, source: string): PolicyTestFile
 }
 
 /** The decision a case stands for, under `config` as of its `when`. */
-function runCase (c: PolicyTest, config: Readonly<Config>, geo: GeoLookup | null, policyAt: (ms: number) => PolicySnapshot, nowMs: number): Decision {
+function runCase (c: PolicyTest, geo: GeoLookup | null, policyAt: (ms: number) => PolicySnapshot, nowMs: number): Decision {
   let at = nowMs
   if (c.when !== undefined) {
     at = Date.parse(c.when)
@@ -141,23 +141,30 @@ function runCase (c: PolicyTest, config: Readonly<Config>, geo: GeoLookup | null
   return decide(shape, g, principal, policy, addr)
 }
 
-/** Run every case; `id` names it in reports (`file.yaml#3`). */
-export function runPolicyTests (cases: ReadonlyArray<{ test: PolicyTest, id: string }>, config: Readonly<Config>, geo: GeoLookup | null, nowMs: number = Date.now()): PolicyTestResult[] {
-  // one snapshot per stage of the schedule, not per case
-  const stages = new Map<number, PolicySnapshot>()
-  const switches = [-Infinity, ...upcomingSwitches(config, -Infinity)]
-  const policyAt = (ms: number): PolicySnapshot => {
-    let from = -Infinity
-    for (const s of switches) if (s <= ms) from = s
-    let snap = stages.get(from)
-    if (snap === undefined) { snap = snapshotFromConfig(applySchedule(config, ms)); stages.set(from, snap) }
+/** The policy of a configuration at any instant: one snapshot per stage of its schedule. */
+export function stagedSnapshots (config: Readonly<Config>): (ms: number) => PolicySnapshot {
+  const switches = upcomingSwitches(config, -Infinity)
+  const snaps = new Map<number, PolicySnapshot>()
+  return (ms) => {
+    let stage = -1
+    for (let i = 0; i < switches.length && (switches[i] as number) <= ms; i++) stage = i
+    let snap = snaps.get(stage)
+    if (snap === undefined) { snap = snapshotFromConfig(applySchedule(config, stage === -1 ? -Infinity : switches[stage] as number)); snaps.set(stage, snap) }
     return snap
   }
+}
+
+/**
+ * Run every case; `id` names it in reports (`file.yaml#3`). `policyAt` gives the policy as of a case's `when`
+ * (default: the configuration's own schedule; the admin route passes the live policy's).
+ */
+export function runPolicyTests (cases: ReadonlyArray<{ test: PolicyTest, id: string }>, config: Readonly<Config>, geo: GeoLookup | null,
+  nowMs: number = Date.now(), policyAt: (ms: number) => PolicySnapshot = stagedSnapshots(config)): PolicyTestResult[] {
   return cases.map(({ test, id }) => {
     const name = test.name ?? describe(test)
     let d: Decision
     try {
-      d = runCase(test, config, geo, policyAt, nowMs)
+      d = runCase(test, geo, policyAt, nowMs)
     } catch (err) {
       if (!(err instanceof ExplainError)) throw err
       return { id, name, ok: false, diffs: [], got: null, error: err.message }

@@ -5,11 +5,10 @@
  * what they carry and counted as approximate.
  */
 import type { Config } from '../config/schema/index.js'
-import { applySchedule, upcomingSwitches } from '../config/schedule.js'
 import { readRecords, type RecordFilter } from '../audit/read.js'
 import { csvCell } from '../audit/export.js'
 import { barChart, esc, fmt, htmlPage } from '../audit/report.js'
-import { snapshotFromConfig, type PolicySnapshot } from './snapshot.js'
+import { stagedSnapshots } from './policy-tests.js'
 import { recordedVerdict, redecide } from './redecide.js'
 
 export type Flip = 'newly-refused' | 'newly-allowed'
@@ -48,19 +47,6 @@ export interface ReplayReport {
   rows: ReplayRow[]
 }
 
-/** The candidate policy at any instant: one snapshot per stage of its schedule. */
-function stagedPolicy (candidate: Readonly<Config>): (ms: number) => PolicySnapshot {
-  const switches = upcomingSwitches(candidate, -Infinity)
-  const snaps = new Map<number, PolicySnapshot>()
-  return (ms) => {
-    let stage = -1
-    for (let i = 0; i < switches.length && (switches[i] as number) <= ms; i++) stage = i
-    let s = snaps.get(stage)
-    if (s === undefined) { s = snapshotFromConfig(applySchedule(candidate, stage === -1 ? -Infinity : switches[stage] as number)); snaps.set(stage, s) }
-    return s
-  }
-}
-
 export interface ReplayOptions {
   filter?: Pick<RecordFilter, 'from' | 'to'>
   onProgress?: (records: number) => void
@@ -69,7 +55,7 @@ export interface ReplayOptions {
 }
 
 export async function replayAudit (dir: string, candidate: Readonly<Config>, opts: ReplayOptions = {}): Promise<ReplayReport> {
-  const policyAt = stagedPolicy(candidate)
+  const policyAt = stagedSnapshots(candidate)
   const every = opts.progressEvery ?? 100_000
   const rows = new Map<string, ReplayRow>()
   const rep: ReplayReport = {
