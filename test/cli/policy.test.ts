@@ -76,3 +76,52 @@ t.test('policy diff says what changes for a reviewer', async (t) => {
   const same = await runCli(['policy', 'diff', PACK, PACK])
   t.match(same.stdout, /no change in what the policy decides/)
 })
+
+t.test('a schedule in the configuration: policy test `when`, explain --at, and diff of what is scheduled', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'geogate-policy-when-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const scheduled = (await readFile(PACK, 'utf8')) + `
+schedule:
+  - effectiveFrom: 2027-01-15T00:00:00Z
+    note: Venezuela embargoed (test)
+    locations:
+      tiers:
+        embargoed: [CU, IR, KP, VE, UA-43, UA-40, UA-14, UA-09]
+`
+  const config = join(dir, 'scheduled.yaml')
+  await writeFile(config, scheduled)
+  const check = await runCli(['check-config', '--config', config])
+  t.equal(check.code, 0, check.stderr)
+  const tests = join(dir, 'when.yaml')
+  await writeFile(tests, `tests:
+  - who: { country: VE, key: demo-tier1 }
+    what: { model: llama-3.1-8b, maxTokens: 100 }
+    when: 2027-01-14T23:59:59Z
+    expect: { status: 200, locationTier: restricted }
+  - who: { country: VE, key: demo-tier1 }
+    what: { model: llama-3.1-8b, maxTokens: 100 }
+    when: 2027-01-15T00:00:00Z
+    expect: { status: 451, rule: location:embargoed }
+`)
+  const r = await runCli(['policy', 'test', '--config', config, tests])
+  t.equal(r.code, 0, r.stdout + r.stderr)
+  t.match(r.stdout, /2 passed, 0 failed/)
+  // explain as of either side of the instant: the policy version in force then
+  const before = await runCli(['explain', '--config', config, '--ip', '8.8.8.8', '--key-id', 'demo-tier1', '--model', 'frontier-1', '--at', '2027-01-14T00:00:00Z', '--json'])
+  const after = await runCli(['explain', '--config', config, '--ip', '8.8.8.8', '--key-id', 'demo-tier1', '--model', 'frontier-1', '--at', '2027-01-16T00:00:00Z', '--json'])
+  t.equal(before.code, 0, before.stderr)
+  const [pb, pa] = [before, after].map((x) => (JSON.parse(x.stdout) as { policy: { hash: string, at: string } }).policy)
+  t.equal(pb?.at, '2027-01-14T00:00:00.000Z')
+  t.not(pb?.hash, pa?.hash, 'explain --at names the version in force then')
+  const bad = await runCli(['explain', '--config', config, '--ip', '8.8.8.8', '--key-id', 'demo-tier1', '--model', 'frontier-1', '--at', 'soon'])
+  t.equal(bad.code, 2)
+  const d = await runCli(['policy', 'diff', PACK, config, '--at', '2026-12-01T00:00:00Z'])
+  t.match(d.stdout, /schedule:\n\s+2027-01-15T00:00:00.000Z\s+change scheduled: Venezuela embargoed \(test\)/)
+  const later = await runCli(['policy', 'diff', PACK, config, '--at', '2027-02-01T00:00:00Z'])
+  t.match(later.stdout, /VE\s+restricted → embargoed/, 'as of a later time, the change itself')
+  const broken = join(dir, 'broken.yaml')
+  await writeFile(broken, scheduled.replace('embargoed: [CU, IR, KP, VE', 'nowhere: [CU, IR, KP, VE'))
+  const no = await runCli(['check-config', '--config', broken])
+  t.equal(no.code, 1)
+  t.match(no.stderr, /\/schedule\/0 \(from 2027-01-15T00:00:00Z\)\/locations\/tiers\/nowhere: unknown tier "nowhere"/)
+})
