@@ -45,7 +45,7 @@ function candidateOf (config: PolicyReplayBody['config']): Readonly<Config> {
  * Policy as code over the admin plane (roles admin and auditor):
  *   POST /admin/policy/test      expectations (the `geogate policy test` file, as JSON) against the live policy
  *   POST /admin/policy/replay    this gateway's audit log re-decided under a candidate; streams its report
- *   GET  /admin/policy/versions  the policy versions recorded in the audit chain (…/versions/:version: one, in full)
+ *   GET  /admin/policy/versions[?from=&to=]  the policy versions recorded in the audit chain (…/versions/:version: one, in full)
  */
 export async function registerPolicyCode (admin: FastifyInstance, rt: Runtime): Promise<void> {
   const roles = { preHandler: requireRole(() => rt.config.admin, 'admin', 'auditor') }
@@ -98,10 +98,17 @@ export async function registerPolicyCode (admin: FastifyInstance, rt: Runtime): 
     return await reply.send(out)
   })
 
-  const versions = async (): Promise<Array<{ version: string, ts: string, writer: string, seq: number, cause: string | null, previous: string | null, policy: string }>> => {
+  const versions = async (q: { from?: string, to?: string }): Promise<Array<{ version: string, ts: string, writer: string, seq: number, cause: string | null, previous: string | null, policy: string }>> => {
+    let filter
+    try {
+      filter = { from: isoBound(q.from, 'from'), to: isoBound(q.to, 'to') }
+    } catch (err) {
+      throw new BadRequestError((err as Error).message)
+    }
     await rt.audit.flush()
     const out = []
-    for await (const { record: r } of readRecords(rt.audit.dir, { kind: 'admin' })) {
+    // ?from=&to= bound the segments read: the whole log is read otherwise
+    for await (const { record: r } of readRecords(rt.audit.dir, { ...filter, kind: 'admin' })) {
       if (r.kind !== 'admin' || r.action !== POLICY_VERSION_ACTION) continue
       const after = (r.after ?? {}) as { cause?: string, policy?: string }
       const before = r.before as { policyVersion?: string } | null
@@ -110,13 +117,13 @@ export async function registerPolicyCode (admin: FastifyInstance, rt: Runtime): 
     return out
   }
 
-  admin.get('/admin/policy/versions', roles, async () => {
-    const all = await versions()
+  admin.get<{ Querystring: { from?: string, to?: string } }>('/admin/policy/versions', roles, async (request) => {
+    const all = await versions(request.query)
     return { current: rt.policy.snapshot().hash, versions: all.map(({ policy: _text, ...v }) => v) }
   })
 
-  admin.get<{ Params: { version: string } }>('/admin/policy/versions/:version', roles, async (request) => {
-    const found = (await versions()).filter((v) => v.version === request.params.version)
+  admin.get<{ Params: { version: string }, Querystring: { from?: string, to?: string } }>('/admin/policy/versions/:version', roles, async (request) => {
+    const found = (await versions(request.query)).filter((v) => v.version === request.params.version)
     const first = found[0]
     if (first === undefined) throw new NotFoundError(`no policy version "${request.params.version}" in the audit log`)
     return { ...first, policy: JSON.parse(first.policy) as unknown, recorded: found.map((v) => ({ ts: v.ts, writer: v.writer, seq: v.seq, cause: v.cause })) }
