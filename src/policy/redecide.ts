@@ -120,13 +120,15 @@ export function refuses (d: Decision): boolean { return !d.allow }
 export function snapshotFromPolicyText (text: string, expectHash?: string): PolicySnapshot {
   const p = JSON.parse(text) as {
     mode: 'enforce' | 'shadow', blockedByUrl: string, locations: Config['locations'], tiers: Config['tiers'], models: Config['models'],
-    backendRegions: Record<string, string>, quotas: Config['quotas'], keys: Config['keys']
+    backendRegions: Record<string, string>, quotas: Config['quotas'], keys: Array<Omit<Config['keys'][number], 'sha256'> & { fingerprint: string }>
   }
   if (p === null || typeof p !== 'object' || typeof p.locations !== 'object' || typeof p.tiers !== 'object') throw new Error('not a policy text')
   const backends: Record<string, { region: string }> = {}
   for (const [name, region] of Object.entries(p.backendRegions ?? {})) backends[name] = { region }
-  // Only what decides is in the text; snapshotFromConfig reads nothing else.
-  const c = { policy: { mode: p.mode, blockedByUrl: p.blockedByUrl }, locations: p.locations, tiers: p.tiers, models: p.models ?? {}, backends, quotas: p.quotas ?? [], keys: p.keys ?? [] } as unknown as Config
+  // Only what decides is in the text; snapshotFromConfig reads nothing else. Keys carry a fingerprint, not their
+  // hash: it stands in for the hash (so the text hashes back to its version) and authenticates nothing.
+  const keys = (p.keys ?? []).map(({ fingerprint, ...k }) => ({ ...k, sha256: fingerprint }))
+  const c = { policy: { mode: p.mode, blockedByUrl: p.blockedByUrl }, locations: p.locations, tiers: p.tiers, models: p.models ?? {}, backends, quotas: p.quotas ?? [], keys } as unknown as Config
   const snap = snapshotFromConfig(c)
   if (expectHash !== undefined && snap.hash !== expectHash) throw new Error(`policy text hashes to ${snap.hash}, not ${expectHash}`)
   return snap

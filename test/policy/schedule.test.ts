@@ -1,7 +1,7 @@
 /* Scheduled policy changes: validated stage by stage, switched at their instant on every replica, recorded. */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, sha, startUpstream, type TestGateway } from '../helpers/gateway.js'
 import { testRedis, uniquePrefix, deletePrefix, policyVersions } from '../helpers/ops.js'
 import { parseConfig, ConfigError } from '../../src/config/load.js'
 import { applySchedule } from '../../src/config/schedule.js'
@@ -91,6 +91,8 @@ t.test('a scheduled change flips decisions at its instant on two replicas, and t
     for (const v of versions) {
       const text = (v.after as { policy: string }).policy
       t.equal('p-' + createHash('sha256').update(text).digest('hex').slice(0, 16), v.target, 'the recorded text hashes to its version')
+      t.notMatch(text, /[0-9a-f]{64}/, 'no key hash in the log, only fingerprints')
+      t.match(text, `"fingerprint":"${sha('test-key-tier1').slice(0, 8)}"`)
     }
   }
 })
