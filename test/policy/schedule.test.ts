@@ -2,7 +2,11 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { buildTestGateway, baseConfig, sha, startUpstream, type TestGateway } from '../helpers/gateway.js'
-import { testRedis, uniquePrefix, deletePrefix, policyVersions } from '../helpers/ops.js'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { testRedis, uniquePrefix, deletePrefix, policyVersions, waitFor } from '../helpers/ops.js'
+import { reloadConfig } from '../../src/reload.js'
 import { parseConfig, ConfigError } from '../../src/config/load.js'
 import { applySchedule } from '../../src/config/schedule.js'
 import { readRecords } from '../../src/audit/read.js'
@@ -95,4 +99,19 @@ t.test('a scheduled change flips decisions at its instant on two replicas, and t
       t.match(text, `"fingerprint":"${sha('test-key-tier1').slice(0, 8)}"`)
     }
   }
+
+  // Every other kind of change gets its version record too: a live change on A (and on B, who syncs it), a reload.
+  const put = await a.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: { authorization: 'Bearer test-admin' }, payload: { models: ['*'], capabilities: ['chat'] } })
+  t.equal(put.statusCode, 200)
+  const v3 = a.rt.policy.snapshot().hash
+  await waitFor(() => b.rt.policy.snapshot().hash === v3, 5000, 'replica B adopting the change')
+  const dir = await mkdtemp(join(tmpdir(), 'geogate-schedule-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'next.json')
+  await writeFile(file, JSON.stringify({ ...cfg, models: { ...(cfg.models as object), 'llama-3.1-70b': { backend: 'gpu', classification: 'EAR99' } } }))
+  const reloaded = await reloadConfig(a.rt, file, {})
+  t.equal(reloaded.ok, true, JSON.stringify(reloaded))
+  const v4 = a.rt.policy.snapshot().hash
+  t.same((await policyVersions(a.rt)).map((v) => [v.target, (v.after as { cause: string }).cause]), [[v1, 'start'], [v2, 'schedule'], [v3, 'override'], [v4, 'reload']])
+  t.same((await policyVersions(b.rt)).map((v) => [v.target, (v.after as { cause: string }).cause]).slice(0, 3), [[v1, 'start'], [v2, 'schedule'], [v3, 'sync']])
 })
