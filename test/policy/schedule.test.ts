@@ -7,6 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { testRedis, uniquePrefix, deletePrefix, policyVersions, waitFor } from '../helpers/ops.js'
 import { reloadConfig } from '../../src/reload.js'
+import pino from 'pino'
+import { LivePolicy, type PolicyChange } from '../../src/policy/live.js'
+import { MemoryOverrideStore } from '../../src/policy/live-store.js'
 import { parseConfig, ConfigError } from '../../src/config/load.js'
 import { applySchedule } from '../../src/config/schedule.js'
 import { readRecords } from '../../src/audit/read.js'
@@ -114,4 +117,19 @@ t.test('a scheduled change flips decisions at its instant on two replicas, and t
   const v4 = a.rt.policy.snapshot().hash
   t.same((await policyVersions(a.rt)).map((v) => [v.target, (v.after as { cause: string }).cause]), [[v1, 'start'], [v2, 'schedule'], [v3, 'override'], [v4, 'reload']])
   t.same((await policyVersions(b.rt)).map((v) => [v.target, (v.after as { cause: string }).cause]).slice(0, 3), [[v1, 'start'], [v2, 'schedule'], [v3, 'sync']])
+})
+
+t.test('the timer switches at the instant by itself, with no request to trigger it', async (t) => {
+  const at = new Date(Date.now() + 300).toISOString()
+  const config = parseConfig(baseConfig(undefined, { schedule: [{ effectiveFrom: at, locations: { default: 'tier1' } }] }))
+  const live = new LivePolicy(config, new MemoryOverrideStore(), pino({ level: 'silent' }))
+  t.teardown(async () => { await live.close() })
+  const changes: PolicyChange[] = []
+  live.onChange((c) => { changes.push(c) })
+  t.equal(live.nextSwitch, Date.parse(at))
+  await waitFor(() => changes.length > 0, 5000, 'the scheduled switch')
+  t.equal(changes[0]?.cause, 'schedule')
+  t.ok(Date.now() >= Date.parse(at), 'not before its instant')
+  t.equal(changes[0]?.config.locations.default, 'tier1')
+  t.equal(live.nextSwitch, null, 'nothing more scheduled')
 })
