@@ -4,7 +4,7 @@ import { parseDocument, visit, isScalar, isPair } from 'yaml'
 import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
-import { trustedProxyIssues } from '../net/client-ip.js'
+import { cidrIssues } from '../net/address.js'
 
 export interface ConfigIssue { path: string, message: string }
 
@@ -87,7 +87,7 @@ export function checkReferences (c: Config): ConfigIssue[] {
   needTier('/locations/unknown', c.locations.unknown)
   needTier('/locations/anonymizers', c.locations.anonymizers)
   needTier('/locations/internal', c.locations.internal)
-  for (const i of trustedProxyIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
+  for (const i of cidrIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
   const seen = new Map<string, string>()
   for (const [tier, places] of Object.entries(c.locations.tiers)) {
     needTier(`/locations/tiers/${tier}`, tier)

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Runtime } from '../runtime.js'
 import { newContext } from './context.js'
-import { ClientIpResolver } from '../net/client-ip.js'
+import { ClientIpResolver } from '../net/forwarded.js'
 import { authenticate } from './identity.js'
 import { describeRequest, applyOutputClamp } from '../policy/endpoint.js'
 import { decide } from '../policy/decide.js'
@@ -45,7 +45,7 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
       }, handler)
       return server
     },
-    // Client IP is resolved by net/client-ip.ts from trusted peers only; Fastify's trustProxy takes the
+    // Client IP is resolved by net/forwarded.ts from trusted peers only; Fastify's trustProxy takes the
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.

@@ -1,5 +1,5 @@
 import type { GeoResult } from '../geo/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 
 /** Everything the pipeline learns about one request, stage by stage. */

@@ -17,8 +17,9 @@ import type { AnonymizerKind, TierConfig } from '../config/schema/index.js'
 import type { GeoResult } from '../geo/types.js'
 import type { PolicySnapshot } from './snapshot.js'
 import type { Decision, DecisionStatus, Principal, RequestShape } from '../core/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import { TOKEN_OUTPUT } from './endpoint.js'
+import { ANONYMIZER_PRECEDENCE, DEFAULT_ANONYMIZER_KINDS } from '../core/anonymizers.js'
 
 /** What the policy needs to know about the address itself (not its geography). */
 export type CallerAddress = Pick<ClientAddress, 'located' | 'internal'>
@@ -33,9 +34,6 @@ export interface LocationVerdict {
   rule: string
 }
 
-const KIND_ORDER: ReadonlyArray<[AnonymizerKind, keyof GeoResult['anonymizer']]> = [
-  ['tor', 'tor'], ['vpn', 'vpn'], ['public-proxy', 'publicProxy'], ['residential-proxy', 'residentialProxy'], ['hosting', 'hosting']
-]
 
 /** The tier a place maps to, if any. */
 function placeTier (policy: PolicySnapshot, place: string): string | null {
@@ -65,9 +63,9 @@ export function locationTier (geo: GeoResult, principal: Principal, policy: Poli
   // A place that is refused outright stays refused whatever else is true of the address.
   if (place !== null && policy.tiers[place.tier]?.deny === true) return place
   if (loc.anonymizers !== undefined && !principal.verifiedEntity) {
-    const kinds = loc.anonymizerKinds ?? ['vpn', 'tor', 'public-proxy', 'residential-proxy']
-    for (const [kind, flag] of KIND_ORDER) {
-      if (kinds.includes(kind) && geo.anonymizer[flag]) return { tier: loc.anonymizers, source: `anonymizer:${kind}`, rule: `anonymizer:${kind}` }
+    const kinds: readonly AnonymizerKind[] = loc.anonymizerKinds ?? DEFAULT_ANONYMIZER_KINDS
+    for (const t of ANONYMIZER_PRECEDENCE) {
+      if (geo.anonymizer[t.flag] && kinds.includes(t.config)) return { tier: loc.anonymizers, source: `anonymizer:${t.config}`, rule: `anonymizer:${t.config}` }
     }
   }
   return place ?? unknown

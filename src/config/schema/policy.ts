@@ -1,10 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 import { CAPABILITIES, type Capability } from '../../core/types.js'
-export { CAPABILITIES, type Capability }
+import { ANONYMIZER_KINDS, DEFAULT_ANONYMIZER_KINDS, type AnonymizerKind } from '../../core/anonymizers.js'
+export { CAPABILITIES, type Capability, ANONYMIZER_KINDS, type AnonymizerKind }
 
-export const ANONYMIZER_KINDS = ['vpn', 'tor', 'public-proxy', 'residential-proxy', 'hosting'] as const
-export type AnonymizerKind = typeof ANONYMIZER_KINDS[number]
 export const AnonymizerKindSchema = Type.Union(ANONYMIZER_KINDS.map((c) => Type.Literal(c)))
 
 export const CapabilitySchema = Type.Union(CAPABILITIES.map((c) => Type.Literal(c)))
@@ -48,7 +47,7 @@ export const LocationsSchema = Type.Object({
   unknown: Type.String({ description: 'Tier when the location cannot be resolved' }),
   anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' })),
   anonymizerKinds: Type.Array(AnonymizerKindSchema, {
-    default: ['vpn', 'tor', 'public-proxy', 'residential-proxy'],
+    default: [...DEFAULT_ANONYMIZER_KINDS],
     description: 'Which anonymizer traits put a caller in the anonymizers tier (hosting is off by default: API callers run in clouds)'
   }),
   internal: Type.Optional(Type.String({
