@@ -36,7 +36,7 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
   if (ctx === null || ctx === undefined || ctx.principal === null || ctx.shape === null) return null
   const policy = rt.policy.snapshot()
   const model = ctx.shape.model
-  const modelCfg = model === null || !Object.hasOwn(policy.models, model) ? undefined : policy.models[model]
+  const modelCfg = model === null ? undefined : policy.models.get(model)
   const servingRegion = servingRegionOf(policy, rt.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
   const anonymizer = anonymizerFlagList(ctx.geo?.anonymizer)

@@ -50,7 +50,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
   const policy = rt.policy.snapshot()
   const model = shape.model
-  const modelCfg = model === null ? undefined : policy.models[model]
+  const modelCfg = model === null ? undefined : policy.models.get(model)
   if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
   const backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
   if (backend === undefined) throw new BadGatewayError(`no backend serves ${model}`)

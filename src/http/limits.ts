@@ -16,14 +16,14 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
   const principal = ctx.principal
   const shape = ctx.shape
   if (principal === null || shape === null || ctx.geo === null) return
-  const tier = policy.tiers[principal.tier]
+  const tier = policy.tiers.get(principal.tier)
   if (tier === undefined) return
   const limit = await rt.limiter.acquire({
     principal,
     tier,
     tierName: principal.tier,
     locationTier: decision.locationTier,
-    locationTierConfig: policy.tiers[decision.locationTier],
+    locationTierConfig: policy.tiers.get(decision.locationTier),
     quotas: policy.quotas,
     geo: ctx.geo,
     shape,

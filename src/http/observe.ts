@@ -12,7 +12,7 @@ const COUNTRY = /^[A-Z]{2}$/
  */
 export function observeRequest (m: Metrics, ctx: RequestContext, status: number, policy: PolicySnapshot, backends: Readonly<Record<string, { region: string }>>): void {
   const decision = ctx.decision
-  const model = m.modelLabel(ctx.shape?.model ?? null, { has: (name) => Object.hasOwn(policy.models, name) })
+  const model = m.modelLabel(ctx.shape?.model ?? null, policy.models)
   const denied = (decision !== null && !decision.allow && !decision.shadow) || status === 429 || status === 503
   // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
   const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'

@@ -61,7 +61,7 @@ export function locationTier (geo: GeoResult, principal: Principal, policy: Poli
       : { tier: loc.default, source: 'default', rule: `location:${loc.default}` }
   }
   // A place that is refused outright stays refused whatever else is true of the address.
-  if (place !== null && policy.tiers[place.tier]?.deny === true) return place
+  if (place !== null && policy.tiers.get(place.tier)?.deny === true) return place
   if (loc.anonymizers !== undefined && !principal.verifiedEntity) {
     const kinds: readonly AnonymizerKind[] = loc.anonymizerKinds ?? DEFAULT_ANONYMIZER_KINDS
     for (const t of ANONYMIZER_PRECEDENCE) {
@@ -113,18 +113,18 @@ function refuse (rule: string, status: DecisionStatus, message: string, base: Ba
 export function decide (shape: RequestShape, geo: GeoResult, principal: Principal, policy: PolicySnapshot, addr: CallerAddress = LOCATED_PUBLIC): Decision {
   const where = locationTier(geo, principal, policy, addr)
   const base: Base = { locationTier: where.tier, keyTier: principal.tier, locationSource: where.source }
-  const locCfg = policy.tiers[where.tier]
+  const locCfg = policy.tiers.get(where.tier)
   if (locCfg === undefined || locCfg.deny) {
     const message = where.source.startsWith('anonymizer:')
       ? 'This service is not available through an anonymizing network (VPN, Tor or proxy)'
       : 'This service is not available in your location'
     return refuse(locCfg === undefined ? `location:${where.tier}:undefined` : where.rule, 451, message, base, policy)
   }
-  const modelCfg = shape.model === null ? undefined : policy.models[shape.model]
+  const modelCfg = shape.model === null ? undefined : policy.models.get(shape.model)
   if (shape.model !== null && shape.endpoint !== 'models' && modelCfg === undefined) {
     return refuse('model:unknown', 404, `The model \`${shape.model}\` does not exist or you do not have access to it.`, base, policy)
   }
-  const keyCfg = policy.tiers[principal.tier]
+  const keyCfg = policy.tiers.get(principal.tier)
   if (keyCfg === undefined || keyCfg.deny) {
     return refuse(`key-tier:${principal.tier}:${keyCfg === undefined ? 'undefined' : 'deny'}`, 403, 'Your API key does not permit this request', base, policy)
   }
@@ -172,11 +172,11 @@ export function decide (shape: RequestShape, geo: GeoResult, principal: Principa
 
 /** The configured models this caller may use from this place (what GET /v1/models lists). */
 export function permittedModels (policy: PolicySnapshot, locationTierName: string, keyTierName: string): string[] {
-  const loc = policy.tiers[locationTierName]
-  const key = policy.tiers[keyTierName]
-  if (policy.mode === 'shadow') return Object.keys(policy.models).sort()
+  const loc = policy.tiers.get(locationTierName)
+  const key = policy.tiers.get(keyTierName)
+  if (policy.mode === 'shadow') return [...policy.models.keys()].sort()
   if (loc === undefined || key === undefined) return []
-  return Object.entries(policy.models)
+  return [...policy.models]
     .filter(([name, m]) => tierAllowsModel(loc, name, m.classification) === 'ok' && tierAllowsModel(key, name, m.classification) === 'ok')
     .map(([name]) => name)
     .sort()

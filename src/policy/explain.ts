@@ -112,7 +112,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
   const principal = { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
   const d = decide(shape, g, principal, policy, client)
   const capabilities: Capability[] = shape.capabilities
-  const modelCfg = policy.models[q.model]
+  const modelCfg = policy.models.get(q.model)
   return {
     query: q,
     client: { ip, internal: client.internal },
@@ -136,7 +136,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
           name: q.model,
           classification: modelCfg.classification,
           origin: modelCfg.origin ?? null,
-          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => backends[b]?.region).filter((r): r is string => r !== undefined))]
+          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => (Object.hasOwn(backends, b) ? backends[b]?.region : undefined)).filter((r): r is string => r !== undefined))]
         },
     request: { endpoint: shape.endpoint, forwardPath: shape.forwardPath, model: q.model, capabilities, maxOutputTokens: shape.maxOutputTokens },
     locationTier: d.locationTier,
