@@ -4,6 +4,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { RequestContext } from './context.js'
 import type { Decision, Usage } from '../core/types.js'
 import { RateLimitedError, UnavailableError } from '../core/errors.js'
+import { reservedTokens } from '../limits/limiter.js'
 
 /**
  * Stage 5: charge the request to its key's limits (requests, tokens, concurrency — of the key's tier and of
@@ -27,7 +28,7 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
     quotas: policy.quotas,
     geo: ctx.geo,
     shape,
-    estimatedTokens: shape.promptTokens + (decision.clampOutputTokens ?? shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
+    estimatedTokens: reservedTokens(shape, decision.clampOutputTokens, tier.maxOutputTokens)
   })
   ctx.limit = limit
   if (limit.degraded) request.log.warn({ degraded: true, allowed: limit.allowed, rule: limit.rule, tier: principal.tier }, 'limit decided without Redis')

@@ -10,7 +10,7 @@
  *   location:<tier> | location:unknown | location:internal | anonymizer:<kind>     → 451 geo_restricted
  *   model:unknown                                                                  → 404 model_not_found
  *   key-tier:<t>:deny | (key-)tier:<t>:model | :classification | :capability:<c>
- *   | :max-context-tokens | :max-output-tokens                                     → 403 capability_not_permitted
+ *   | :max-context-tokens | :max-choices | :max-output-tokens                       → 403 capability_not_permitted
  * The message tells the caller what was refused; tiers, places and rule ids stay in the record and in explain.
  */
 import type { AnonymizerKind, TierConfig } from '../config/schema/index.js'
@@ -149,18 +149,32 @@ export function decide (shape: RequestShape, geo: GeoResult, principal: Principa
       return refuse(`${s.scope}:${s.name}:max-context-tokens`, 403, `The prompt is longer than the ${max} tokens permitted ${s.where}`, base, policy)
     }
   }
-  // Output bound: a request over a tier's maxOutputTokens is refused (outputTokens: reject) or lowered (clamp);
-  // a request with no bound gets the smallest one, so "unbounded" never slips past a tier that has a bound.
+  // Several outputs in one request (n, best_of): at most the tier's maxChoices.
+  const choices = shape.choices
+  for (const s of sides) {
+    const max = s.cfg.maxChoices
+    if (max !== undefined && choices > max) {
+      return refuse(`${s.scope}:${s.name}:max-choices`, 403, `${choices} outputs in one request are over the ${max} permitted ${s.where}`, base, policy)
+    }
+  }
+  // Output bound: maxOutputTokens bounds the whole request, all its outputs together (n × max_tokens), so each
+  // output gets floor(bound / choices). A request over it is refused (outputTokens: reject) or lowered (clamp); a
+  // request with no bound gets the smallest one, so "unbounded" never slips past a tier that has a bound.
   let clamp: { n: number, rule: string } | null = null
   if (TOKEN_OUTPUT.has(shape.endpoint)) {
     for (const s of sides) {
       const max = s.cfg.maxOutputTokens
       if (max === undefined) continue
+      const each = Math.floor(max / choices)
       const asked = shape.maxOutputTokens
-      if (asked !== null && asked > max && s.cfg.outputTokens === 'reject') {
-        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `max_tokens ${asked} is over the ${max} permitted ${s.where}`, base, policy)
+      if (each < 1) {
+        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `${choices} outputs of even 1 token each are over the ${max} tokens permitted ${s.where}`, base, policy)
       }
-      if ((asked === null || asked > max) && (clamp === null || max < clamp.n)) clamp = { n: max, rule: `${s.scope}:${s.name}:max-output-tokens:clamp` }
+      if (asked !== null && asked > each && s.cfg.outputTokens === 'reject') {
+        const what = choices === 1 ? `max_tokens ${asked}` : `${choices} × max_tokens ${asked} (${choices * asked} tokens)`
+        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `${what} is over the ${max} permitted ${s.where}`, base, policy)
+      }
+      if ((asked === null || asked > each) && (clamp === null || each < clamp.n)) clamp = { n: each, rule: `${s.scope}:${s.name}:max-output-tokens:clamp` }
     }
   }
   if (clamp !== null) {

@@ -25,20 +25,22 @@ interface EndpointSpec {
   outputFields: readonly string[]
   /** takes multipart/form-data uploads (audio, image edits) */
   multipart?: boolean
+  /** body fields asking for several outputs in one request (n, best_of): they multiply the output */
+  choiceFields?: readonly string[]
 }
 
-const CHAT: EndpointSpec = { endpoint: 'chat.completions', capability: 'chat', needsModel: true, outputFields: ['max_tokens', 'max_completion_tokens'] }
+const CHAT: EndpointSpec = { endpoint: 'chat.completions', capability: 'chat', needsModel: true, outputFields: ['max_tokens', 'max_completion_tokens'], choiceFields: ['n'] }
 const FT: EndpointSpec = { endpoint: 'fine_tuning.jobs', capability: 'fine-tuning', needsModel: false, outputFields: [] }
 const RESP: EndpointSpec = { endpoint: 'responses', capability: 'chat', needsModel: false, outputFields: [] }
 
 /** Exact `METHOD path` → endpoint. `{id}` stands for one identifier segment. */
 const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['POST /v1/chat/completions', CHAT],
-  ['POST /v1/completions', { endpoint: 'completions', capability: 'completions', needsModel: true, outputFields: ['max_tokens'] }],
+  ['POST /v1/completions', { endpoint: 'completions', capability: 'completions', needsModel: true, outputFields: ['max_tokens'], choiceFields: ['n', 'best_of'] }],
   ['POST /v1/embeddings', { endpoint: 'embeddings', capability: 'embeddings', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/generations', { endpoint: 'images.generations', capability: 'images', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
-  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
+  ['POST /v1/images/generations', { endpoint: 'images.generations', capability: 'images', needsModel: true, outputFields: [], choiceFields: ['n'] }],
+  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [], multipart: true, choiceFields: ['n'] }],
+  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [], multipart: true, choiceFields: ['n'] }],
   ['POST /v1/audio/transcriptions', { endpoint: 'audio.transcriptions', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
   ['POST /v1/audio/translations', { endpoint: 'audio.translations', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
   ['POST /v1/audio/speech', { endpoint: 'audio.speech', capability: 'audio', needsModel: true, outputFields: [] }],
@@ -118,6 +120,27 @@ function num (b: Record<string, unknown>, field: string): number | null {
   // so the size the policy checked is the size the backend uses.
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new BadRequestError(`${field} must be a non-negative integer`)
   return v
+}
+
+/** n / best_of: a positive integer (a backend would read 0, 2.5 or "4" in its own way), or absent. */
+function count (field: string, v: unknown): number | null {
+  if (v === undefined || v === null) return null
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new BadRequestError(`${field} must be a positive integer`)
+  return v
+}
+
+/** How many outputs the request asks for; best_of (completions) must be at least n, as OpenAI requires. */
+function choicesOf (spec: EndpointSpec, get: (field: string) => unknown): number {
+  let choices = 1
+  let n: number | null = null
+  for (const f of spec.choiceFields ?? []) {
+    const c = count(f, get(f))
+    if (c === null) continue
+    if (f === 'n') n = c
+    else if (f === 'best_of' && n !== null && c < n) throw new BadRequestError('best_of must be at least n')
+    choices = Math.max(choices, c)
+  }
+  return choices
 }
 
 function nonEmpty (v: unknown): boolean {
@@ -203,6 +226,7 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     model,
     capabilities: caps,
     maxOutputTokens: maxOut,
+    choices: choicesOf(spec, (f) => b[f]),
     promptTokens: spec.capability === null ? 0 : estimatePromptTokens(b),
     stream
   }
@@ -224,6 +248,8 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
     model,
     capabilities: caps,
     maxOutputTokens: null,
+    // a form field is text: "4" is 4, anything but a plain positive integer is refused
+    choices: choicesOf(spec, (f) => { const v = form.one(f); return v === null ? null : /^[1-9][0-9]{0,8}$/.test(v) ? Number(v) : v }),
     promptTokens: prompt === null ? 0 : estimatePromptTokens({ prompt }),
     stream: s === 'true'
   }
@@ -231,7 +257,8 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
 
 /**
  * Write a clamp decided by the policy into the body that will be forwarded: every output bound the caller sent is
- * lowered to `limit`; if they sent none, the endpoint's usual one is added (an absent bound means "as long as the
+ * lowered to `limit`, a bound on each output — the policy has already divided the tier's bound by the request's
+ * choices (decide.ts), so n × max_tokens stays within it; if they sent none, the endpoint's usual one is added (an absent bound means "as long as the
  * model likes", which a tier with maxOutputTokens does not allow).
  */
 export function applyOutputClamp (endpoint: Endpoint, body: unknown, limit: number): void {
