@@ -24,7 +24,7 @@ import { forward } from './forward.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction, recordStart } from './audit.js'
 import { observeRequest } from './observe.js'
-import { rawBodyParser } from './forward-body.js'
+import { boundedJsonParser, rawBodyParser } from './forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -87,6 +87,10 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorateRequest('ctx', null as unknown as never)
   // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
+  // Fastify's JSON parser, behind a nesting bound (forward-body.ts MAX_JSON_DEPTH): too deep is a 400
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
   // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
   let proxies = rt.config.server.trustedProxies
   let clientIp = new ClientIpResolver(proxies)
