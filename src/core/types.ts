@@ -42,6 +42,13 @@ export interface RequestShape {
   /** rough prompt size in tokens (bytes / 4 of the prompt text) used for reservations and maxContextTokens */
   promptTokens: number
   stream: boolean
+  /**
+   * Set on endpoints that name a stored object instead of a model (`/v1/responses/{id}`, `/v1/fine_tuning/jobs`):
+   * the object's id, or null on a list. Absent on every other endpoint.
+   */
+  objectId?: string | null | undefined
+  /** the answer creates an object later requests address by id (POST /v1/responses, POST /v1/fine_tuning/jobs) */
+  createsObject?: boolean | undefined
 }
 
 export type DecisionStatus = 200 | 403 | 404 | 451

@@ -21,6 +21,7 @@ import { isMultipart, readForm } from './multipart.js'
 import { answerModels } from '../policy/models.js'
 import { applyLimits, settleLimits } from './limits.js'
 import { forward } from './forward.js'
+import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction, recordStart } from './audit.js'
 import { observeRequest } from './observe.js'
@@ -127,8 +128,11 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       request.body = form.stream()
       body = form
     }
-    ctx.shape = describeRequest(request.method, request.url, body)
-    if (ctx.principal === null || ctx.client === null) return
+    const shape = describeRequest(request.method, request.url, body)
+    if (ctx.principal === null || ctx.client === null) { ctx.shape = shape; return }
+    // No model in the body: the backend that created the object (and its model), or a 404 that is no interaction
+    await routeByObject(rt, shape, ctx)
+    ctx.shape = shape
     ctx.geo = locate(rt.geo, ctx.client)
     const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
     ctx.decision = decision

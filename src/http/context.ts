@@ -14,6 +14,8 @@ export interface RequestContext {
   decision: Decision | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
+  /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
+  route: string | null
   usage: Usage | null
   upstreamStatus: number | null
   /** how the interaction ended when not by a normal response */
@@ -38,6 +40,7 @@ export function newContext (clientIp: string): RequestContext {
     decision: null,
     limit: null,
     backend: null,
+    route: null,
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',
