@@ -28,8 +28,7 @@ export async function routeByObject (rt: Runtime, shape: RequestShape, ctx: Requ
   }
   let backend = route === null ? undefined : rt.backends.get(route.backend)
   if (backend === undefined) {
-    const all = rt.backends.all()
-    const only = all.length === 1 ? all[0] : undefined
+    const only = rt.backends.only()
     if (only === undefined) {
       const what = WHAT[shape.endpoint] ?? 'object'
       throw new NotFoundError(id === null

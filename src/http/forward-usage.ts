@@ -59,7 +59,6 @@ export class SseUsageTap extends Transform {
   #exact = false
   #first = true
   #firstData = true
-  pushedBytes = 0
 
   constructor (opts: SseTapOptions) {
     super()
@@ -69,7 +68,6 @@ export class SseUsageTap extends Transform {
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.#first) { this.#first = false; this.#opts.onFirstByte() }
     if (!this.#opts.dropUsageChunk) {
-      this.pushedBytes += chunk.length
       this.push(chunk)
     }
     const data = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk])
@@ -119,7 +117,6 @@ export class SseUsageTap extends Transform {
   }
 
   #emit (b: Buffer): void {
-    this.pushedBytes += b.length
     this.push(b)
   }
 
@@ -159,7 +156,7 @@ export class JsonUsageTap extends Transform {
   #parts: Buffer[] = []
   #size = 0
   #tail: Buffer = Buffer.alloc(0)
-  pushedBytes = 0
+  #started = false
 
   /** onBody: the parsed answer (bodies up to 1 MiB), e.g. to read the id of a created response */
   constructor (onUsage: (usage: Usage) => void, onFirstByte: () => void, onBody?: (body: unknown) => void) {
@@ -170,8 +167,7 @@ export class JsonUsageTap extends Transform {
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.pushedBytes === 0) this.#onFirstByte()
-    this.pushedBytes += chunk.length
+    if (!this.#started) { this.#started = true; this.#onFirstByte() }
     this.#size += chunk.length
     if (this.#size <= MAX_JSON) {
       this.#parts.push(chunk)
