@@ -70,6 +70,8 @@ export interface InteractionFields {
   /** the output-token bound asked for (max_tokens …), and `n` when the body had one */
   maxOutputTokens?: number | null
   n?: number | null
+  /** outputs the policy counted (the larger of n and best_of; 1 when not asked) */
+  choices?: number
   /** the prompt size estimate the policy checked against maxContextTokens */
   promptTokens?: number
   /** how the caller's address was placed: public (located by the databases), internal, or unlocated */

@@ -41,7 +41,7 @@ function tierLines (name: string, a: Readonly<TierConfig>, b: Readonly<TierConfi
   const c = listDelta(a.capabilities, b.capabilities)
   if (c.added.length > 0) push(`gains capabilities ${c.added.join(', ')}`)
   if (c.removed.length > 0) push(`loses capabilities ${c.removed.join(', ')}`)
-  for (const f of ['maxOutputTokens', 'maxContextTokens', 'outputTokens', 'failMode'] as const) {
+  for (const f of ['maxOutputTokens', 'maxContextTokens', 'maxChoices', 'outputTokens', 'failMode'] as const) {
     if (a[f] !== b[f]) push(`${f} ${show(a[f])} → ${show(b[f])}`)
   }
   for (const f of ['requestsPerMinute', 'tokensPerMinute', 'concurrency'] as const) {

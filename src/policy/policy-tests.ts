@@ -19,7 +19,8 @@ import { applySchedule, upcomingSwitches } from '../config/schedule.js'
 import type { GeoLookup, GeoResult } from '../geo/types.js'
 import { unknownGeo } from '../geo/types.js'
 import type { Decision, Principal } from '../core/types.js'
-import { canonicalIp, isInternalIp, type ClientAddress } from '../net/client-ip.js'
+import { canonicalIp, isInternalIp } from '../net/address.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import { snapshotFromConfig, type PolicySnapshot } from './snapshot.js'
 import { decide, type CallerAddress } from './decide.js'
 import { shapeFor, ExplainError } from './explain.js'
@@ -43,6 +44,7 @@ export const PolicyTestSchema = Type.Object({
     endpoint: Type.Optional(Type.String({ description: 'chat.completions (default), embeddings, … or a /v1 path' })),
     capabilities: Type.Optional(Type.Array(CapabilitySchema, { description: 'asked for beyond the endpoint: tools, streaming' })),
     maxTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+    n: Type.Optional(Type.Integer({ minimum: 1, description: 'outputs asked for (n, or best_of)' })),
     promptTokens: Type.Optional(Type.Integer({ minimum: 0 }))
   }, { additionalProperties: false }),
   when: Type.Optional(Type.String({ description: 'RFC 3339 instant; absent: now' })),
@@ -137,6 +139,7 @@ function runCase (c: PolicyTest, geo: GeoLookup | null, policyAt: (ms: number) =
     tools: caps.includes('tools'), stream: caps.includes('streaming'), maxTokens: c.what.maxTokens
   })
   if (c.what.promptTokens !== undefined) shape.promptTokens = c.what.promptTokens
+  if (c.what.n !== undefined) shape.choices = c.what.n
   for (const cap of caps) if (!shape.capabilities.includes(cap)) shape.capabilities.push(cap)
   return decide(shape, g, principal, policy, addr)
 }

@@ -54,7 +54,7 @@ export function decisionInputs (r: InteractionFields, policy: PolicySnapshot): D
   if (r.endpoint === null || !ENDPOINTS.has(r.endpoint)) return null
   const endpoint = r.endpoint as Endpoint
   let approximate = r.policyVersion === undefined || r.capabilities === undefined || r.address === undefined ||
-    r.promptTokens === undefined || r.maxOutputTokens === undefined || r.verifiedEntity === undefined
+    r.promptTokens === undefined || r.maxOutputTokens === undefined || r.verifiedEntity === undefined || r.choices === undefined
   let capabilities: Capability[]
   if (r.capabilities !== undefined) {
     capabilities = r.capabilities.filter((c): c is Capability => KNOWN_CAPS.has(c))
@@ -70,6 +70,7 @@ export function decisionInputs (r: InteractionFields, policy: PolicySnapshot): D
     model: endpoint === 'models' ? null : r.model,
     capabilities,
     maxOutputTokens: r.maxOutputTokens ?? null,
+    choices: r.choices ?? 1,
     promptTokens: r.promptTokens ?? 0,
     stream: r.stream
   }

@@ -59,7 +59,7 @@ function make (i: number, ts: string): AuditEntry {
     locationTier: d.locationTier, keyTier: d.keyTier, degraded: false, shadow: false, outcome: deny ? 'refused' : 'ok', upstreamStatus: deny ? null : 200,
     stream: shape.stream, tokensEstimated: false,
     policyVersion: recorded.hash, capabilities: shape.capabilities, subdivisions: geo.subdivisions, keyCountry: who.country ?? null,
-    verifiedEntity: who.verifiedEntity, maxOutputTokens: shape.maxOutputTokens, n: null, promptTokens: shape.promptTokens,
+    verifiedEntity: who.verifiedEntity, maxOutputTokens: shape.maxOutputTokens, n: null, choices: shape.choices, promptTokens: shape.promptTokens,
     address: country === null ? 'unlocated' : 'public'
   }
 }
