@@ -7,6 +7,7 @@ import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
 import { registerScreening } from './screening.js'
+import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
 export type { AdminState }
 
@@ -42,7 +43,7 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     if (OPEN.has(path)) return
     const p = adminPrincipal(request, rt.config.admin)
     request.admin = p
-    if (!READ.has(request.method) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
+    if (!READ.has(request.method) && !(request.method === 'POST' && READ_ONLY_POSTS.has(path)) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
@@ -61,5 +62,6 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
   await registerScreening(admin, rt)
+  await registerPolicyCode(admin, rt)
   return admin
 }

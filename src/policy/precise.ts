@@ -42,14 +42,14 @@ function glob (pattern: string, s: string): boolean {
 
 /** The precise place that gives the tier, if one is listed: `region:dnr`, `region:dnr~12.5km`, `postal:UA:83001`, `city:709717`. */
 export function precisePlace (geo: GeoResult, placeTiers: ReadonlyMap<string, string>, rules: PreciseRules,
-  tiers: Readonly<Record<string, Readonly<TierConfig>>>): { tier: string, source: string } | null {
+  tiers: ReadonlyMap<string, Readonly<TierConfig>>): { tier: string, source: string } | null {
   if (!rules.any) return null
   for (const hit of geo.regions ?? []) {
     const tier = placeTiers.get(`region:${hit.name}`)
     if (tier === undefined) continue
     // inside (the default): an accuracy circle that reaches into the region counts as in it
     if (hit.inside) return { tier, source: `region:${hit.name}` }
-    if ((tiers[tier]?.accuracyRadius ?? 'inside') === 'inside') return { tier, source: `region:${hit.name}~${hit.distanceKm}km` }
+    if ((tiers.get(tier)?.accuracyRadius ?? 'inside') === 'inside') return { tier, source: `region:${hit.name}~${hit.distanceKm}km` }
   }
   if (geo.postalCode !== undefined && geo.country !== null) {
     const exact = `postal:${geo.country}:${geo.postalCode}`
