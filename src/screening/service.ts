@@ -153,8 +153,10 @@ export class ScreeningService {
         }])
       }
       const date = parsed.date ?? (opts.date !== undefined ? isoDate(opts.date) : new Date().toISOString())
-      const sources: Record<string, number> = {}
-      for (const e of parsed.entries) sources[e.source] = (sources[e.source] ?? 0) + 1
+      // list names come from the file: counted in a Map, never as keys of a plain object
+      const counts = new Map<string, number>()
+      for (const e of parsed.entries) counts.set(e.source, (counts.get(e.source) ?? 0) + 1)
+      const sources: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(counts))
       const meta = await this.#store.put({
         date,
         rows: parsed.rows,
