@@ -110,7 +110,7 @@ t.test('audit disk full: 503 audit_unavailable within the bound, not ready, metr
   t.ok(recs.filter((r) => r.status === 503).every((r) => r.rule === 'audit:unavailable' && r.decision === 'deny' && r.outcome === 'refused'), 'refusals recorded as such')
   t.ok(system.some((s) => s.event === 'write-failure' && s.detail.code === 'ENOSPC'), 'the failure itself is on the record')
   const v = await verifyDir(auditDir)
-  t.equal(v.ok, true, JSON.stringify(v.problem))
+  t.equal(v.ok, true, `audit verify: ${JSON.stringify(v.problem ?? 'ok')}`)
   t.comment(`disk full: sent ${sent.length}, backend received ${received.size}, recorded ${recs.length}, missing ${missing.length}, duplicated ${duplicated.length}, refused ${refused.length}`)
 })
 
