@@ -30,6 +30,8 @@ export class Journal {
   #queue: JournalLine[] = []
   /** a failed write may have left half a line that could not be cut off: start the next write on a new line */
   #dirtyTail = false
+  /** fdatasyncs of the journal done (every begin queued meanwhile shares one) */
+  commits = 0
 
   constructor (readonly path: string) {}
 
@@ -74,6 +76,7 @@ export class Journal {
       throw err
     }
     this.#dirtyTail = false
+    this.commits++
     this.#bytes += buf.length
     for (const l of lines) l.done?.()
   }

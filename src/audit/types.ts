@@ -109,6 +109,8 @@ export interface AuditStats {
   writeErrors: number
   /** group commits (write + fdatasync) done */
   commits: number
+  /** journal fdatasyncs done; begins / journalCommits is how many requests share one */
+  journalCommits: number
   lastSeq: number
   /** records dropped because the in-memory backlog was full (audit.maxHeldRecords) while writes failed */
   dropped: number

@@ -419,6 +419,7 @@ export class AuditWriter implements AuditLog {
       inFlight: this.#inflight.size,
       writeErrors: this.#health.writeErrors,
       commits: this.#commits,
+      journalCommits: this.#journal.commits,
       lastSeq: this.#sealer.seq,
       dropped: this.#dropped,
       failing: this.#health.failing()
