@@ -43,7 +43,12 @@ export const GatewayTimeoutError = createError<'GG_GATEWAY_TIMEOUT', 504, [strin
 export const UnavailableError = createError<'GG_UNAVAILABLE', 503, [string, ErrorOptions?]>('GG_UNAVAILABLE', '%s', 503)
 /** The interaction's audit journal entry could not be made durable: it is not forwarded (audit.onFailure: refuse). */
 export const AuditUnavailableError = createError<'GG_AUDIT_UNAVAILABLE', 503, [ErrorOptions?]>('GG_AUDIT_UNAVAILABLE', 'The audit log cannot record this request right now, so it was not forwarded; retry later', 503)
-export const InternalError = createError<'GG_INTERNAL', 500, [string, ErrorOptions?]>('GG_INTERNAL', '%s', 500)
+
+/** The code a caller sees for a refusing policy decision's status (the same table the data plane renders with). */
+export function decisionCode (status: number): string | null {
+  const code = status === 451 ? 'GG_GEO' : status === 403 ? 'GG_CAPABILITY' : status === 404 ? 'GG_MODEL_NOT_FOUND' : null
+  return code === null ? null : errorTypes[code].code
+}
 
 export interface OpenAIErrorBody { error: { message: string, type: string, code: string, param: string | null } }
 
