@@ -30,6 +30,8 @@ export class Journal {
   #queue: JournalLine[] = []
   /** a failed write may have left half a line that could not be cut off: start the next write on a new line */
   #dirtyTail = false
+  /** the last write failed: reopen the file by its path first (the mount may have been replaced under us) */
+  #reopen = false
   /** fdatasyncs of the journal done (every begin queued meanwhile shares one) */
   commits = 0
 
@@ -61,6 +63,7 @@ export class Journal {
   /** Write and fdatasync what is queued; on failure the lines stay queued, in order, and the error is thrown. */
   async commit (): Promise<void> {
     if (this.#queue.length === 0) return
+    if (this.#reopen) await this.#reopenFile()
     const fh = this.#fh
     if (fh === null) throw new Error('audit journal is not open')
     const lines = this.#queue
@@ -71,6 +74,7 @@ export class Journal {
       await fh.datasync()
     } catch (err) {
       this.#dirtyTail = true
+      this.#reopen = true
       await fh.truncate(this.#bytes).then(() => { this.#dirtyTail = false }, () => {})
       this.#queue = [...lines.filter((l) => !l.cancelled), ...this.#queue]
       throw err
@@ -79,6 +83,14 @@ export class Journal {
     this.commits++
     this.#bytes += buf.length
     for (const l of lines) l.done?.()
+  }
+
+  async #reopenFile (): Promise<void> {
+    const fh = await open(this.path, 'a')
+    await this.#fh?.close().catch(() => {})
+    this.#fh = fh
+    this.#bytes = (await fh.stat()).size
+    this.#reopen = false
   }
 
   /** Replace the journal with a fresh one: the chain seq from which records count, and the entries still open. */

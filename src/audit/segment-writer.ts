@@ -21,6 +21,8 @@ export class SegmentWriter {
   #seg: OpenSegment | null = null
   /** a closed segment whose final digest could not be written yet (retried before the next write) */
   #toSeal: OpenSegment | null = null
+  /** the last write failed: reopen the file before the next one (the mount may have been replaced under us) */
+  #reopen = false
   /** seq of the last record written and fdatasync'd */
   durableSeq = 0
 
@@ -31,6 +33,8 @@ export class SegmentWriter {
 
   /** Write a batch in order, rotating as needed; `durableSeq` moves forward as each part is made durable. */
   async write (batch: Item[]): Promise<void> {
+    if (this.#reopen && this.#seg !== null) await this.#reopenSegment(this.#seg)
+    this.#reopen = false
     await this.#sealClosed()
     let pending: Item[] = []
     let pendingBytes = 0
@@ -85,6 +89,7 @@ export class SegmentWriter {
     } catch (err) {
       // Never leave a partial line behind: the next attempt would append after it and break the chain.
       await seg.fh.truncate(seg.bytes).catch(() => {})
+      this.#reopen = true
       throw err
     }
     seg.hasher.update(buf)
@@ -96,6 +101,24 @@ export class SegmentWriter {
       seg.lastHash = last.hash
       this.durableSeq = last.seq
     }
+  }
+
+  /**
+   * After a failed write: open the segment again by its path. A filesystem that turned read-only (ext4 on an
+   * error) stays so until it is unmounted; the repair mounts it again on the same path, and the old descriptor
+   * would keep failing. What was made durable must still be there; anything after it (half a line) is cut off.
+   */
+  async #reopenSegment (seg: OpenSegment): Promise<void> {
+    const path = join(this.dir, seg.name)
+    const fh = await open(path, 'a')
+    const size = (await fh.stat()).size
+    if (size < seg.bytes) {
+      await fh.close()
+      throw new Error(`audit: ${seg.name} holds ${size} bytes, ${seg.bytes} were made durable; the filesystem lost records — run \`geogate audit verify\``)
+    }
+    if (size > seg.bytes) await fh.truncate(seg.bytes)
+    await seg.fh.close().catch(() => {})
+    seg.fh = fh
   }
 
   async #open (day: string, firstSeq: number): Promise<OpenSegment> {
