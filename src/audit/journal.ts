@@ -32,6 +32,8 @@ export class Journal {
   #dirtyTail = false
   /** the last write failed: reopen the file by its path first (the mount may have been replaced under us) */
   #reopen = false
+  /** the file came back shorter than what was made durable (a repaired filesystem): the writer rewrites it */
+  lost = false
   /** fdatasyncs of the journal done (every begin queued meanwhile shares one) */
   commits = 0
 
@@ -89,7 +91,9 @@ export class Journal {
     const fh = await open(this.path, 'a')
     await this.#fh?.close().catch(() => {})
     this.#fh = fh
-    this.#bytes = (await fh.stat()).size
+    const size = (await fh.stat()).size
+    if (size < this.#bytes) this.lost = true
+    this.#bytes = size
     this.#reopen = false
   }
 

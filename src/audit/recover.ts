@@ -81,7 +81,7 @@ async function cutTornTail (dir: string, path: string): Promise<{ offset: number
 }
 
 /** Seq and hash of a segment's last line; null when it holds none. Throws when that line is not a sound record. */
-async function lastRecord (path: string): Promise<ChainTip | null> {
+export async function lastRecord (path: string): Promise<ChainTip | null> {
   const size = (await stat(path)).size
   if (size === 0) return null
   const fh = await open(path, 'r')

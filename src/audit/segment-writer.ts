@@ -10,6 +10,10 @@ import { segmentFile } from './segments.js'
 import { fsyncDir, writeAll } from './files.js'
 import type { DigestChain, DigestSubject } from './digests.js'
 import type { Item } from './seal.js'
+import { lastRecord } from './recover.js'
+
+/** Bytes of the newest durable records kept to write again if a repaired filesystem lost them (see reopen). */
+const RECENT_BYTES = 1 << 20
 
 interface OpenSegment extends DigestSubject {
   fh: FileHandle
@@ -25,6 +29,11 @@ export class SegmentWriter {
   #reopen = false
   /** seq of the last record written and fdatasync'd */
   durableSeq = 0
+  /** the open segment's newest durable records (up to RECENT_BYTES), oldest first */
+  #recent: Item[] = []
+  #recentBytes = 0
+  /** called when records made durable had to be written again after a repair (recorded in the chain) */
+  onRewrite: ((detail: { segment: string, records: number, bytes: number }) => void) | null = null
 
   constructor (readonly dir: string, readonly writer: string, readonly rotateBytes: number, readonly digests: DigestChain) {}
 
@@ -73,6 +82,14 @@ export class SegmentWriter {
     await this.#sealClosed()
   }
 
+  #remember (items: Item[]): void {
+    for (const i of items) {
+      this.#recent.push(i)
+      this.#recentBytes += i.bytes
+    }
+    while (this.#recentBytes > RECENT_BYTES && this.#recent.length > 1) this.#recentBytes -= (this.#recent.shift() as Item).bytes
+  }
+
   async #sealClosed (): Promise<void> {
     const seg = this.#toSeal
     if (seg === null) return
@@ -95,6 +112,7 @@ export class SegmentWriter {
     seg.hasher.update(buf)
     seg.bytes += buf.length
     seg.records += items.length
+    this.#remember(items)
     const last = items[items.length - 1]
     if (last !== undefined) {
       seg.lastSeq = last.seq
@@ -111,17 +129,43 @@ export class SegmentWriter {
   async #reopenSegment (seg: OpenSegment): Promise<void> {
     const path = join(this.dir, seg.name)
     const fh = await open(path, 'a')
-    const size = (await fh.stat()).size
-    if (size < seg.bytes) {
+    try {
+      const size = (await fh.stat()).size
+      if (size > seg.bytes) await fh.truncate(seg.bytes)
+      if (size < seg.bytes) await this.#rewriteLost(fh, seg, size)
+    } catch (err) {
       await fh.close()
-      throw new Error(`audit: ${seg.name} holds ${size} bytes, ${seg.bytes} were made durable; the filesystem lost records — run \`geogate audit verify\``)
+      throw err
     }
-    if (size > seg.bytes) await fh.truncate(seg.bytes)
     await seg.fh.close().catch(() => {})
     seg.fh = fh
   }
 
+  /**
+   * The repaired filesystem lost the tail of what it had acknowledged (ext4 can, on the error that turned it
+   * read-only). When the loss is whole records among the newest ones kept, and the file's last line is the record
+   * before them, they are written again (same bytes, so the chain and digests hold) and the rewrite is recorded.
+   */
+  async #rewriteLost (fh: FileHandle, seg: OpenSegment, size: number): Promise<void> {
+    let bytes = 0
+    let k = this.#recent.length
+    while (k > 0 && bytes < seg.bytes - size) bytes += (this.#recent[--k] as Item).bytes
+    const lost = this.#recent.slice(k)
+    const before = k > 0 ? this.#recent[k - 1] : undefined
+    const tip = await lastRecord(join(this.dir, seg.name))
+    // The file must end exactly on the record before the lost ones (or be empty when they open the segment).
+    const first = lost[0]
+    const fits = first !== undefined && bytes === seg.bytes - size &&
+      (before !== undefined ? tip?.seq === before.seq && tip.hash === before.hash : first.seq === seg.firstSeq && tip === null)
+    if (!fits) throw new Error(`audit: ${seg.name} holds ${size} bytes, ${seg.bytes} were made durable, and the loss cannot be repaired from memory; run \`geogate audit verify\``)
+    await writeAll(fh, Buffer.from(lost.map((i) => i.line).join('')))
+    await fh.datasync()
+    this.onRewrite?.({ segment: seg.name, records: lost.length, bytes })
+  }
+
   async #open (day: string, firstSeq: number): Promise<OpenSegment> {
+    this.#recent = []
+    this.#recentBytes = 0
     const name = segmentFile(this.writer, day, firstSeq)
     // 'ax': a segment is never reopened or overwritten once another took its place.
     const fh = await open(join(this.dir, name), 'ax')

@@ -78,9 +78,10 @@ export interface SystemFields {
   ts: string
   /**
    * recovered, torn-tail: after an unclean stop; retention-delete; write-failure: records could not be made
-   * durable for a while (written once they could); records-dropped: the in-memory backlog was full, records lost.
+   * durable for a while (written once they could); records-dropped: the in-memory backlog was full, records lost;
+   * rewritten: a repaired filesystem had lost the newest durable records, written again from memory.
    */
-  event: 'recovered' | 'torn-tail' | 'retention-delete' | 'write-failure' | 'records-dropped'
+  event: 'recovered' | 'torn-tail' | 'retention-delete' | 'write-failure' | 'records-dropped' | 'rewritten'
   detail: Record<string, unknown>
 }
 

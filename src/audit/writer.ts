@@ -110,6 +110,10 @@ export class AuditWriter implements AuditLog {
     this.#segments = new SegmentWriter(o.dir, o.writer, o.rotateBytes, this.#digests)
     this.#journal = new Journal(join(o.dir, `${o.writer}.inflight.jsonl`))
     this.#health = new WriteHealth(o.dir, this.#o.journalTimeoutMs)
+    this.#segments.onRewrite = (detail) => {
+      this.#log.warn(detail, 'audit: the repaired filesystem had lost durable records; written again from memory')
+      this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'rewritten', detail })
+    }
   }
 
   /** Open (and recover) the writer's chain in `dir`. */
@@ -303,7 +307,9 @@ export class AuditWriter implements AuditLog {
         this.#digestDue = false
         await this.#segments.digestOpen()
       }
-      if (this.#journal.bytes > this.#o.journalCompactBytes) {
+      // A journal that came back shorter after a repair is rewritten from what is known to be open.
+      if (this.#journal.bytes > this.#o.journalCompactBytes || this.#journal.lost) {
+        this.#journal.lost = false
         await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.entry))
       }
     } finally {
