@@ -11,6 +11,7 @@ import { createLimiter } from './limits/limiter.js'
 import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
 import { createRedis, redisReady, type RedisClient } from './infra/redis.js'
+import { createObjectRoutes, type ObjectRoutes } from './infra/object-routes.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -32,6 +33,8 @@ export interface Runtime {
   readonly metrics: Metrics
   /** null when no Redis is configured (in-memory stores, one replica) */
   readonly redis: RedisClient | null
+  /** id -> backend of stored objects (responses, jobs), for the endpoints whose body names no model */
+  readonly objects: ObjectRoutes
 }
 
 export interface RuntimeOverrides {
@@ -68,7 +71,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     audit,
     backends,
     metrics,
-    redis
+    redis,
+    objects: createObjectRoutes(redis, config.redis.keyPrefix, config.server.objectRoutesTtlSeconds, log.child({ stage: 'forward' }))
   }
 }
 

@@ -4,7 +4,7 @@ import { parseDocument, visit, isScalar, isPair } from 'yaml'
 import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
-import { trustedProxyIssues } from '../net/client-ip.js'
+import { cidrIssues } from '../net/address.js'
 
 export interface ConfigIssue { path: string, message: string }
 
@@ -50,12 +50,14 @@ export function interpolateEnv (value: unknown, env: NodeJS.ProcessEnv, path: st
     return out
   }
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
+    // fromEntries defines own properties: a `__proto__:` key stays a key (and is refused by the schema) instead
+    // of replacing the prototype and vanishing
+    const out: Array<[string, unknown]> = []
     for (const [k, v] of Object.entries(value)) {
       const r = interpolateEnv(v, env, `${path}/${k}`, issues)
-      if (r !== undefined) out[k] = r
+      if (r !== undefined) out.push([k, r])
     }
-    return out
+    return Object.fromEntries(out)
   }
   return value
 }
@@ -65,8 +67,15 @@ ajvFormats.default(ajv)
 const validateSchema = ajv.compile<Config>(ConfigSchema)
 
 function ajvIssue (e: ErrorObject): ConfigIssue {
+  // A map key refused by its propertyNames schema (models, tiers, backends): name the key and why.
+  const key = (e as ErrorObject & { propertyName?: string }).propertyName
+  if (key !== undefined) {
+    const why = e.keyword === 'not' ? 'is a reserved name' : e.keyword === 'pattern' ? `must match ${String(e.params.pattern)}` : 'is not a valid name'
+    return { path: `${e.instancePath}/${key}`, message: `name "${key}" ${why}` }
+  }
   let message = e.message ?? 'invalid'
   if (e.keyword === 'additionalProperties') message = `unknown property "${String(e.params.additionalProperty)}"`
+  if (e.keyword === 'not' && e.instancePath.endsWith('/id')) message = 'is a reserved name'
   if (e.keyword === 'enum' || e.keyword === 'anyOf') message = `${message}${e.params.allowedValues !== undefined ? ': ' + JSON.stringify(e.params.allowedValues) : ''}`
   return { path: e.instancePath, message }
 }
@@ -80,14 +89,14 @@ export function checkReferences (c: Config): ConfigIssue[] {
   }
   for (const [name, m] of Object.entries(c.models)) {
     for (const b of [m.backend, ...(m.backends ?? [])]) {
-      if (c.backends[b] === undefined) issues.push({ path: `/models/${name}/backend`, message: `unknown backend "${b}"` })
+      if (!Object.hasOwn(c.backends, b)) issues.push({ path: `/models/${name}/backend`, message: `unknown backend "${b}"` })
     }
   }
   needTier('/locations/default', c.locations.default)
   needTier('/locations/unknown', c.locations.unknown)
   needTier('/locations/anonymizers', c.locations.anonymizers)
   needTier('/locations/internal', c.locations.internal)
-  for (const i of trustedProxyIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
+  for (const i of cidrIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
   const seen = new Map<string, string>()
   for (const [tier, places] of Object.entries(c.locations.tiers)) {
     needTier(`/locations/tiers/${tier}`, tier)
@@ -120,7 +129,8 @@ export function parseConfig (raw: unknown, source = 'config', envIssues: ConfigI
   const data = structuredClone(raw ?? {})
   const ok = validateSchema(data)
   const issues = [...envIssues]
-  if (!ok) issues.push(...(validateSchema.errors ?? []).map(ajvIssue))
+  // propertyNames reports each bad key twice (the inner keyword, then "property name must be valid"): keep the first
+  if (!ok) issues.push(...(validateSchema.errors ?? []).filter((e) => e.keyword !== 'propertyNames').map(ajvIssue))
   if (issues.length === 0) issues.push(...checkReferences(data as Config))
   if (issues.length > 0) throw new ConfigError(source, issues)
   return deepFreeze(data as Config)

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { AuditEntry, Outcome } from '../audit/types.js'
 import type { RequestContext } from './context.js'
-import type { AnonymizerFlags } from '../geo/types.js'
+import { anonymizerFlagList } from '../core/anonymizers.js'
 import { auditIp } from '../audit/ip.js'
 import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
 import { AuditUnavailableError } from '../core/errors.js'
@@ -17,13 +17,6 @@ import { AuditUnavailableError } from '../core/errors.js'
  * Scope `cross-border` keeps those whose caller is not in the serving region (unknown location and anonymizers
  * count as crossing); `all` keeps every one. Listing models is an interaction only under `all`.
  */
-
-const ANONYMIZER_TRAITS = ['vpn', 'tor', 'hosting', 'publicProxy', 'residentialProxy'] as const
-
-function anonymizerList (a: AnonymizerFlags | undefined): string[] {
-  if (a === undefined || !a.any) return []
-  return ANONYMIZER_TRAITS.filter((t) => a[t])
-}
 
 function inScope (ctx: RequestContext, crossBorder: boolean, rt: Runtime): boolean {
   if (ctx.principal === null || ctx.shape === null) return false
@@ -44,10 +37,10 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
   if (ctx === null || ctx === undefined || ctx.principal === null || ctx.shape === null) return null
   const policy = rt.policy.snapshot()
   const model = ctx.shape.model
-  const modelCfg = model === null || !Object.hasOwn(policy.models, model) ? undefined : policy.models[model]
+  const modelCfg = model === null ? undefined : policy.models.get(model)
   const servingRegion = servingRegionOf(policy, rt.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
-  const anonymizer = anonymizerList(ctx.geo?.anonymizer)
+  const anonymizer = anonymizerFlagList(ctx.geo?.anonymizer)
   const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion)
   if (!inScope(ctx, crossBorder, rt)) return null
   const d = ctx.decision

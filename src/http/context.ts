@@ -1,5 +1,5 @@
 import type { GeoResult } from '../geo/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import type { AuditEntry } from '../audit/types.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 
@@ -15,6 +15,8 @@ export interface RequestContext {
   decision: Decision | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
+  /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
+  route: string | null
   usage: Usage | null
   upstreamStatus: number | null
   /** how the interaction ended when not by a normal response */
@@ -43,6 +45,7 @@ export function newContext (clientIp: string): RequestContext {
     decision: null,
     limit: null,
     backend: null,
+    route: null,
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',

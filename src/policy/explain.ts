@@ -8,7 +8,8 @@ import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
 import type { Decision, Endpoint, RequestShape } from '../core/types.js'
 import { decisionCode } from '../core/errors.js'
 import { principalOf, type PolicySnapshot } from './snapshot.js'
-import { canonicalIp, isInternalIp, type ClientAddress } from '../net/client-ip.js'
+import { canonicalIp, isInternalIp } from '../net/address.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import { describeRequest, ENDPOINT_PATHS } from './endpoint.js'
 import { decide } from './decide.js'
 import { locate } from './locate.js'
@@ -94,7 +95,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
   const g = locate(geo, client)
   const d = decide(shape, g, principalOf(key), policy, client)
   const capabilities: Capability[] = shape.capabilities
-  const modelCfg = policy.models[q.model]
+  const modelCfg = policy.models.get(q.model)
   return {
     query: q,
     client: { ip, internal: client.internal },
@@ -118,7 +119,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
           name: q.model,
           classification: modelCfg.classification,
           origin: modelCfg.origin ?? null,
-          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => backends[b]?.region).filter((r): r is string => r !== undefined))]
+          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => (Object.hasOwn(backends, b) ? backends[b]?.region : undefined)).filter((r): r is string => r !== undefined))]
         },
     request: { endpoint: shape.endpoint, forwardPath: shape.forwardPath, model: q.model, capabilities, maxOutputTokens: shape.maxOutputTokens },
     locationTier: d.locationTier,

@@ -5,6 +5,7 @@ import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/s
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
+import { nameProblem } from '../core/names.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
 import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
@@ -32,7 +33,6 @@ export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
 
 const RETRIES = 5
 const RETRY_MS = 150
-const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
 
 /** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
@@ -46,7 +46,7 @@ export function keyView (k: Readonly<KeyConfig>, source: 'file' | 'admin'): KeyV
 function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown> {
   const keys: KeyConfig[] = []
   for (const k of file.keys) {
-    const over = o.keys[k.id]
+    const over = Object.hasOwn(o.keys, k.id) ? o.keys[k.id] : undefined
     if (over === undefined) keys.push(k)
     else if (over !== null) keys.push(over)
   }
@@ -134,8 +134,8 @@ export class LivePolicy implements PolicySource {
   get syncErrors (): number { return this.#syncErrors }
 
   tierSource (name: string): 'override' | 'file' | null {
-    if (this.#overrides.tiers[name] !== undefined) return 'override'
-    return this.#file.tiers[name] !== undefined ? 'file' : null
+    if (Object.hasOwn(this.#overrides.tiers, name)) return 'override'
+    return Object.hasOwn(this.#file.tiers, name) ? 'file' : null
   }
 
   listKeys (): KeyView[] {
@@ -144,15 +144,16 @@ export class LivePolicy implements PolicySource {
   }
 
   async putTier (name: string, body: unknown): Promise<Change<TierConfig>> {
-    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
-    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => c.tiers[name] ?? null,
-      (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+    const bad = nameProblem(name)
+    if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => ownTier(c, name),
+      (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
   }
 
   /** Drop a tier's override: the file's definition applies again (or the tier is gone if only the override had it). */
   async resetTier (name: string): Promise<Change<TierConfig>> {
-    if (this.#overrides.tiers[name] === undefined) throw new PolicyNotFound(`tier "${name}" has no live override`)
-    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => c.tiers[name] ?? null,
+    if (!Object.hasOwn(this.#overrides.tiers, name)) throw new PolicyNotFound(`tier "${name}" has no live override`)
+    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => ownTier(c, name),
       () => ({ kind: 'tier', name, value: null }))
   }
 
@@ -169,7 +170,10 @@ export class LivePolicy implements PolicySource {
   /** Create a key; the raw key is returned once and only its SHA-256 is kept. */
   async createKey (input: KeyInput): Promise<{ raw: string, change: Change<KeyView> }> {
     const issues: ConfigIssue[] = Object.keys(input).filter((f) => !KEY_FIELDS.has(f)).map((f) => ({ path: `/${f}`, message: `unknown property "${f}"` }))
-    if (input.id !== undefined && (typeof input.id !== 'string' || !NAME.test(input.id))) issues.push({ path: '/id', message: `must be a string matching ${NAME.source}` })
+    if (input.id !== undefined) {
+      const bad = typeof input.id === 'string' ? nameProblem(input.id) : 'must be a string'
+      if (bad !== null) issues.push({ path: '/id', message: bad })
+    }
     if (issues.length > 0) throw new PolicyRejected('key creation', issues)
     const id = typeof input.id === 'string' ? input.id : `key-${randomBytes(6).toString('hex')}`
     if (this.#config.keys.some((k) => k.id === id)) throw new PolicyConflict(`a key with id "${id}" already exists`)
@@ -345,6 +349,11 @@ export class LivePolicy implements PolicySource {
     this.#queue = run.catch(() => {})
     return await run
   }
+}
+
+/** A tier of this configuration by name, never one of Object.prototype's members. */
+function ownTier (c: Readonly<Config>, name: string): TierConfig | null {
+  return Object.hasOwn(c.tiers, name) ? c.tiers[name] ?? null : null
 }
 
 function viewChange (c: Change<KeyConfig>): Change<KeyView> {

@@ -7,6 +7,7 @@ import { BackendsSchema } from './backends.js'
 import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema } from './policy.js'
 import { AuditSchema } from './audit.js'
 import { AdminSchema } from './admin.js'
+import { namesSchema } from '../../core/names.js'
 
 // The one source of truth: config/geogate.schema.json is generated from this (`geogate schema`).
 export const ConfigSchema = Type.Object({
@@ -15,9 +16,9 @@ export const ConfigSchema = Type.Object({
   redis: RedisSchema,
   limiter: LimiterSchema,
   backends: BackendsSchema,
-  models: Type.Record(Type.String(), ModelSchema, { default: {} }),
+  models: Type.Record(Type.String(), ModelSchema, { default: {}, propertyNames: namesSchema('model') }),
   locations: LocationsSchema,
-  tiers: Type.Record(Type.String(), TierSchema),
+  tiers: Type.Record(Type.String(), TierSchema, { propertyNames: namesSchema() }),
   quotas: Type.Array(QuotaSchema, { default: [], description: 'Aggregate token caps per location per period' }),
   keys: Type.Array(KeySchema, { default: [] }),
   policy: PolicyModeSchema,

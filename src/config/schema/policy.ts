@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 import { CAPABILITIES, type Capability } from '../../core/types.js'
-export { CAPABILITIES, type Capability }
+import { ANONYMIZER_KINDS, DEFAULT_ANONYMIZER_KINDS, type AnonymizerKind } from '../../core/anonymizers.js'
+import { RESERVED_NAMES, namesSchema } from '../../core/names.js'
+export { CAPABILITIES, type Capability, ANONYMIZER_KINDS, type AnonymizerKind }
 
-export const ANONYMIZER_KINDS = ['vpn', 'tor', 'public-proxy', 'residential-proxy', 'hosting'] as const
-export type AnonymizerKind = typeof ANONYMIZER_KINDS[number]
 export const AnonymizerKindSchema = Type.Union(ANONYMIZER_KINDS.map((c) => Type.Literal(c)))
 
 export const CapabilitySchema = Type.Union(CAPABILITIES.map((c) => Type.Literal(c)))
@@ -31,7 +31,12 @@ export const TierSchema = Type.Object({
     description: 'Export classifications (ECCN, e.g. EAR99) of the models this tier may use; absent: all of them'
   })),
   capabilities: Type.Array(CapabilitySchema, { default: [] }),
-  maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxOutputTokens: Type.Optional(Type.Integer({
+    minimum: 1, description: 'Output bound of one request: all its choices together (n × max_tokens; best_of for completions)'
+  })),
+  maxChoices: Type.Optional(Type.Integer({
+    minimum: 1, description: 'Most outputs one request may ask for (n, best_of, images n); absent: no limit'
+  })),
   maxContextTokens: Type.Optional(Type.Integer({ minimum: 1 })),
   outputTokens: Type.Union([Type.Literal('reject'), Type.Literal('clamp')], {
     default: 'clamp', description: 'A max_tokens over maxOutputTokens: clamp it, or refuse with 403'
@@ -42,13 +47,13 @@ export const TierSchema = Type.Object({
 
 export const LocationsSchema = Type.Object({
   tiers: Type.Record(Type.String(), Type.Array(Type.String()), {
-    default: {}, description: 'tier -> ISO 3166-1 alpha-2 countries and ISO 3166-2 subdivisions (UA-43)'
+    default: {}, description: 'tier -> ISO 3166-1 alpha-2 countries and ISO 3166-2 subdivisions (UA-43)', propertyNames: namesSchema()
   }),
   default: Type.String({ description: 'Tier of every other resolved location' }),
   unknown: Type.String({ description: 'Tier when the location cannot be resolved' }),
   anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' })),
   anonymizerKinds: Type.Array(AnonymizerKindSchema, {
-    default: ['vpn', 'tor', 'public-proxy', 'residential-proxy'],
+    default: [...DEFAULT_ANONYMIZER_KINDS],
     description: 'Which anonymizer traits put a caller in the anonymizers tier (hosting is off by default: API callers run in clouds)'
   }),
   internal: Type.Optional(Type.String({
@@ -64,7 +69,7 @@ export const QuotaSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const KeySchema = Type.Object({
-  id: Type.String({ minLength: 1 }),
+  id: Type.String({ minLength: 1, not: { enum: [...RESERVED_NAMES] } }),
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex SHA-256 of the raw key' }),
   org: Type.String(),
   tier: Type.String(),
