@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '../helpers/gateway.js'
 import { listen, send, chat, TIER1 } from '../helpers/forward.js'
-import { mountSkip, fill, tmpfs } from '../helpers/mounts.js'
+import { mountSkip, fill, tmpfs, ext4 } from '../helpers/mounts.js'
 import { readRecords } from '../../src/audit/read.js'
 import { verifyDir } from '../../src/audit/verify.js'
 import type { InteractionRecord, SystemRecord } from '../../src/audit/types.js'
@@ -133,4 +133,45 @@ t.test('audit.onFailure serve: forwarded without a durable record, counted and l
   t.equal((await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode, 503, 'still not ready')
   m.remount('size=8m')
   await until('the backlog written', async () => gw.rt.audit.stats().queueDepth === 0)
+})
+
+t.test('a mount that stops answering (fsfreeze): requests refused within journalTimeoutMs, never hung; /readyz says the write has not returned; thawed: traffic resumes, nothing lost', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
+  const disk = await ext4(t, 32)
+  const up = await startUpstream((_req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end('{"id":"x","object":"chat.completion","choices":[]}')
+  })
+  const timeoutMs = 300
+  const auditDir = join(disk.dir, 'audit')
+  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs } }))
+  t.teardown(async () => { disk.thaw(); await gw.close(); await up.close() })
+  const base = await listen(gw)
+  const sent: Sent[] = []
+  for (let i = 0; i < 5; i++) sent.push(await post(base, `before-${i}`))
+  disk.freeze()
+  const frozen = await Promise.all(Array.from({ length: 10 }, async (_, i) => await post(base, `frozen-${i}`)))
+  sent.push(...frozen)
+  t.ok(frozen.every((s) => s.status === 503 && s.code === 'audit_unavailable'), 'refused while the mount does not answer')
+  const worst = Math.max(...frozen.map((s) => s.ms))
+  t.ok(worst < timeoutMs + 1000, `within journalTimeoutMs plus slack: worst ${worst} ms`)
+  await until('/readyz to say the write is stuck', async () => {
+    const r = await gw.admin.inject({ method: 'GET', url: '/readyz' })
+    return r.statusCode === 503 && /has not returned for/.test(r.body)
+  })
+  t.equal(await metric(gw, 'geogate_audit_write_failing'), 1)
+  const thawedAt = Date.now()
+  disk.thaw()
+  await until('ready again', async () => (await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode === 200)
+  t.comment(`stuck mount: refused in ${worst} ms at worst; ready ${Date.now() - thawedAt} ms after the thaw`)
+  for (let i = 0; i < 5; i++) sent.push(await post(base, `after-${i}`))
+  t.ok(sent.filter((s) => s.id.startsWith('after-')).every((s) => s.status === 200), 'traffic resumed by itself')
+  await gw.app.close()
+  await gw.rt.audit.close()
+  const ids = new Map<string, number>()
+  for await (const { record } of readRecords(auditDir)) if (record.kind === 'interaction') ids.set(record.requestId, (ids.get(record.requestId) ?? 0) + 1)
+  t.same(sent.filter((s) => !ids.has(s.id)).map((s) => s.id), [], '0 missing')
+  t.same([...ids].filter(([, n]) => n > 1), [], '0 duplicated')
+  const received = new Set(up.requests.map((r) => String(r.headers['x-request-id'])))
+  t.ok(frozen.every((s) => !received.has(s.id)), 'none of the refused reached the backend')
+  t.equal((await verifyDir(auditDir)).ok, true)
 })

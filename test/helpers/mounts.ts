@@ -59,6 +59,9 @@ export interface Ext4 {
   shutdown: () => void
   /** unmount and mount again (the way an operator brings a dead disk back) */
   remount: () => void
+  /** fsfreeze: every write blocks (a mount that stopped answering) until thaw() (idempotent) */
+  freeze: () => void
+  thaw: () => void
 }
 
 /** A loop-mounted ext4 image of `mb` MiB; needs losetup, mkfs.ext4 and python3 (for the shutdown ioctl). */
@@ -73,6 +76,7 @@ export async function ext4 (t: Test, mb: number): Promise<Ext4> {
   sh('mkfs.ext4', '-q', dev)
   sh('mount', dev, dir)
   t.teardown(async () => {
+    spawnSync('fsfreeze', ['-u', dir])
     spawnSync('umount', ['-l', dir])
     spawnSync('losetup', ['-d', dev])
     await rm(base, { recursive: true, force: true })
@@ -86,6 +90,8 @@ export async function ext4 (t: Test, mb: number): Promise<Ext4> {
     remount: () => {
       sh('umount', dir)
       sh('mount', dev, dir)
-    }
+    },
+    freeze: () => { sh('fsfreeze', '-f', dir) },
+    thaw: () => { spawnSync('fsfreeze', ['-u', dir]) } // idempotent: also run before teardown closes a gateway on it
   }
 }
