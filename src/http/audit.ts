@@ -76,7 +76,17 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     outcome: 'unknown',
     upstreamStatus: null,
     stream: ctx.shape.stream,
-    tokensEstimated: false
+    tokensEstimated: false,
+    policyVersion: ctx.policyVersion,
+    capabilities: ctx.shape.capabilities,
+    subdivisions: ctx.geo?.subdivisions ?? [],
+    keyCountry: ctx.principal.country ?? null,
+    verifiedEntity: ctx.principal.verifiedEntity,
+    maxOutputTokens: ctx.shape.maxOutputTokens,
+    n: ctx.shape.n ?? null,
+    choices: ctx.shape.choices,
+    promptTokens: ctx.shape.promptTokens,
+    address: ctx.client === null || !ctx.client.located ? 'unlocated' : ctx.client.internal ? 'internal' : 'public'
   }
   return status === null ? entry : finishEntry(entry, ctx, status)
 }
