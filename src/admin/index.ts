@@ -47,12 +47,17 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
+  // Not ready while draining, or while the audit log cannot make records durable (interactions are refused then).
   admin.get('/readyz', async (_req, reply) => {
-    if (!state.ready) return await reply.code(503).send({ status: 'draining' })
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
+    const audit = rt.audit.health()
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons })
     // a stale (or missing) screening list is reported, like a stale GeoIP database; it does not take the replica out
     const list = rt.screening.info()
-    if (list === null || list.stale) return { status: 'ready', screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
-    return { status: 'ready' }
+    if (list === null || list.stale) {
+      return { status: 'ready', ready: true, reasons: [], screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
+    }
+    return { status: 'ready', ready: true, reasons: [] }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
