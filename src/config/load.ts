@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
 import { cidrIssues } from '../net/address.js'
+import { scheduleOrderIssues, scheduleStage } from './schedule.js'
 
 export interface ConfigIssue { path: string, message: string }
 
@@ -116,6 +117,25 @@ export function checkReferences (c: Config): ConfigIssue[] {
   return issues
 }
 
+/**
+ * A schedule is checked stage by stage: the policy as it will be once each entry applies must be as valid as the
+ * file itself (known tiers, no place in two tiers, …), so a change due next year cannot fail on the day.
+ */
+function scheduleIssues (c: Config): ConfigIssue[] {
+  const issues = scheduleOrderIssues(c)
+  if (issues.length > 0) return issues
+  c.schedule.forEach((e, i) => {
+    const stage = structuredClone(scheduleStage(c, i))
+    const at = `/schedule/${i} (from ${e.effectiveFrom})`
+    if (!validateSchema(stage)) {
+      for (const x of validateSchema.errors ?? []) { const j = ajvIssue(x); issues.push({ path: `${at}${j.path}`, message: j.message }) }
+      return
+    }
+    for (const x of checkReferences(stage)) issues.push({ path: `${at}${x.path}`, message: x.message })
+  })
+  return issues
+}
+
 export function deepFreeze<T> (o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o)
@@ -132,6 +152,7 @@ export function parseConfig (raw: unknown, source = 'config', envIssues: ConfigI
   // propertyNames reports each bad key twice (the inner keyword, then "property name must be valid"): keep the first
   if (!ok) issues.push(...(validateSchema.errors ?? []).filter((e) => e.keyword !== 'propertyNames').map(ajvIssue))
   if (issues.length === 0) issues.push(...checkReferences(data as Config))
+  if (issues.length === 0) issues.push(...scheduleIssues(data as Config))
   if (issues.length > 0) throw new ConfigError(source, issues)
   return deepFreeze(data as Config)
 }
@@ -157,14 +178,19 @@ function keepAsWritten (doc: ReturnType<typeof parseDocument>): void {
 export async function loadConfig (file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   const abs = resolve(file)
   const text = await readFile(abs, 'utf8')
+  return { config: configFromText(text, abs, env), file: abs, baseDir: process.cwd() }
+}
+
+/** A configuration given as YAML (or JSON) text, e.g. a candidate policy sent to the admin API. */
+export function configFromText (text: string, source: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const doc = parseDocument(text, { prettyErrors: true })
   if (doc.errors.length > 0) {
-    throw new ConfigError(abs, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
   }
   keepAsWritten(doc)
   const envIssues: ConfigIssue[] = []
   const raw = interpolateEnv(doc.toJS(), env, '', envIssues)
-  return { config: parseConfig(raw, abs, envIssues), file: abs, baseDir: process.cwd() }
+  return parseConfig(raw, source, envIssues)
 }
 
 /** Resolve a path from the config against the working directory the gateway started in, unless absolute. */

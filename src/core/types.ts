@@ -34,6 +34,8 @@ export interface RequestShape {
   capabilities: Capability[]
   /** max_tokens / max_completion_tokens asked for, if any: a bound on each output (choice) */
   maxOutputTokens: number | null
+  /** `n` (choices asked for) when the body has one: recorded, not decided on */
+  n?: number | null
   /**
    * How many outputs one request asks for: `n` (chat, completions, images), `best_of` for completions (the larger
    * of the two: best_of are generated, n returned); 1 when not asked. Output bounds and reservations multiply by it.

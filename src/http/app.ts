@@ -137,6 +137,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     ctx.geo = locate(rt.geo, ctx.client)
     const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
     ctx.decision = decision
+    ctx.policyVersion = policy.hash
     if (!decision.allow && !decision.shadow) {
       if (decision.status === 451) {
         reply.header('link', `<${policy.blockedByUrl}>; rel="blocked-by"`)

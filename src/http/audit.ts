@@ -75,7 +75,17 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     outcome: status === null ? 'unknown' : outcomeOf(ctx, denied, status),
     upstreamStatus: ctx.upstreamStatus,
     stream: ctx.shape.stream,
-    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true
+    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true,
+    policyVersion: ctx.policyVersion,
+    capabilities: ctx.shape.capabilities,
+    subdivisions: ctx.geo?.subdivisions ?? [],
+    keyCountry: ctx.principal.country ?? null,
+    verifiedEntity: ctx.principal.verifiedEntity,
+    maxOutputTokens: ctx.shape.maxOutputTokens,
+    n: ctx.shape.n ?? null,
+    choices: ctx.shape.choices,
+    promptTokens: ctx.shape.promptTokens,
+    address: ctx.client === null || !ctx.client.located ? 'unlocated' : ctx.client.internal ? 'internal' : 'public'
   }
 }
 

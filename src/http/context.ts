@@ -12,6 +12,8 @@ export interface RequestContext {
   shape: RequestShape | null
   geo: GeoResult | null
   decision: Decision | null
+  /** hash of the policy snapshot that made the decision (the audit record's policyVersion) */
+  policyVersion: string | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
   /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
@@ -38,6 +40,7 @@ export function newContext (clientIp: string): RequestContext {
     shape: null,
     geo: null,
     decision: null,
+    policyVersion: null,
     limit: null,
     backend: null,
     route: null,

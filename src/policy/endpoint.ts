@@ -62,6 +62,12 @@ const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['GET /v1/models', { endpoint: 'models', capability: null, needsModel: false, outputFields: [] }]
 ])
 
+/** The capability an endpoint is (null: none, e.g. listing models, `other`). */
+export function endpointCapability (endpoint: Endpoint): Capability | null {
+  for (const spec of ROUTES.values()) if (spec.endpoint === endpoint) return spec.capability
+  return null
+}
+
 /**
  * The path of each named endpoint (its route without an `{id}`): what explain and policy tests send when they
  * are given an endpoint by name.
@@ -248,6 +254,7 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     model,
     capabilities: caps,
     maxOutputTokens: maxOut,
+    n: typeof b.n === 'number' && Number.isSafeInteger(b.n) ? b.n : null,
     choices: choicesOf(spec, (f) => b[f]),
     promptTokens: spec.capability === null ? 0 : estimatePromptTokens(b),
     stream

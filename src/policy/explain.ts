@@ -58,7 +58,8 @@ export interface ExplainTrace {
     message: string
     clampOutputTokens: number | null
   }
-  policy: { version: number, mode: 'enforce' | 'shadow' }
+  /** hash: the policyVersion audit records carry; at: the instant the policy was taken as of (null: now) */
+  policy: { version: number, hash: string, mode: 'enforce' | 'shadow', at: string | null }
 }
 
 /** A query that cannot be explained: the status is what the admin route answers. */
@@ -66,7 +67,8 @@ export class ExplainError extends Error {
   constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
 }
 
-function shapeFor (q: ExplainQuery): RequestShape {
+/** The request shape a synthetic query stands for (explain, policy tests). */
+export function shapeFor (q: ExplainQuery): RequestShape {
   const e = q.endpoint ?? 'chat.completions'
   const path = e.startsWith('/') ? e : ENDPOINT_PATHS.get(e as Endpoint)
   if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${[...ENDPOINT_PATHS.keys()].join(', ')} or a /v1 path`)
@@ -85,7 +87,7 @@ function shapeFor (q: ExplainQuery): RequestShape {
 }
 
 /** Explain one decision against this policy and these databases (`backends`: for the serving regions). */
-export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery, backends: Readonly<Record<string, { region: string }>> = {}): ExplainTrace {
+export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery, backends: Readonly<Record<string, { region: string }>> = {}, at: string | null = null): ExplainTrace {
   const ip = canonicalIp(q.ip)
   if (ip === null) throw new ExplainError(400, `"${q.ip}" is not an IP address`)
   const key = policy.keysById.get(q.keyId)
@@ -132,7 +134,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
       message: d.message,
       clampOutputTokens: d.clampOutputTokens ?? null
     },
-    policy: { version: policy.version, mode: policy.mode }
+    policy: { version: policy.version, hash: policy.hash, mode: policy.mode, at }
   }
 }
 
@@ -156,7 +158,7 @@ export function formatTrace (t: ExplainTrace): string {
     ['decision', `${t.decision.outcome.toUpperCase()} ${t.decision.status}${t.decision.code === null ? '' : ' ' + t.decision.code}` +
       (t.decision.clampOutputTokens === null ? '' : `, max_tokens clamped to ${t.decision.clampOutputTokens}`)],
     ['caller sees', t.decision.message],
-    ['policy', `version ${t.policy.version}, mode ${t.policy.mode}`]
+    ['policy', `${t.policy.hash}, mode ${t.policy.mode}${t.policy.at === null ? '' : `, as of ${t.policy.at}`}`]
   ]
   return lines.map(([k, v]) => `${k.padEnd(14)} ${v}`).join('\n') + '\n'
 }

@@ -84,9 +84,30 @@ export const PolicyModeSchema = Type.Object({
   blockedByUrl: Type.String({ default: 'https://geogate.invalid/policy', description: 'Link rel="blocked-by" target of 451 answers' })
 }, { additionalProperties: false, default: {} })
 
+/** A location section in a schedule: only what changes (no defaults, so nothing unnamed is reset). */
+export const PartialLocationsSchema = Type.Object({
+  tiers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), {
+    description: "tier -> places, each replacing that tier's list; a place named here leaves the tier it was in"
+  })),
+  default: Type.Optional(Type.String()),
+  unknown: Type.Optional(Type.String()),
+  anonymizers: Type.Optional(Type.String()),
+  anonymizerKinds: Type.Optional(Type.Array(AnonymizerKindSchema)),
+  internal: Type.Optional(Type.String())
+}, { additionalProperties: false })
+
+export const ScheduleEntrySchema = Type.Object({
+  effectiveFrom: Type.String({ format: 'date-time', description: 'The instant (RFC 3339, e.g. 2027-01-15T00:00:00Z) from which this change applies' }),
+  note: Type.Optional(Type.String({ description: 'Why (e.g. the rule and its Federal Register citation); kept in the logs' })),
+  locations: Type.Optional(PartialLocationsSchema),
+  tiers: Type.Optional(Type.Record(Type.String(), TierSchema, { description: 'tier definitions replacing (or adding) those of the same name' })),
+  models: Type.Optional(Type.Record(Type.String(), ModelSchema, { description: 'model definitions replacing (or adding) those of the same name' }))
+}, { additionalProperties: false })
+
 export type ModelConfig = Static<typeof ModelSchema>
 export type TierConfig = Static<typeof TierSchema>
 export type LocationsConfig = Static<typeof LocationsSchema>
 export type KeyConfig = Static<typeof KeySchema>
 export type QuotaConfig = Static<typeof QuotaSchema>
 export type LimitsConfig = Static<typeof LimitsSchema>
+export type ScheduleEntry = Static<typeof ScheduleEntrySchema>
