@@ -50,6 +50,16 @@ export function createdId (body: unknown): string | null {
   return typeof id === 'string' && ID_SEGMENT.test(id) ? id : null
 }
 
+const HEAD_ID = /^\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-][A-Za-z0-9_.-]{0,255})"/
+
+/**
+ * The id at the head of a JSON answer (OpenAI and vLLM write `{"id": …` first): read from the first chunk, so the
+ * route is stored before the caller has the whole answer and can ask for it. The parse at the end is the fallback.
+ */
+export function createdIdFromHead (chunk: Buffer): string | null {
+  return HEAD_ID.exec(chunk.toString('utf8', 0, Math.min(chunk.length, 512)))?.[1] ?? null
+}
+
 /** The first event of a Responses stream, `response.created`, carries the response and its id. */
 export function createdIdFromEvent (payload: string): string | null {
   if (!payload.includes('"response.created"')) return null

@@ -7,7 +7,7 @@ import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
-import { createdId, createdIdFromEvent } from './forward-routes.js'
+import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 
 /*
@@ -129,6 +129,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     else out.destroy(e)
   })
   upstream.pipe(out)
+  if (created && !sse) upstream.once('data', (chunk: Buffer) => { remember(createdIdFromHead(chunk)) })
 
   reply.code(res.statusCode)
   reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk)))
