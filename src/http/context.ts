@@ -1,5 +1,6 @@
 import type { GeoResult } from '../geo/types.js'
 import type { ClientAddress } from '../net/forwarded.js'
+import type { AuditEntry } from '../audit/types.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 
 /** Everything the pipeline learns about one request, stage by stage. */
@@ -23,6 +24,10 @@ export interface RequestContext {
   /** how the interaction ended when not by a normal response */
   outcome: 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error'
   audited: boolean
+  /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
+  auditEntry: AuditEntry | null
+  /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
+  auditRefused: string | null
 }
 
 declare module 'fastify' {
@@ -47,6 +52,8 @@ export function newContext (clientIp: string): RequestContext {
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',
-    audited: false
+    audited: false,
+    auditEntry: null,
+    auditRefused: null
   }
 }
