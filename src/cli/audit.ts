@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import type { Writable } from 'node:stream'
 import { parse } from './args.js'
@@ -5,15 +6,18 @@ import { loadConfig, resolvePath } from '../config/load.js'
 import { verifyDir } from '../audit/verify.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
 import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
+import { QUERY_USAGE, exportParquet, queryCmd } from './audit-query.js'
+import { keygenCmd, KEYGEN_USAGE } from './audit-keygen.js'
 
 const USAGE = `usage:
   geogate audit verify DIR [--public-key FILE]... [--json]
       exit 0 when every chain in DIR is intact, else 1 naming the first bad record (file, line, seq)
   geogate audit export --dir DIR [--from T] [--to T] [--country CC] [--subdivision CC-X] [--model M]
-                       [--key-id ID] [--org ORG] [--decision allow|deny] [--format jsonl|csv] [--mark-exported]
-      matching records to stdout in time order; progress on stderr
+                       [--key-id ID] [--org ORG] [--decision allow|deny] [--format jsonl|csv|parquet] [--out FILE]
+                       [--mark-exported]
+      matching records to stdout (or --out FILE) in time order; progress on stderr; parquet needs --out
   Instead of DIR / --dir, --config FILE (or GEOGATE_CONFIG) uses that configuration's audit.dir.
-`
+` + QUERY_USAGE + KEYGEN_USAGE
 
 /** The audit directory: given, or audit.dir of the configuration (--config, GEOGATE_CONFIG). */
 export async function auditDir (dir: string | undefined, config: string | undefined): Promise<string | undefined> {
@@ -29,6 +33,8 @@ export async function run (argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
   if (sub === 'verify') return await verify(rest)
   if (sub === 'export') return await exportCmd(rest)
+  if (sub === 'query') return await queryCmd(rest, auditDir)
+  if (sub === 'keygen') return await keygenCmd(rest)
   process.stderr.write(USAGE)
   return sub === undefined || sub === '--help' ? 1 : 2
 }
@@ -96,14 +102,22 @@ async function exportCmd (argv: string[]): Promise<number> {
     decision: { type: 'string' },
     format: { type: 'string', default: 'jsonl' },
     'mark-exported': { type: 'boolean' },
+    out: { type: 'string' },
     config: { type: 'string', short: 'c' }
   })
   const dir = await auditDir(values.dir, values.config)
   if (dir === undefined) { process.stderr.write(USAGE); return 2 }
   const format = values.format
-  if (format !== 'jsonl' && format !== 'csv') { process.stderr.write('--format: jsonl or csv\n'); return 2 }
+  if (format !== 'jsonl' && format !== 'csv' && format !== 'parquet') { process.stderr.write('--format: jsonl, csv or parquet\n'); return 2 }
   let filter: RecordFilter
   try { filter = filterFrom(values) } catch (err) { process.stderr.write(`${(err as Error).message}\n`); return 2 }
+  if (format === 'parquet') {
+    if (values.out === undefined) { process.stderr.write('--format parquet: give --out FILE\n'); return 2 }
+    if (values['mark-exported'] === true) { process.stderr.write('--mark-exported: with jsonl, whose lines are the segments\' own bytes\n'); return 2 }
+    const r = await exportParquet(dir, filter, values.out)
+    process.stderr.write(`export: ${r.rows} record(s) to ${values.out} in ${r.secs.toFixed(2)} s\n`)
+    return 0
+  }
   const mark = values['mark-exported'] === true
   if (mark && [filter.country, filter.subdivision, filter.model, filter.keyId, filter.org, filter.decision].some((x) => x !== undefined)) {
     process.stderr.write('--mark-exported: only whole segments count as exported; use it with --from/--to at most\n')
@@ -121,7 +135,9 @@ async function exportCmd (argv: string[]): Promise<number> {
       process.stderr.write(`export: ${p.records} record(s), ${p.segments}/${total} segment(s)\n`)
     }
   })
-  for await (const c of chunks) await write(process.stdout, c)
+  const out = values.out === undefined ? process.stdout : createWriteStream(values.out, { flags: 'wx' })
+  for await (const c of chunks) await write(out, c)
+  if (out !== process.stdout) await new Promise<void>((resolve, reject) => { out.end(() => { resolve() }); out.once('error', reject) })
   if (mark) {
     const marked = await markExported(dir, tallies)
     process.stderr.write(`export: marked ${marked.length} closed segment(s) as exported in ${dir}/exported.jsonl\n`)
