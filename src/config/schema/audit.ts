@@ -16,6 +16,10 @@ export const AuditSchema = Type.Object({
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),
   signingKeyFile: Type.Optional(Type.String({ description: 'File holding the Ed25519 private key (PEM), instead of signingKey' })),
   digestIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000, description: 'Signed digest of the open segment this often' }),
+  query: Type.Object({
+    maxRows: Type.Integer({ minimum: 1, default: 10_000, description: 'Most rows GET /admin/audit/query returns (truncated: true beyond)' }),
+    timeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'A query running longer is interrupted' })
+  }, { additionalProperties: false, default: {} }),
   retentionDays: Type.Optional(Type.Integer({ minimum: 1, description: 'Delete segments older than this, once verified and exported' }))
 }, { additionalProperties: false, default: {} })
 
