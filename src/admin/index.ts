@@ -45,7 +45,8 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_req, reply) => {
     if (!state.ready) return await reply.code(503).send({ status: 'draining' })
-    return { status: 'ready' }
+    // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
+    return { status: 'ready', audit: { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null } }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)

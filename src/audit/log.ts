@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AuditConfig } from '../config/schema/index.js'
 import { resolvePath } from '../config/load.js'
-import { loadSigner, type Signer } from './chain.js'
+import { auditSigner } from './signing-key.js'
 import { defaultWriterId } from './segments.js'
 import { AuditWriter } from './writer.js'
 import type { AuditLog } from './types.js'
@@ -16,8 +16,7 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   const dir = resolvePath(baseDir, config.dir)
   await mkdir(dir, { recursive: true })
   if (config.ip === 'hashed' && config.ipHashSalt === undefined) throw new Error('audit.ip: hashed needs audit.ipHashSalt (a secret, e.g. ${AUDIT_IP_SALT})')
-  const signer = await signerFrom(config, baseDir)
-  if (signer === null) log.warn('audit.signingKey is not set: digests are hash-chained but unsigned')
+  const signer = await auditSigner(config, baseDir, dir, log)
   const lock = await takeLock(dir, config.writerId ?? defaultWriterId())
   let writer: AuditWriter
   try {
@@ -43,12 +42,6 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       try { await close() } finally { await lock.release() }
     }
   })
-}
-
-async function signerFrom (config: Readonly<AuditConfig>, baseDir: string): Promise<Signer | null> {
-  if (config.signingKey !== undefined) return loadSigner(config.signingKey)
-  if (config.signingKeyFile !== undefined) return loadSigner(await readFile(resolvePath(baseDir, config.signingKeyFile), 'utf8'))
-  return null
 }
 
 function alive (pid: number): boolean {

@@ -16,8 +16,31 @@ import { DIGEST_DIR, TORN_DIR, listDigests, listPublicKeyFiles, listSegments, ty
 
 export interface VerifyProblem { file: string, line: number | null, seq: number | null, reason: string }
 
+/** What an auditor wants to know of each writer (replica) whose chain is in the directory. */
+export interface WriterSummary {
+  writer: string
+  records: number
+  segments: number
+  firstSeq: number | null
+  lastSeq: number | null
+  firstTs: string | null
+  lastTs: string | null
+  /** the newest digest of this writer (checked), or null */
+  lastDigest: { file: string, digestSeq: number, ts: string, lastSeq: number, final: boolean, signed: boolean, timestamped: boolean } | null
+  /**
+   * sealed: a final digest covers the chain to its last record (the writer closed cleanly);
+   * covered: a digest covers the last record, the segment is still open (a live writer);
+   * uncovered: records after the newest digest, or no digest: the chain stops without a closing digest
+   * (a crash not yet recovered, a writer still inside its digest interval, or a tail cut off with its digests)
+   */
+  tail: 'sealed' | 'covered' | 'uncovered' | 'empty'
+}
+
 export interface VerifyResult {
   ok: boolean
+  /** every digest is signed (and there is at least one) */
+  signed: boolean
+  writers: WriterSummary[]
   chains: number
   segments: number
   records: number
@@ -33,6 +56,8 @@ export interface VerifyOptions {
   /** the directory is being written to: tolerate a last segment whose last line is still being written */
   live?: boolean
   onProgress?: (done: { segments: number, records: number, file: string }) => void
+  /** does this digest (digests/<file>) have a checked timestamp token? (anchor.ts) */
+  timestamped?: (digestFile: string) => boolean
 }
 
 class Failure extends Error {
@@ -42,10 +67,10 @@ class Failure extends Error {
 
 interface DigestInfo { file: string, d: Digest }
 
-interface Tally { segments: number, records: number, digests: number, signedDigests: number, warnings: string[] }
+interface Tally { segments: number, records: number, digests: number, signedDigests: number, warnings: string[], writers: WriterSummary[] }
 
 export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  const tally: Tally = { segments: 0, records: 0, digests: 0, signedDigests: 0, warnings: [] }
+  const tally: Tally = { segments: 0, records: 0, digests: 0, signedDigests: 0, warnings: [], writers: [] }
   const keys = new Map<string, KeyObject>()
   const pinned = opts.publicKeys !== undefined && opts.publicKeys.length > 0
   const pems = pinned ? (opts.publicKeys ?? []) : await Promise.all((await listPublicKeyFiles(dir)).map(async (f) => await readFile(f, 'utf8')))
@@ -60,16 +85,20 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
   for (const f of await readdir(join(dir, TORN_DIR)).catch(() => [] as string[])) {
     tally.warnings.push(`${TORN_DIR}/${f}: a torn last line a writer moved aside when it recovered from a crash (recorded in its chain)`)
   }
-  if (keys.size === 0) tally.warnings.push('no public key: digests are not signed, so a rewritten chain tail is caught only against unsigned digests')
   try {
     for (const writer of writers) {
       await verifyChain(dir, writer, segments.get(writer) ?? [], (digests.get(writer) ?? []).map((d) => d.file), keys, pinned || keys.size > 0, opts, tally)
     }
   } catch (err) {
-    if (err instanceof Failure) return { ok: false, chains: writers.length, ...tally, problem: err.problem }
+    if (err instanceof Failure) return { ok: false, signed: false, chains: writers.length, ...tally, problem: err.problem }
     throw err
   }
-  return { ok: true, chains: writers.length, ...tally, problem: null }
+  const signed = tally.digests > 0 && tally.signedDigests === tally.digests
+  if (!signed) tally.warnings.push(`UNSIGNED: ${tally.digests - tally.signedDigests} of ${tally.digests} digest(s) carry no signature, so whoever can write these files can rebuild the chain and its digests`)
+  for (const w of tally.writers) {
+    if (w.tail === 'uncovered') tally.warnings.push(`writer ${w.writer}: the chain stops at seq ${String(w.lastSeq)} (${String(w.lastTs)}) without a closing digest` + (w.lastDigest === null ? ' (no digest at all)' : ` (newest digest ${w.lastDigest.file} covers up to seq ${w.lastDigest.lastSeq})`))
+  }
+  return { ok: true, signed, chains: writers.length, ...tally, problem: null }
 }
 
 async function verifyChain (
@@ -105,6 +134,10 @@ async function verifyChain (
   // 2. The records, segment by segment, with the digests' byte ranges checked as the bytes stream past.
   let seq = 0
   let prev = GENESIS
+  let firstTs: string | null = null
+  let lastTs: string | null = null
+  let firstSeq: number | null = null
+  let records = 0
   const retained = new Map<string, Record<string, unknown>>()
   const present = new Set(segs.map((s) => s.file))
   for (let i = 0; i < segs.length; i++) {
@@ -120,6 +153,10 @@ async function verifyChain (
     const r = await verifySegment(dir, seg, seq, prev, byDigestSegment.get(seg.file) ?? [], last && opts.live === true, retained)
     seq = r.seq
     prev = r.prev
+    firstTs ??= r.firstTs
+    if (r.lastTs !== null) lastTs = r.lastTs
+    firstSeq ??= r.firstSeq
+    records += r.records
     tally.segments++
     tally.records += r.records
     opts.onProgress?.({ segments: tally.segments, records: tally.records, file: seg.file })
@@ -136,9 +173,28 @@ async function verifyChain (
       throw new Failure({ file: segment, line: null, seq: d.d.firstSeq, reason: `segment is missing (named by ${d.file}, seq ${d.d.firstSeq}..${d.d.lastSeq}) and no retention record explains it` })
     }
   }
+
+  // 4. The writer's summary: how far its digests vouch for its chain.
+  const newest = [...byDigestSegment.values()].flat().sort((a, b) => a.d.digestSeq - b.d.digestSeq).at(-1)
+  const tail: WriterSummary['tail'] = records === 0
+    ? 'empty'
+    : newest === undefined || newest.d.lastSeq < seq ? 'uncovered' : newest.d.final ? 'sealed' : 'covered'
+  tally.writers.push({
+    writer,
+    records,
+    segments: segs.length,
+    firstSeq,
+    lastSeq: records === 0 ? null : seq,
+    firstTs,
+    lastTs,
+    lastDigest: newest === undefined
+      ? null
+      : { file: newest.file, digestSeq: newest.d.digestSeq, ts: newest.d.ts, lastSeq: newest.d.lastSeq, final: newest.d.final, signed: newest.d.signature !== null, timestamped: opts.timestamped?.(newest.file) ?? false },
+    tail
+  })
 }
 
-interface SegmentResult { seq: number, prev: string, records: number }
+interface SegmentResult { seq: number, prev: string, records: number, firstSeq: number | null, firstTs: string | null, lastTs: string | null }
 
 async function verifySegment (
   dir: string, seg: SegmentName, seqIn: number, prevIn: string, digests: DigestInfo[], live: boolean,
@@ -160,6 +216,9 @@ async function verifySegment (
   let records = 0
   let offset = 0
   let lineNo = 0
+  let firstTs: string | null = null
+  let lastTs: string | null = null
+  let firstSeq: number | null = null
   const atOffset = (): void => {
     const due = checkpoints.get(offset)
     if (due === undefined) return
@@ -188,6 +247,9 @@ async function verifySegment (
     seq = r.seq
     prev = r.hash
     records++
+    firstSeq ??= r.seq
+    const ts = (r as { ts?: unknown }).ts
+    if (typeof ts === 'string') { firstTs ??= ts; lastTs = ts }
   }
   atOffset()
   let carry: Buffer | null = null
@@ -219,5 +281,5 @@ async function verifySegment (
     const x = due[0] as DigestInfo
     fail(null, x.d.lastSeq, `${x.file} covers ${x.d.bytes} bytes, which does not end on a record boundary: the segment was altered`)
   }
-  return { seq, prev, records }
+  return { seq, prev, records, firstSeq, firstTs, lastTs }
 }

@@ -3,15 +3,18 @@ import { readFile } from 'node:fs/promises'
 import type { Writable } from 'node:stream'
 import { parse } from './args.js'
 import { loadConfig, resolvePath } from '../config/load.js'
-import { verifyDir } from '../audit/verify.js'
+import { verifyDir, type WriterSummary } from '../audit/verify.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
 import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
 import { QUERY_USAGE, exportParquet, queryCmd } from './audit-query.js'
 import { keygenCmd, KEYGEN_USAGE } from './audit-keygen.js'
 
 const USAGE = `usage:
-  geogate audit verify DIR [--public-key FILE]... [--json]
-      exit 0 when every chain in DIR is intact, else 1 naming the first bad record (file, line, seq)
+  geogate audit verify DIR [--public-key FILE]... [--require-sealed] [--json]
+      exit 0 when every chain in DIR is intact, else 1 naming the first bad record (file, line, seq); then one line
+      per writer (records, first/last time, newest digest, tail sealed|covered|UNCOVERED); --public-key pins the
+      signing key(s) (a chain re-signed with another key fails); --require-sealed: exit 1 when a writer's chain
+      stops without a closing digest
   geogate audit export --dir DIR [--from T] [--to T] [--country CC] [--subdivision CC-X] [--model M]
                        [--key-id ID] [--org ORG] [--decision allow|deny] [--format jsonl|csv|parquet] [--out FILE]
                        [--mark-exported]
@@ -43,6 +46,7 @@ async function verify (argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     'public-key': { type: 'string', multiple: true },
     json: { type: 'boolean' },
+    'require-sealed': { type: 'boolean' },
     dir: { type: 'string' },
     config: { type: 'string', short: 'c' }
   }, true)
@@ -58,15 +62,33 @@ async function verify (argv: string[]): Promise<number> {
       process.stderr.write(`verify: ${p.segments} segment(s), ${p.records} record(s) checked (${p.file})\n`)
     }
   })
+  const unsealed = r.writers.filter((w) => w.tail === 'uncovered')
   if (values.json === true) process.stdout.write(JSON.stringify(r) + '\n')
   else if (r.ok) {
-    process.stdout.write(`ok: ${r.chains} chain(s), ${r.segments} segment(s), ${r.records} record(s), ${r.digests} digest(s) (${r.signedDigests} signed)\n`)
+    process.stdout.write(`ok: ${r.chains} chain(s), ${r.segments} segment(s), ${r.records} record(s), ${r.digests} digest(s) (${r.signedDigests} signed)${r.signed ? '' : ' — UNSIGNED'}\n`)
+    process.stdout.write(writerTable(r.writers))
   } else if (r.problem !== null) {
     const p = r.problem
     process.stdout.write(`FAILED: ${p.file}${p.line === null ? '' : `:${p.line}`}${p.seq === null ? '' : ` seq ${p.seq}`}: ${p.reason}\n`)
   }
   for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`)
+  if (r.ok && values['require-sealed'] === true && unsealed.length > 0) {
+    process.stdout.write(`FAILED: writer(s) without a closing digest: ${unsealed.map((w) => w.writer).join(', ')}\n`)
+    return 1
+  }
   return r.ok ? 0 : 1
+}
+
+/** One line per writer: records, first and last time, newest digest, whether the tail is vouched for. */
+function writerTable (writers: WriterSummary[]): string {
+  const rows = writers.map((w) => [
+    w.writer, String(w.records), w.firstTs ?? '-', w.lastTs ?? '-',
+    w.lastDigest === null ? '-' : `#${w.lastDigest.digestSeq} ${w.lastDigest.signed ? 'signed' : 'UNSIGNED'}${w.lastDigest.final ? ' final' : ''}${w.lastDigest.timestamped ? ' timestamped' : ''}`,
+    w.tail === 'uncovered' ? 'UNCOVERED (no closing digest)' : w.tail
+  ])
+  const head = ['writer', 'records', 'first', 'last', 'newest digest', 'tail']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  return [head, ...rows].map((r) => '  ' + r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
 export function filterFrom (v: Record<string, string | boolean | string[] | undefined>): RecordFilter {

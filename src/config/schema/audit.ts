@@ -15,6 +15,12 @@ export const AuditSchema = Type.Object({
   rotateBytes: Type.Integer({ minimum: 4096, default: 256 * 1024 * 1024 }),
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),
   signingKeyFile: Type.Optional(Type.String({ description: 'File holding the Ed25519 private key (PEM), instead of signingKey' })),
+  require: Type.Union([Type.Literal('signed'), Type.Literal('any')], {
+    default: 'any', description: 'signed: refuse to start without a signing key (the shipped configs set this)'
+  }),
+  generateDemoKey: Type.Boolean({
+    default: false, description: 'DEMO ONLY: create signingKeyFile on first start when it is missing (config/geogate.yaml, for npm start)'
+  }),
   digestIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000, description: 'Signed digest of the open segment this often' }),
   query: Type.Object({
     maxRows: Type.Integer({ minimum: 1, default: 10_000, description: 'Most rows GET /admin/audit/query returns (truncated: true beyond)' }),
