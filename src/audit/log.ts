@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { AuditConfig } from '../config/schema/index.js'
 import { resolvePath } from '../config/load.js'
 import { auditSigner } from './signing-key.js'
+import { anchorFor } from './anchor-config.js'
 import { defaultWriterId } from './segments.js'
 import { AuditWriter } from './writer.js'
 import type { AuditLog } from './types.js'
@@ -18,6 +19,7 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   if (config.ip === 'hashed' && config.ipHashSalt === undefined) throw new Error('audit.ip: hashed needs audit.ipHashSalt (a secret, e.g. ${AUDIT_IP_SALT})')
   const signer = await auditSigner(config, baseDir, dir, log)
   const lock = await takeLock(dir, config.writerId ?? defaultWriterId())
+  const anchorer = anchorFor(config, dir, lock.writer, log)
   let writer: AuditWriter
   try {
     writer = await AuditWriter.open({
@@ -29,9 +31,12 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       digestIntervalMs: config.digestIntervalMs,
       signer,
       log,
-      retentionDays: config.retentionDays
+      retentionDays: config.retentionDays,
+      onDigest: (file, text) => { anchorer.submit(file, text) }
     })
+    await anchorer.catchUp()
   } catch (err) {
+    await anchorer.close(0)
     await lock.release()
     throw err
   }
@@ -39,7 +44,10 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   const close = writer.close.bind(writer)
   return Object.assign(writer, {
     async close (): Promise<void> {
-      try { await close() } finally { await lock.release() }
+      try { await close() } finally {
+        await anchorer.close()
+        await lock.release()
+      }
     }
   })
 }

@@ -38,6 +38,8 @@ export interface WriterOptions {
   journalCompactBytes?: number
   /** delete segments older than this many days, once verified and exported */
   retentionDays?: number
+  /** a digest file is in place (digests/<file>): anchoring (time-stamp, witnesses) takes it from here */
+  onDigest?: (file: string, text: string) => void
 }
 
 interface Item { line: string, bytes: number, seq: number, hash: string, day: string, closes: string | null }
@@ -369,6 +371,7 @@ export class AuditWriter implements AuditLog {
     await writeFile(tmp, text, { flag: 'w', flush: true })
     await rename(tmp, join(ddir, name))
     await fsyncDir(ddir)
+    this.#o.onDigest?.(name, text)
     this.#digestSeq = digestSeq
     this.#prevDigest = sha256(text)
     seg.digestedBytes = seg.bytes

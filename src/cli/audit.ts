@@ -4,6 +4,8 @@ import type { Writable } from 'node:stream'
 import { parse } from './args.js'
 import { loadConfig, resolvePath } from '../config/load.js'
 import { verifyDir, type WriterSummary } from '../audit/verify.js'
+import { verifyTimestamps, verifyWitness } from '../audit/anchor-verify.js'
+import { witnessFromUrl } from '../audit/anchor-witness.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
 import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
 import { QUERY_USAGE, exportParquet, queryCmd } from './audit-query.js'
@@ -15,6 +17,9 @@ const USAGE = `usage:
       per writer (records, first/last time, newest digest, tail sealed|covered|UNCOVERED); --public-key pins the
       signing key(s) (a chain re-signed with another key fails); --require-sealed: exit 1 when a writer's chain
       stops without a closing digest
+      --tsa-cert FILE: every digest must carry an RFC 3161 token from that TSA (checked with \`openssl ts -verify\`;
+      needs openssl on the PATH; --config takes audit.tsa.certFile); --witness postgres://…[?table=T] or
+      s3://bucket/prefix?region=R: every digest the witness holds must be here, byte for byte
   geogate audit export --dir DIR [--from T] [--to T] [--country CC] [--subdivision CC-X] [--model M]
                        [--key-id ID] [--org ORG] [--decision allow|deny] [--format jsonl|csv|parquet] [--out FILE]
                        [--mark-exported]
@@ -47,6 +52,8 @@ async function verify (argv: string[]): Promise<number> {
     'public-key': { type: 'string', multiple: true },
     json: { type: 'boolean' },
     'require-sealed': { type: 'boolean' },
+    'tsa-cert': { type: 'string' },
+    witness: { type: 'string', multiple: true },
     dir: { type: 'string' },
     config: { type: 'string', short: 'c' }
   }, true)
@@ -62,6 +69,31 @@ async function verify (argv: string[]): Promise<number> {
       process.stderr.write(`verify: ${p.segments} segment(s), ${p.records} record(s) checked (${p.file})\n`)
     }
   })
+  // What lives outside the directory, once the chains themselves hold: time-stamps, then witnesses.
+  let tsaCert = values['tsa-cert']
+  if (tsaCert === undefined && values.config !== undefined) {
+    const loaded = await loadConfig(values.config)
+    const f = loaded.config.audit.tsa?.certFile
+    if (f !== undefined) tsaCert = resolvePath(loaded.baseDir, f)
+  }
+  if (r.ok && tsaCert !== undefined) {
+    const ts = await verifyTimestamps(dir, tsaCert, (n) => {
+      if (Date.now() - lastReport < 1000) return
+      lastReport = Date.now()
+      process.stderr.write(`verify: ${n} timestamp token(s) checked\n`)
+    })
+    for (const w of r.writers) if (w.lastDigest !== null) w.lastDigest.timestamped = ts.stamped.has(w.lastDigest.file)
+    if (ts.problem !== null) { r.ok = false; r.problem = ts.problem }
+  }
+  for (const url of values.witness ?? []) {
+    if (!r.ok) break
+    const reader = witnessFromUrl(url)
+    try {
+      const w = await verifyWitness(dir, reader)
+      r.warnings.push(...w.warnings)
+      if (w.problem !== null) { r.ok = false; r.problem = w.problem }
+    } finally { await reader.close() }
+  }
   const unsealed = r.writers.filter((w) => w.tail === 'uncovered')
   if (values.json === true) process.stdout.write(JSON.stringify(r) + '\n')
   else if (r.ok) {
