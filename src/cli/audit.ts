@@ -7,7 +7,7 @@ import { verifyDir, type WriterSummary } from '../audit/verify.js'
 import { verifyTimestamps, verifyWitness } from '../audit/anchor-verify.js'
 import { witnessFromUrl } from '../audit/anchor-witness.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
-import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
+import { parseFilter, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
 import { QUERY_USAGE, exportParquet, queryCmd } from './audit-query.js'
 import { keygenCmd, KEYGEN_USAGE } from './audit-keygen.js'
 
@@ -125,18 +125,11 @@ function writerTable (writers: WriterSummary[]): string {
 
 export function filterFrom (v: Record<string, string | boolean | string[] | undefined>): RecordFilter {
   const s = (k: string): string | undefined => typeof v[k] === 'string' ? v[k] : undefined
-  const decision = s('decision')
-  if (decision !== undefined && decision !== 'allow' && decision !== 'deny') throw new Error('--decision: allow or deny')
-  return {
-    from: isoBound(s('from'), '--from'),
-    to: isoBound(s('to'), '--to'),
-    country: s('country')?.toUpperCase(),
-    subdivision: s('subdivision')?.toUpperCase(),
-    model: s('model'),
-    keyId: s('key-id'),
-    org: s('org'),
-    decision
-  }
+  const flag = (field: string): string => '--' + field.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+  return parseFilter({
+    from: s('from'), to: s('to'), country: s('country'), subdivision: s('subdivision'),
+    model: s('model'), keyId: s('key-id'), org: s('org'), decision: s('decision')
+  }, flag)
 }
 
 async function write (out: Writable, chunk: string): Promise<void> {
