@@ -3,6 +3,7 @@ import { lineSpans } from './lines.js'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GENESIS, checkDigest, checkLine, publicKeyId, sha256, type Digest } from './chain.js'
+import { checkLineFast } from './line-fast.js'
 import { DIGEST_DIR, TORN_DIR, listDigests, listPublicKeyFiles, listSegments, type SegmentName } from './segments.js'
 
 /**
@@ -231,11 +232,16 @@ async function verifySegment (
   }
   const onLine = (buf: Buffer, start: number, end: number): void => {
     lineNo++
-    const text = buf.toString('utf8', start, end)
-    const c = checkLine(text)
-    if (!c.ok) fail(lineNo, c.record?.seq ?? null, c.reason)
-    if (!c.ok) return
-    const r = c.record
+    let r: { writer: string, seq: number, prev: string, hash: string, ts?: unknown }
+    const fast = checkLineFast(buf, start, end)
+    if (fast !== null) r = fast
+    else {
+      const c = checkLine(buf.toString('utf8', start, end))
+      if (!c.ok) fail(lineNo, c.record?.seq ?? null, c.reason)
+      if (!c.ok) return
+      r = c.record
+      if (c.record.kind === 'system' && c.record.event === 'retention-delete' && typeof c.record.detail.segment === 'string') retained.set(c.record.detail.segment, c.record.detail)
+    }
     if (r.writer !== seg.writer) fail(lineNo, r.seq, `record of writer ${r.writer} in a segment of writer ${seg.writer}`)
     if (r.seq !== seq + 1) {
       const why = r.seq > seq + 1 ? `records ${seq + 1}..${r.seq - 1} are missing` : 'record out of order or repeated'
@@ -243,13 +249,11 @@ async function verifySegment (
     }
     if (r.prev !== prev) fail(lineNo, r.seq, 'prev does not match the previous record\'s hash (a record was removed, inserted or reordered)')
     if (lineNo === 1 && r.seq !== seg.firstSeq) fail(lineNo, r.seq, `segment name says it starts at seq ${seg.firstSeq}`)
-    if (r.kind === 'system' && r.event === 'retention-delete' && typeof r.detail.segment === 'string') retained.set(r.detail.segment, r.detail)
     seq = r.seq
     prev = r.hash
     records++
     firstSeq ??= r.seq
-    const ts = (r as { ts?: unknown }).ts
-    if (typeof ts === 'string') { firstTs ??= ts; lastTs = ts }
+    if (typeof r.ts === 'string') { firstTs ??= r.ts; lastTs = r.ts }
   }
   atOffset()
   let torn = false
