@@ -10,7 +10,7 @@ const commands: Record<string, { describe: string, load: () => Promise<{ run: Co
   explain: { describe: 'why would IP X with key Y get model Z? (--ip --key-id --model [--endpoint])', load: async () => await import('./explain.js') },
   keys: { describe: 'create, list, rotate and revoke API keys', load: async () => await import('./keys.js') },
   geodb: { describe: 'geodb info | geodb lookup IP: inspect the GeoIP databases', load: async () => await import('./geodb.js') },
-  audit: { describe: 'audit verify DIR | audit export: check and pull the audit log', load: async () => await import('./audit.js') },
+  audit: { describe: 'audit verify DIR | export | query DIR SQL | keygen: check, pull and query the audit log', load: async () => await import('./audit.js') },
   report: { describe: 'usage report per period × country × model × tier', load: async () => await import('./report.js') },
   schema: { describe: 'print the configuration JSON Schema', load: async () => await import('./schema.js') }
 }
