@@ -95,7 +95,7 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
     throw err
   }
   const signed = tally.digests > 0 && tally.signedDigests === tally.digests
-  if (!signed) tally.warnings.push(`UNSIGNED: ${tally.digests - tally.signedDigests} of ${tally.digests} digest(s) carry no signature, so whoever can write these files can rebuild the chain and its digests`)
+  if (tally.digests > tally.signedDigests) tally.warnings.push(`UNSIGNED: ${tally.digests - tally.signedDigests} of ${tally.digests} digest(s) carry no signature, so whoever can write these files can rebuild the chain and its digests`)
   for (const w of tally.writers) {
     if (w.tail === 'uncovered') tally.warnings.push(`writer ${w.writer}: the chain stops at seq ${String(w.lastSeq)} (${String(w.lastTs)}) without a closing digest` + (w.lastDigest === null ? ' (no digest at all)' : ` (newest digest ${w.lastDigest.file} covers up to seq ${w.lastDigest.lastSeq})`))
   }

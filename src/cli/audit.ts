@@ -97,7 +97,7 @@ async function verify (argv: string[]): Promise<number> {
   const unsealed = r.writers.filter((w) => w.tail === 'uncovered')
   if (values.json === true) process.stdout.write(JSON.stringify(r) + '\n')
   else if (r.ok) {
-    process.stdout.write(`ok: ${r.chains} chain(s), ${r.segments} segment(s), ${r.records} record(s), ${r.digests} digest(s) (${r.signedDigests} signed)${r.signed ? '' : ' — UNSIGNED'}\n`)
+    process.stdout.write(`ok: ${r.chains} chain(s), ${r.segments} segment(s), ${r.records} record(s), ${r.digests} digest(s) (${r.signedDigests} signed)${r.digests > r.signedDigests ? ' — UNSIGNED' : ''}\n`)
     process.stdout.write(writerTable(r.writers))
   } else if (r.problem !== null) {
     const p = r.problem
