@@ -48,6 +48,8 @@ export interface VerifyResult {
   digests: number
   signedDigests: number
   problem: VerifyProblem | null
+  /** the writer whose chain holds the problem */
+  failedWriter: string | null
   warnings: string[]
 }
 
@@ -57,6 +59,8 @@ export interface VerifyOptions {
   /** the directory is being written to: tolerate a last segment whose last line is still being written */
   live?: boolean
   onProgress?: (done: { segments: number, records: number, file: string }) => void
+  /** verify only these writers' chains (verify-parallel.ts splits a directory between threads) */
+  onlyWriters?: string[]
   /** does this digest (digests/<file>) have a checked timestamp token? (anchor.ts) */
   timestamped?: (digestFile: string) => boolean
 }
@@ -82,16 +86,20 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
   // Listed before the segments: a digest never covers bytes that are not yet in a file we then stat.
   const digests = await listDigests(dir)
   const segments = await listSegments(dir)
-  const writers = [...new Set([...segments.keys(), ...digests.keys()])].sort()
+  const all = [...new Set([...segments.keys(), ...digests.keys()])].sort()
+  const only = opts.onlyWriters === undefined ? null : new Set(opts.onlyWriters)
+  const writers = only === null ? all : all.filter((w) => only.has(w))
+  let current: string | null = null
   for (const f of await readdir(join(dir, TORN_DIR)).catch(() => [] as string[])) {
     tally.warnings.push(`${TORN_DIR}/${f}: a torn last line a writer moved aside when it recovered from a crash (recorded in its chain)`)
   }
   try {
     for (const writer of writers) {
+      current = writer
       await verifyChain(dir, writer, segments.get(writer) ?? [], (digests.get(writer) ?? []).map((d) => d.file), keys, pinned || keys.size > 0, opts, tally)
     }
   } catch (err) {
-    if (err instanceof Failure) return { ok: false, signed: false, chains: writers.length, ...tally, problem: err.problem }
+    if (err instanceof Failure) return { ok: false, signed: false, chains: writers.length, ...tally, problem: err.problem, failedWriter: current }
     throw err
   }
   const signed = tally.digests > 0 && tally.signedDigests === tally.digests
@@ -99,7 +107,7 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
   for (const w of tally.writers) {
     if (w.tail === 'uncovered') tally.warnings.push(`writer ${w.writer}: the chain stops at seq ${String(w.lastSeq)} (${String(w.lastTs)}) without a closing digest` + (w.lastDigest === null ? ' (no digest at all)' : ` (newest digest ${w.lastDigest.file} covers up to seq ${w.lastDigest.lastSeq})`))
   }
-  return { ok: true, signed, chains: writers.length, ...tally, problem: null }
+  return { ok: true, signed, chains: writers.length, ...tally, problem: null, failedWriter: null }
 }
 
 async function verifyChain (

@@ -54,3 +54,20 @@ t.test('a writer whose chain stops without a closing digest is named', async (t)
   t.equal(strict.code, 1)
   t.match(strict.stdout, `FAILED: writer(s) without a closing digest: ${victim}`)
 })
+
+t.test('verify over threads (the CLI) names the same first problem as one thread', async (t) => {
+  // Two writers broken: the first in name order is the one named, however the chains are dealt to threads.
+  for (const victim of ['replica-13', 'replica-04']) {
+    const seg = (await readdir(dir)).filter((f) => f.startsWith(`${victim}_`)).sort()[3] ?? ''
+    const text = await readFile(join(dir, seg), 'utf8')
+    await writeFile(join(dir, seg), text.replace('"org":"Org ', '"org":"Orq '))
+  }
+  const single = await verifyDir(dir)
+  t.equal(single.ok, false)
+  t.equal(single.failedWriter, 'replica-04')
+  const cli = await runCli(['audit', 'verify', dir, '--json'])
+  t.equal(cli.code, 1)
+  const threaded = JSON.parse(cli.stdout) as { problem: unknown, failedWriter: string }
+  t.same(threaded.problem, single.problem)
+  t.equal(threaded.failedWriter, 'replica-04')
+})
