@@ -55,7 +55,8 @@ export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promi
     const limit = Math.min(asked, max)
     await rt.audit.flush()
     const started = Date.now()
-    const session = await openSql(rt.audit.dir)
+    // One engine thread: an auditor's query must not take the cores the data plane is serving on.
+    const session = await openSql(rt.audit.dir, { threads: 1 })
     try {
       const r = await withTimeout(session, rt.config.audit.query.timeoutMs, async () => {
         await checkSelect(session.conn, sql) // one SELECT, before it is wrapped in the row cap
