@@ -41,6 +41,8 @@ export async function auditDir (dir: string | undefined, config: string | undefi
 /** `geogate audit verify|export`. */
 export async function run (argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
+  // Every command answers --help with exit 0 (SPEC.md, CLI).
+  if (argv.includes('--help') || argv.includes('-h')) { process.stdout.write(USAGE); return 0 }
   if (sub === 'verify') return await verify(rest)
   if (sub === 'export') return await exportCmd(rest)
   if (sub === 'query') return await queryCmd(rest, auditDir)
