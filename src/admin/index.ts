@@ -6,6 +6,7 @@ import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
 export type { AdminState }
 
@@ -39,14 +40,18 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     if (OPEN.has(path)) return
     const p = adminPrincipal(request, rt.config.admin)
     request.admin = p
-    if (!READ.has(request.method) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
+    if (!READ.has(request.method) && !(request.method === 'POST' && READ_ONLY_POSTS.has(path)) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
+  // Not ready while draining, or while the audit log cannot make records durable (interactions are refused then).
   admin.get('/readyz', async (_req, reply) => {
-    if (!state.ready) return await reply.code(503).send({ status: 'draining' })
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
+    const audit = rt.audit.health()
     // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
-    return { status: 'ready', audit: { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null } }
+    const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence })
+    return { status: 'ready', ready: true, reasons: [], audit: evidence }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
@@ -55,5 +60,6 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
+  await registerPolicyCode(admin, rt)
   return admin
 }

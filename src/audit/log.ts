@@ -32,6 +32,9 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       signer,
       log,
       retentionDays: config.retentionDays,
+      maxBacklog: config.maxBacklog,
+      maxHeldRecords: config.maxHeldRecords,
+      journalTimeoutMs: config.journalTimeoutMs,
       onDigest: (file, text) => { anchorer.submit(file, text) }
     })
     await anchorer.catchUp()
