@@ -53,8 +53,10 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   admin.get('/readyz', async (_req, reply) => {
     if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
     const audit = rt.audit.health()
-    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons })
-    return { status: 'ready', ready: true, reasons: [] }
+    // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
+    const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence })
+    return { status: 'ready', ready: true, reasons: [], audit: evidence }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
