@@ -150,11 +150,14 @@ t.test('docker/k8s: the daily screening import reaches the admin API with an adm
   const svc = parseAllDocuments(await readFile(join(DIR, 'service.yaml'), 'utf8')).map((d) => d.toJS() as Doc).find((d) => d.kind === 'Service' && adminUrl.includes(`//${d.metadata.name}:`))
   t.ok(svc, `${adminUrl} is the admin Service`)
   t.ok((svc?.spec as { ports: Array<{ port: number }> }).ports.some((p) => adminUrl.endsWith(`:${p.port}`)), 'on its port')
-  const secret = parse(await readFile(join(DIR, 'secret.yaml'), 'utf8')) as Doc
+  const secrets = parseAllDocuments(await readFile(join(DIR, 'secret.yaml'), 'utf8')).map((d) => d.toJS() as Doc)
   for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
     t.equal(c.securityContext?.readOnlyRootFilesystem, true, `${c.name}: read-only root`)
     t.ok(c.securityContext?.capabilities?.drop?.includes('ALL'), `${c.name}: no capabilities`)
-    for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef !== undefined) t.ok(secret.stringData?.[e.valueFrom.secretKeyRef.key] !== undefined, `${e.valueFrom.secretKeyRef.key} in the Secret`)
+    for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef !== undefined) {
+      const ref = e.valueFrom.secretKeyRef
+      t.ok(secrets.find((d) => d.metadata.name === ref.name)?.stringData?.[ref.key] !== undefined, `${ref.key} in the Secret ${ref.name}`)
+    }
   }
   const np = parse(await readFile(join(DIR, 'networkpolicy.yaml'), 'utf8')) as { spec: { ingress: Array<{ from?: Array<{ podSelector?: { matchLabels: Record<string, string> } }>, ports: Array<{ port: number }> }> } }
   const labels = job.jobTemplate.spec.template.metadata.labels
