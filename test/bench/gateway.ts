@@ -4,6 +4,7 @@
  * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
  *
  *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
+ *   (--only fastify,nginx,portkey,gg-memory,… picks rows besides direct, bare and geogate; --keep keeps the temp dir)
  *
  *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time)
  *   core 1: this process (fixed-rate and SSE clients), wrk, the mock backends
@@ -38,12 +39,13 @@ const { values: opt } = parseArgs({
     rate: { type: 'string' },
     streams: { type: 'string', default: '2000' },
     'sse-chunks': { type: 'string', default: '10' },
-    'sse-itl-ms': { type: 'string', default: '100' },
+    'sse-itl-ms': { type: 'string', default: '200' },
     'sse-ramp-ms': { type: 'string', default: '1000' },
     'stall-ms': { type: 'string', default: '1000' },
     only: { type: 'string' },
     workers: { type: 'string' },
     json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
     'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }
   }
@@ -70,7 +72,10 @@ const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules', '@portkey-ai', 'gateway'
 const NGINX_GEOIP2 = ['/usr/share/nginx/modules/ngx_http_geoip2_module.so', '/usr/lib/nginx/modules/ngx_http_geoip2_module.so'].find((p) => existsSync(p))
 
 const JSON_BODY = JSON.stringify({ model: 'bench-json', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 })
-const SSE_BODY = JSON.stringify({ model: 'bench-sse', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16, stream: true })
+// the mock streams max_tokens chunks: SSE_CHUNKS for the measured streams, 1 for the pass that opens connections
+const sseBody = (chunks: number): string => JSON.stringify({ model: 'bench-sse', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: chunks, stream: true })
+const SSE_BODY = sseBody(SSE_CHUNKS)
+const SSE_WARM_BODY = sseBody(1)
 const PATH = '/v1/chat/completions'
 
 interface Round { max: ClosedLoop, cpuUsPerReq: number | null, rssSteady: number | null, c1: ClosedLoop, rate: OpenLoop, sse: SseRun | null }
@@ -128,7 +133,7 @@ async function main (): Promise<void> {
 
     // ---- backends, on the load core
     const ssePort = await freePort()
-    const sseMock = spawnPinned('sse mock', LOAD_CORE, process.execPath, [join(ROOT, 'test/bench/gateway/mock-backend.mjs'), String(ssePort), String(SSE_CHUNKS), String(SSE_ITL)], join(dir, 'sse-mock.log'))
+    const sseMock = spawnPinned('sse mock', LOAD_CORE, process.execPath, [join(ROOT, 'test/bench/gateway/mock-backend.mjs'), String(ssePort), String(SSE_ITL)], join(dir, 'sse-mock.log'))
     procs.push(sseMock)
     const sseUrl = `http://127.0.0.1:${ssePort}`
     let jsonUrl = sseUrl
@@ -269,7 +274,7 @@ async function main (): Promise<void> {
       }
       for (const row of live) {
         const p = partial.get(row) ?? {}
-        p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, row.callers, STREAMS, SSE_RAMP, STALL_MS, SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
+        p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, SSE_WARM_BODY, row.callers, STREAMS, SSE_RAMP, STALL_MS, 2 * SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
         if (row.proc !== null) truncateLog(row.proc)
         row.rounds.push(p as Round)
       }
@@ -285,7 +290,8 @@ async function main (): Promise<void> {
       try { await client.connect(); await deletePrefix(client, redisPrefix) } catch { /* Redis went away: nothing to clean */ }
       client.disconnect()
     }
-    await rm(dir, { recursive: true, force: true })
+    if (opt.keep === true) say(`kept ${dir} (configs, logs, audit segments)`)
+    else await rm(dir, { recursive: true, force: true })
   }
 }
 

@@ -130,11 +130,13 @@ export async function openLoop (ep: Endpoint, callers: Callers, rps: number, sec
 export interface SseRun { streams: number, completed: number, failed: number, ttftP50us: number, ttftP99us: number, gapP50us: number, gapP99us: number, stalls: number, maxGapMs: number }
 
 /**
- * `streams` SSE requests opened over `rampMs` and held until they end. Time to first token: send to first body
- * chunk. Gaps: between successive body chunks of one stream (the backend writes one event per chunk). A stall is
- * a gap longer than `stallMs`.
+ * `streams` SSE requests opened over `rampMs` and held until they end, on keep-alive connections opened by a first
+ * pass of one-token streams (`warmBody`), so a listen backlog overflowing under 2,000 connects (SYN retried after
+ * 1 s) does not stand for the proxy's time to first token. Time to first token: send to first body chunk. Gaps:
+ * between successive body chunks of one stream (the backend writes one event per chunk). A stall is a gap longer
+ * than `stallMs`.
  */
-export async function sse (ep: Endpoint, callers: Callers, streams: number, rampMs: number, stallMs: number, deadlineMs: number): Promise<SseRun> {
+export async function sse (ep: Endpoint, warmBody: string, callers: Callers, streams: number, rampMs: number, stallMs: number, deadlineMs: number): Promise<SseRun> {
   const pool = new Pool(ep.url, { connections: streams, pipelining: 1, headersTimeout: deadlineMs, bodyTimeout: deadlineMs })
   const ttft: number[] = []
   const gaps: number[] = []
@@ -145,6 +147,11 @@ export async function sse (ep: Endpoint, callers: Callers, streams: number, ramp
   const ac = new AbortController()
   setMaxListeners(streams + 16, ac.signal) // one listener per open stream
   const deadline = setTimeout(() => { ac.abort() }, deadlineMs)
+  const warm = async (i: number): Promise<void> => {
+    await new Promise((resolve) => setTimeout(resolve, (i * rampMs) / streams))
+    const headers = { ...ep.headers, 'content-type': 'application/json', authorization: `Bearer ${callers.keys[i % callers.keys.length] ?? ''}`, 'x-forwarded-for': callers.addrs[i % callers.addrs.length] ?? '' }
+    try { await (await pool.request({ path: ep.path, method: 'POST', headers, body: warmBody, signal: ac.signal })).body.dump() } catch { /* counted in the measured pass */ }
+  }
   const one = async (i: number): Promise<void> => {
     await new Promise((resolve) => setTimeout(resolve, (i * rampMs) / streams))
     const headers = { ...ep.headers, 'content-type': 'application/json', authorization: `Bearer ${callers.keys[i % callers.keys.length] ?? ''}`, 'x-forwarded-for': callers.addrs[i % callers.addrs.length] ?? '' }
@@ -172,6 +179,7 @@ export async function sse (ep: Endpoint, callers: Callers, streams: number, ramp
       failed++
     }
   }
+  await Promise.all(Array.from({ length: streams }, async (_, i) => { await warm(i) }))
   await Promise.all(Array.from({ length: streams }, async (_, i) => { await one(i) }))
   clearTimeout(deadline)
   await pool.destroy()

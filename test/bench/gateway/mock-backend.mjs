@@ -1,14 +1,14 @@
 /*
  * The benchmark's cheap backend: a fixed OpenAI chat completion, or, when the body asks for `"stream":true`, an SSE
- * stream of CHUNKS deltas ITL_MS apart (the first at once), a usage chunk and [DONE].
- *   node mock-backend.mjs PORT [CHUNKS] [ITL_MS]
+ * stream of max_tokens deltas (default 10) ITL_MS apart (the first at once), a usage chunk and [DONE].
+ *   node mock-backend.mjs PORT [ITL_MS]
  * Plain JavaScript so it runs on bare node, like the proxies it is measured through.
  */
 import { createServer } from 'node:http'
 
 const port = Number(process.argv[2] ?? 0)
-const chunks = Number(process.argv[3] ?? 10)
-const itlMs = Number(process.argv[4] ?? 100)
+const itlMs = Number(process.argv[3] ?? 100)
+const MAX_TOKENS = /"max_tokens":(\d+)/
 
 const COMPLETION = JSON.stringify({
   id: 'chatcmpl-bench',
@@ -22,9 +22,9 @@ const body = Buffer.from(COMPLETION)
 const jsonHeaders = { 'content-type': 'application/json', 'content-length': String(body.length) }
 const sseHeaders = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
 const delta = (i) => `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{"content":"t${i} "},"finish_reason":null}]}\n\n`
-const last = 'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":' + chunks + ',"total_tokens":' + (9 + chunks) + '}}\n\ndata: [DONE]\n\n'
+const last = (chunks) => 'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":' + chunks + ',"total_tokens":' + (9 + chunks) + '}}\n\ndata: [DONE]\n\n'
 
-function stream (res) {
+function stream (res, chunks) {
   res.writeHead(200, sseHeaders)
   let i = 0
   const tick = () => {
@@ -33,17 +33,18 @@ function stream (res) {
       res.write(delta(i++))
       setTimeout(tick, itlMs)
     } else {
-      res.end(last)
+      res.end(last(chunks))
     }
   }
   tick()
 }
 
 const server = createServer((req, res) => {
-  let streamed = false
-  req.on('data', (c) => { if (!streamed && c.includes('"stream":true')) streamed = true })
+  let text = ''
+  req.setEncoding('utf8')
+  req.on('data', (c) => { if (text.length < 4096) text += c })
   req.on('end', () => {
-    if (streamed) stream(res)
+    if (text.includes('"stream":true')) stream(res, Number(MAX_TOKENS.exec(text)?.[1] ?? 10))
     else res.writeHead(200, jsonHeaders).end(body)
   })
 })
