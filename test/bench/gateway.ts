@@ -30,7 +30,7 @@ import { allowedByDefaultGeo, apiKeys, geogateConfig, nginxMockConf, nginxProxyC
 const { values: opt } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '4' },
+    duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '64' },
     callers: { type: 'string', default: '4096' },
@@ -38,7 +38,7 @@ const { values: opt } = parseArgs({
     'city-networks': { type: 'string', default: '300000' },
     rate: { type: 'string' },
     streams: { type: 'string', default: '2000' },
-    'sse-chunks': { type: 'string', default: '10' },
+    'sse-chunks': { type: 'string', default: '8' },
     'sse-itl-ms': { type: 'string', default: '200' },
     'sse-ramp-ms': { type: 'string', default: '1000' },
     'stall-ms': { type: 'string', default: '1000' },
@@ -78,7 +78,7 @@ const SSE_BODY = sseBody(SSE_CHUNKS)
 const SSE_WARM_BODY = sseBody(1)
 const PATH = '/v1/chat/completions'
 
-interface Round { max: ClosedLoop, cpuUsPerReq: number | null, rssSteady: number | null, c1: ClosedLoop, rate: OpenLoop, sse: SseRun | null }
+interface Round { load: number[], max: ClosedLoop, cpuUsPerReq: number | null, rssSteady: number | null, c1: ClosedLoop, rate: OpenLoop, sse: SseRun | null }
 interface Row {
   id: string
   label: string
@@ -253,7 +253,7 @@ async function main (): Promise<void> {
         const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
         const max = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, DURATION)
         const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
-        partial.set(row, { max, cpuUsPerReq: cpu, rssSteady: row.proc === null ? null : memory(row.proc.pid).rss })
+        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady: row.proc === null ? null : memory(row.proc.pid).rss })
         if (row.proc !== null) truncateLog(row.proc)
         say(`round ${round} max    ${row.label.padEnd(40)} ${max.rps.toFixed(0).padStart(7)} req/s${max.errors > 0 ? ` (${max.errors} errors)` : ''}`)
       }
@@ -278,7 +278,7 @@ async function main (): Promise<void> {
         if (row.proc !== null) truncateLog(row.proc)
         row.rounds.push(p as Round)
       }
-      say(`round ${round} done`)
+      say(`round ${round} done (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`)
     }
     for (const row of live) if (row.proc !== null) row.rssPeak = memory(row.proc.pid).hwm
 
@@ -323,6 +323,9 @@ interface Summary {
   rateAchievedRps: number | null
   cpuUsPerReq: number | null
   cpuRatio: number | null
+  /** 1e6 / cpuUsPerReq: what one core would serve with nothing else on it (robust when the machine is shared) */
+  rpsPerCore: number | null
+  rpsPerCoreRatio: number | null
   rssIdleMB: number | null
   rssSteadyMB: number | null
   rssPeakMB: number | null
@@ -348,6 +351,8 @@ function summarise (row: Row, direct: Row | undefined, bare: Row | undefined): S
     rateAchievedRps: median(per((r) => r.rate.achievedRps)),
     cpuUsPerReq: median(per((r) => r.cpuUsPerReq)),
     cpuRatio: median(per((r, i) => div(r.cpuUsPerReq, b(i)?.cpuUsPerReq))),
+    rpsPerCore: median(per((r) => div(1e6, r.cpuUsPerReq))),
+    rpsPerCoreRatio: median(per((r, i) => div(b(i)?.cpuUsPerReq, r.cpuUsPerReq))),
     rssIdleMB: row.rssIdle ?? null,
     rssSteadyMB: median(per((r) => r.rssSteady)),
     rssPeakMB: row.rssPeak ?? null,
@@ -365,7 +370,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
   const f = (x: number | null, digits = 0): string => (x === null ? '—' : x.toFixed(digits))
   const k = (x: number | null): string => (x === null ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0))
   const ratio = (x: number | null): string => (x === null ? '' : ` (${x.toFixed(2)}×)`)
-  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'CPU µs/req (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
+  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'CPU µs/req (× bare)', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
   const lines: string[][] = []
   const out: Array<Record<string, unknown>> = []
   for (const row of rows) {
@@ -383,6 +388,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       isDirect ? 'baseline' : `${f(s.c1AddedP50us)} / ${f(s.c1AddedP99us)}`,
       isDirect ? 'baseline' : `${f(s.rateAddedP99us)}${overloaded}`,
       isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}`,
+      isDirect ? '—' : `${k(s.rpsPerCore)}${ratio(s.rpsPerCoreRatio)}`,
       isDirect ? '—' : `${f(s.rssIdleMB)} / ${f(s.rssSteadyMB)} / ${f(s.rssPeakMB)}`,
       row.sseSkipped !== undefined ? 'streaming failed (see notes)' : isDirect ? 'baseline' : `${f(s.sseAddedTtftP99us)} / ${f(s.sseAddedGapP99us)}`,
       `${f(s.sseStalls)}${(s.sseFailed ?? 0) > 0 ? ` (${f(s.sseFailed)} failed)` : ''}`,
@@ -402,7 +408,9 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
   say(`|${head.map(() => '---').join('|')}|`)
   for (const l of lines) say(`| ${l.join(' | ')} |`)
   say('')
-  say(`${new Date().toISOString()} · ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}`)
+  const during = rows.flatMap((r) => r.rounds.map((x) => x.load[0] ?? NaN)).filter(Number.isFinite)
+  const span = during.length === 0 ? '' : `, 1-min load average ${Math.min(...during).toFixed(1)}–${Math.max(...during).toFixed(1)} during the rounds`
+  say(`${new Date().toISOString()} · ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}${span}`)
   say(`proxy on core ${PROXY_CORE}; wrk -t1 -c${CONNECTIONS} (max) and -c1, the fixed-rate and SSE clients and the mocks on core ${LOAD_CORE}; ${ROUNDS} rounds × ${DURATION} s; medians`)
   const file = resolve(opt.json ?? join(ROOT, 'var', 'bench', `gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
   mkdirSync(resolve(file, '..'), { recursive: true })
