@@ -231,7 +231,8 @@ async function main (): Promise<void> {
       try {
         await waitReady(row.proc, row.sse.url + PATH, { ...h, ...row.sse.headers }, SSE_BODY, 10_000)
       } catch (err) {
-        row.sseSkipped = `streaming request failed: ${String(err).split('\n')[0] ?? ''}`
+        const logged = row.proc.tail().split('\n').find((l) => /Error/.test(l))
+        row.sseSkipped = `streaming request failed: ${String(err).split('\n')[0] ?? ''}${logged === undefined ? '' : `; its log: ${logged.trim()}`}`
         note(`${row.label}: no SSE figures (${row.sseSkipped})`)
       }
     }
