@@ -73,13 +73,8 @@ export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promi
     const period = q.period ?? new Date().toISOString().slice(0, 7)
     const filter = filterOf(q)
     await rt.audit.flush()
-    let report
-    try {
-      report = await buildReport(rt.audit.dir, period, { country: filter.country, model: filter.model, keyId: filter.keyId, org: filter.org })
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('period')) throw new BadRequestError(err.message)
-      throw err
-    }
+    // a bad period is a ReportPeriodError: the admin error handler answers 400 with its message
+    const report = await buildReport(rt.audit.dir, period, { country: filter.country, model: filter.model, keyId: filter.keyId, org: filter.org })
     if (format === 'json') return report
     if (format === 'csv') {
       download(reply, 'text/csv; charset=utf-8', `usage-${period}.csv`)

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import { explain, ExplainError } from '../policy/explain.js'
+import { explain } from '../policy/explain.js'
 import { requireRole } from './auth.js'
-import { BadRequestError, NotFoundError } from '../core/errors.js'
+import { BadRequestError } from '../core/errors.js'
 
 interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string }
 
@@ -27,14 +27,10 @@ export async function registerExplain (admin: FastifyInstance, rt: Runtime): Pro
       maxTokens = Number(q.maxTokens)
       if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new BadRequestError('maxTokens must be a non-negative integer')
     }
-    try {
-      return explain(rt.policy.snapshot(), rt.geo, {
-        ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
-        tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
-      }, rt.config.backends)
-    } catch (err) {
-      if (err instanceof ExplainError) throw err.status === 404 ? new NotFoundError(err.message) : new BadRequestError(err.message)
-      throw err
-    }
+    // an ExplainError becomes 400/404 in the admin error handler
+    return explain(rt.policy.snapshot(), rt.geo, {
+      ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
+      tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
+    }, rt.config.backends)
   })
 }

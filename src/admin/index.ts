@@ -1,7 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { ConfigIssue } from '../config/load.js'
-import { ForbiddenError, toOpenAIError } from '../core/errors.js'
+import { ForbiddenError, httpErrorOf, toOpenAIError } from '../core/errors.js'
 import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
@@ -21,7 +21,9 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   const admin = Fastify({ loggerInstance: rt.log.child({ plane: 'admin' }) as FastifyBaseLogger, trustProxy: false })
   admin.decorate('gg', rt)
   admin.decorateRequest('admin', null)
-  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[] }, request, reply) => {
+  admin.setErrorHandler(async (thrown: FastifyError, request, reply) => {
+    // domain errors (policy, explain, report) become HTTP answers here, and only here
+    const err = httpErrorOf(thrown) as FastifyError & { issues?: ConfigIssue[] }
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
     reply.code(status).type('application/json')

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { AdminState } from './state.js'
-import { ConflictError, InvalidPolicyError, NotFoundError, UnavailableError, BadRequestError } from '../core/errors.js'
-import { PolicyConflict, PolicyNotFound, PolicyRejected, PolicyStoreUnavailable, type KeyInput } from '../policy/live.js'
+import { InvalidPolicyError, NotFoundError, BadRequestError } from '../core/errors.js'
+import type { KeyInput } from '../policy/live.js'
 
 interface NameParams { name: string }
 interface IdParams { id: string }
@@ -46,14 +46,14 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
 
   admin.put<{ Params: NameParams, Body: unknown }>('/admin/tiers/:name', async (request) => {
     const { name } = request.params
-    const c = await guard(async () => await live.putTier(name, bodyObject(request.body)))
+    const c = await live.putTier(name, bodyObject(request.body))
     record(request, 'tier.put', name, c.before, c.after)
     return c.after
   })
 
   admin.delete<{ Params: NameParams }>('/admin/tiers/:name', async (request) => {
     const { name } = request.params
-    const c = await guard(async () => await live.resetTier(name))
+    const c = await live.resetTier(name)
     record(request, 'tier.reset', name, c.before, c.after)
     return { name, tier: c.after, source: live.tierSource(name) }
   })
@@ -64,13 +64,13 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
   })
 
   admin.put<{ Body: unknown }>('/admin/locations', async (request) => {
-    const c = await guard(async () => await live.putLocations(bodyObject(request.body)))
+    const c = await live.putLocations(bodyObject(request.body))
     record(request, 'locations.put', 'locations', c.before, c.after)
     return c.after
   })
 
   admin.delete('/admin/locations', async (request) => {
-    const c = await guard(async () => await live.resetLocations())
+    const c = await live.resetLocations()
     record(request, 'locations.reset', 'locations', c.before, c.after)
     return c.after
   })
@@ -85,7 +85,7 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
 
   // 201 {id, key}: the raw key is in this answer only; the gateway keeps its SHA-256.
   admin.post<{ Body: unknown }>('/admin/keys', async (request, reply) => {
-    const { raw, change } = await guard(async () => await live.createKey(bodyObject(request.body) as KeyInput))
+    const { raw, change } = await live.createKey(bodyObject(request.body) as KeyInput)
     const id = change.after?.id ?? ''
     record(request, 'key.create', id, null, change.after)
     reply.code(201)
@@ -93,13 +93,13 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
   })
 
   admin.post<{ Params: IdParams }>('/admin/keys/:id/rotate', async (request) => {
-    const { raw, change } = await guard(async () => await live.rotateKey(request.params.id))
+    const { raw, change } = await live.rotateKey(request.params.id)
     record(request, 'key.rotate', request.params.id, change.before, change.after)
     return { id: request.params.id, key: raw, ...change.after }
   })
 
   admin.delete<{ Params: IdParams }>('/admin/keys/:id', async (request) => {
-    const change = await guard(async () => await live.revokeKey(request.params.id))
+    const change = await live.revokeKey(request.params.id)
     record(request, 'key.revoke', request.params.id, change.before, null)
     return { id: request.params.id, revoked: true }
   })
@@ -115,17 +115,4 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
 function bodyObject (body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('Expected a JSON object body')
   return body as Record<string, unknown>
-}
-
-/** Policy errors -> coded HTTP errors (400 with every issue, 404, 409, 503 when the shared store is down). */
-async function guard<T> (fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof PolicyRejected) throw Object.assign(new InvalidPolicyError(err.message), { issues: err.issues })
-    if (err instanceof PolicyNotFound) throw new NotFoundError(err.message)
-    if (err instanceof PolicyConflict) throw new ConflictError(err.message)
-    if (err instanceof PolicyStoreUnavailable) throw new UnavailableError(err.message, { cause: err })
-    throw err
-  }
 }

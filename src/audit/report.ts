@@ -1,3 +1,4 @@
+import { ReportPeriodError } from '../core/errors.js'
 import { readRecords, type RecordFilter } from './read.js'
 import { csvCell } from './export.js'
 
@@ -39,14 +40,14 @@ export interface UsageReport {
 /** 2026, 2026-11 or 2026-11-03 → [from, to) in ISO 8601. */
 export function periodRange (period: string): { from: string, to: string } {
   const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(period)
-  if (m === null) throw new Error(`period: YYYY, YYYY-MM or YYYY-MM-DD, got "${period}"`)
+  if (m === null) throw new ReportPeriodError(period, `period: YYYY, YYYY-MM or YYYY-MM-DD, got "${period}"`)
   const y = Number(m[1])
   const mo = m[2] === undefined ? null : Number(m[2]) - 1
   const d = m[3] === undefined ? null : Number(m[3])
-  if (mo !== null && (mo < 0 || mo > 11)) throw new Error(`period: no month ${m[2] ?? ''}`)
+  if (mo !== null && (mo < 0 || mo > 11)) throw new ReportPeriodError(period, `period: no month ${m[2] ?? ''}`)
   const from = new Date(Date.UTC(y, mo ?? 0, d ?? 1))
   const to = mo === null ? new Date(Date.UTC(y + 1, 0, 1)) : d === null ? new Date(Date.UTC(y, mo + 1, 1)) : new Date(Date.UTC(y, mo, d + 1))
-  if (d !== null && from.getUTCDate() !== d) throw new Error(`period: no day ${period}`)
+  if (d !== null && from.getUTCDate() !== d) throw new ReportPeriodError(period, `period: no day ${period}`)
   return { from: from.toISOString(), to: to.toISOString() }
 }
 

@@ -7,6 +7,7 @@
  * Layers are consulted in configured order; for each field the first layer that knows it wins, anonymizer flags
  * are OR-ed (schema: "later files add fields earlier ones lack").
  */
+import { GeoDatabaseError } from '../core/errors.js'
 import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -42,13 +43,7 @@ export function embeddedDatabasePath (): string {
   return join(dirname(require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/package.json')), 'geo-whois-asn-country.mmdb')
 }
 
-/** A database file that cannot be put in service; the message names the file and what is wrong with it. */
-export class GeoDatabaseError extends Error {
-  override readonly name = 'GeoDatabaseError'
-  constructor (readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
-    super(`GeoIP database ${path} refused: ${reason}`, options)
-  }
-}
+export { GeoDatabaseError }
 
 interface Layer {
   readonly path: string

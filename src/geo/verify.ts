@@ -8,6 +8,7 @@
  * The walk yields to the event loop every few thousand steps, so verifying a large database while serving
  * does not stall requests.
  */
+import { MmdbFormatError } from '../core/errors.js'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 
 const METADATA_MARKER = Buffer.from('abcdef4d61784d696e642e636f6d', 'hex')
@@ -43,9 +44,7 @@ export interface MmdbMetadata {
   binaryFormatMinorVersion: number
 }
 
-export class MmdbFormatError extends Error {
-  override readonly name = 'MmdbFormatError'
-}
+export { MmdbFormatError }
 
 function fail (msg: string): never {
   throw new MmdbFormatError(msg)

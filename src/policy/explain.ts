@@ -3,6 +3,7 @@
  * with every input and intermediate step laid out: what an auditor needs to check a decision, and what ops need
  * before rolling out a policy change.
  */
+import { ExplainError } from '../core/errors.js'
 import type { Capability } from '../config/schema/index.js'
 import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
 import type { Decision, RequestShape } from '../core/types.js'
@@ -59,10 +60,7 @@ export interface ExplainTrace {
   policy: { version: number, mode: 'enforce' | 'shadow' }
 }
 
-/** A query that cannot be explained: the status is what the admin route answers. */
-export class ExplainError extends Error {
-  constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
-}
+export { ExplainError }
 
 const ENDPOINT_PATHS: Readonly<Record<string, string>> = {
   'chat.completions': '/v1/chat/completions',

@@ -3,24 +3,13 @@ import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
+import { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict } from '../core/errors.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
 import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
-/** A change or reload that fails the same checks as the configuration file; nothing was applied. */
-export class PolicyRejected extends Error {
-  readonly issues: ConfigIssue[]
-  constructor (what: string, issues: ConfigIssue[]) {
-    super(`${what} refused: ${issues.length} error(s): ` + issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; '))
-    this.name = 'PolicyRejected'
-    this.issues = issues
-  }
-}
-
-export class PolicyNotFound extends Error {}
-export class PolicyStoreUnavailable extends Error {}
-export class PolicyConflict extends Error {}
+export { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict }
 
 /** Sections read once at start (listeners, connections, pools, files): a reload keeps the running ones. */
 export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit', 'limiter'] as const
