@@ -46,8 +46,10 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_req, reply) => {
-    if (!state.ready) return await reply.code(503).send({ status: 'draining' })
-    return { status: 'ready' }
+    // the policy hash is the same on every replica sharing a store: a deploy can check them against each other
+    const policy = rt.live.snapshot().hash
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', policy })
+    return { status: 'ready', policy }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)

@@ -104,11 +104,31 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
     return { id: request.params.id, revoked: true }
   })
 
+  // This replica first; a file it refuses is not sent on. Then every other replica sharing the store, by name.
   admin.post('/admin/reload', async (request) => {
     if (state.reload === undefined) throw new NotFoundError('This gateway was not started from a configuration file')
-    const res = await state.reload({ name: request.admin?.name ?? 'unknown', role: request.admin?.role ?? 'unknown' })
+    const actor = { name: request.admin?.name ?? 'unknown', role: request.admin?.role ?? 'unknown' }
+    const res = await state.reload(actor)
     if (!res.ok) throw Object.assign(new InvalidPolicyError(`Reload refused: ${res.issues.length} error(s); the running policy is kept`), { issues: res.issues })
-    return res
+    const policy = live.snapshot().hash
+    const self = { replica: live.replica, ok: true, policy, changed: res.changed, restartNeeded: res.restartNeeded }
+    if (!live.shared) {
+      return { ...res, policy, scope: 'this-replica', message: 'Reloaded this replica only: there is no shared store (redis.url is not set), so no other replica can be reached', replicas: [self] }
+    }
+    const others = await live.reloadOthers(actor)
+    const replicas = [self, ...others.acks.map(({ t: _t, id: _id, ...ack }) => ack)]
+    const missing = others.reached - others.acks.length
+    const hashes = new Set(replicas.map((r) => r.policy))
+    return {
+      ...res,
+      policy,
+      scope: 'all-replicas',
+      message: `Reloaded ${replicas.filter((r) => r.ok).length} of ${others.reached + 1} replica(s) reached through the shared store` +
+        (missing > 0 ? `; ${missing} did not answer in time` : '') +
+        (hashes.size > 1 ? `; they decide with ${hashes.size} different policies (see replicas[].policy)` : ''),
+      reached: others.reached + 1,
+      replicas
+    }
   })
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
@@ -7,7 +7,7 @@ import { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict 
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
-import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
+import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type ControlMessage, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
 export { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict }
 
@@ -18,6 +18,12 @@ export interface KeyInput { org?: unknown, tier?: unknown, country?: unknown, ve
 export interface KeyView { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean, source: 'file' | 'admin', fingerprint: string }
 export interface Change<T> { before: T | null, after: T | null }
 export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
+
+/** One replica's answer to a reload request: did its file apply, and the policy hash it decides with now. */
+export type ReloadAck = Extract<ControlMessage, { t: 'ack' }>
+export type ReloadHandler = (actor: { name: string, role: string }) => Promise<Omit<ReloadAck, 't' | 'id' | 'replica'>>
+/** What a reload of every replica got back: how many replicas were reached, and each one's answer. */
+export interface ClusterReload { reached: number, acks: ReloadAck[] }
 
 const RETRIES = 5
 const RETRY_MS = 150
@@ -79,6 +85,9 @@ export class LivePolicy implements PolicySource {
   #refreshAgain = false
   #closed = false
   #syncErrors = 0
+  #replica = ''
+  #onReload: ReloadHandler | null = null
+  readonly #waiting = new Map<string, (ack: ReloadAck) => void>()
 
   constructor (file: Readonly<Config>, store: OverrideStore, log: Logger, opts: LivePolicyOptions = {}) {
     this.#file = file
@@ -108,12 +117,61 @@ export class LivePolicy implements PolicySource {
     await this.refresh()
     this.#store.watch((v) => {
       if (!(v <= this.#storeVersion)) this.#scheduleRefresh()
-    })
+    }, (m) => { this.#control(m) })
     this.#timer = setInterval(() => { this.#poll() }, this.#pollMs)
     this.#timer.unref()
   }
 
   snapshot (): PolicySnapshot { return this.#snap }
+
+  /** How this replica re-reads its configuration file when another replica asks (POST /admin/reload there). */
+  onReloadRequest (replica: string, handler: ReloadHandler): void {
+    this.#replica = replica
+    this.#onReload = handler
+  }
+
+  get replica (): string { return this.#replica }
+
+  /**
+   * Ask every other replica sharing the store to re-read its file, and collect their answers until each replica
+   * reached has answered or `timeoutMs` passed. Without a shared store nothing is reached.
+   */
+  async reloadOthers (actor: { name: string, role: string }, timeoutMs = 5000): Promise<ClusterReload> {
+    if (!this.#store.shared) return { reached: 0, acks: [] }
+    const id = randomUUID()
+    const acks: ReloadAck[] = []
+    let wake: () => void = () => {}
+    this.#waiting.set(id, (ack) => { acks.push(ack); wake() })
+    try {
+      let received: number
+      try {
+        received = await this.#store.publish({ t: 'reload', id, from: this.#replica, actor })
+      } catch (err) {
+        throw new PolicyStoreUnavailable(`The shared policy store is unavailable; only this replica was reloaded (${err instanceof Error ? err.message : String(err)})`, { cause: err })
+      }
+      // PUBLISH counts subscribers, this replica's own included
+      const reached = Math.max(0, received - 1)
+      const deadline = Date.now() + timeoutMs
+      while (acks.length < reached && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, deadline - Date.now())
+          wake = () => { clearTimeout(timer); resolve() }
+        })
+      }
+      return { reached, acks: [...acks] }
+    } finally {
+      this.#waiting.delete(id)
+    }
+  }
+
+  #control (m: ControlMessage): void {
+    if (m.t === 'ack') { this.#waiting.get(m.id)?.(m); return }
+    if (m.from === this.#replica || this.#onReload === null) return
+    const handler = this.#onReload
+    handler(m.actor).then(async (res) => {
+      await this.#store.publish({ ...res, t: 'ack', id: m.id, replica: this.#replica })
+    }).catch((err: unknown) => { this.#log.warn({ err }, 'could not answer a reload request from another replica') })
+  }
   /** The effective configuration: the file with the overrides applied. */
   config (): Readonly<Config> { return this.#config }
   fileConfig (): Readonly<Config> { return this.#file }
