@@ -4,18 +4,29 @@ import type { AdminState } from './state.js'
 import { InvalidPolicyError, NotFoundError, BadRequestError } from '../core/errors.js'
 import type { KeyInput } from '../policy/live.js'
 
-interface NameParams { name: string }
-interface IdParams { id: string }
+import { Type, type Static } from '@sinclair/typebox'
+
+// Route shapes, checked by Fastify before a handler runs; what a body means is checked by the configuration schema.
+const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) })
+const IdParams = Type.Object({ id: Type.String({ minLength: 1 }) })
+const ObjectBody = Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON object' })
+type NameParams = Static<typeof NameParams>
+type IdParams = Static<typeof IdParams>
+type ObjectBody = Static<typeof ObjectBody>
+const MERGE_PATCH = 'application/merge-patch+json'
 
 /**
  * Live policy over the admin plane (SPEC "Admin routes"):
- *   GET /admin/tiers · GET|PUT|DELETE /admin/tiers/:name · GET|PUT|DELETE /admin/locations
+ *   GET /admin/tiers · GET|PUT|PATCH|DELETE /admin/tiers/:name · GET|PUT|PATCH|DELETE /admin/locations
  *   POST|GET /admin/keys · GET|DELETE /admin/keys/:id · POST /admin/keys/:id/rotate · POST /admin/reload
+ * PUT replaces (and refuses a tier body that leaves out a limit the tier has, unless it is sent as null); PATCH
+ * merges (RFC 7396 JSON merge patch, application/json or application/merge-patch+json: null removes a field).
  * DELETE on a tier or the locations drops the live override (the file applies again). Reads need any admin
  * token, changes the admin role (enforced in index.ts). Every change is written to the audit log.
  */
 export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, state: AdminState = { ready: true }): Promise<void> {
   const live = rt.live
+  admin.addContentTypeParser(MERGE_PATCH, { parseAs: 'string' }, admin.getDefaultJsonParser('error', 'error'))
 
   /** who, what, before, after — into the audit chain, and a metric. */
   const record = (request: FastifyRequest, action: string, target: string, before: unknown, after: unknown): void => {
@@ -37,21 +48,28 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
     return Object.fromEntries(Object.keys(c.tiers).map((n) => [n, { ...c.tiers[n], source: live.tierSource(n) }]))
   })
 
-  admin.get<{ Params: NameParams }>('/admin/tiers/:name', async (request, reply) => {
+  admin.get<{ Params: NameParams }>('/admin/tiers/:name', { schema: { params: NameParams } }, async (request, reply) => {
     const tier = rt.config.tiers[request.params.name]
     if (tier === undefined) throw new NotFoundError(`No tier named "${request.params.name}"`)
     reply.header('x-geogate-source', live.tierSource(request.params.name) ?? 'file')
     return tier
   })
 
-  admin.put<{ Params: NameParams, Body: unknown }>('/admin/tiers/:name', async (request) => {
+  admin.put<{ Params: NameParams, Body: ObjectBody }>('/admin/tiers/:name', { schema: { params: NameParams, body: ObjectBody } }, async (request) => {
     const { name } = request.params
-    const c = await live.putTier(name, bodyObject(request.body))
+    const c = await live.putTier(name, request.body)
     record(request, 'tier.put', name, c.before, c.after)
     return c.after
   })
 
-  admin.delete<{ Params: NameParams }>('/admin/tiers/:name', async (request) => {
+  admin.patch<{ Params: NameParams, Body: ObjectBody }>('/admin/tiers/:name', { schema: { params: NameParams, body: ObjectBody } }, async (request) => {
+    const { name } = request.params
+    const c = await live.patchTier(name, request.body)
+    record(request, 'tier.patch', name, c.before, c.after)
+    return c.after
+  })
+
+  admin.delete<{ Params: NameParams }>('/admin/tiers/:name', { schema: { params: NameParams } }, async (request) => {
     const { name } = request.params
     const c = await live.resetTier(name)
     record(request, 'tier.reset', name, c.before, c.after)
@@ -63,9 +81,15 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
     return rt.config.locations
   })
 
-  admin.put<{ Body: unknown }>('/admin/locations', async (request) => {
-    const c = await live.putLocations(bodyObject(request.body))
+  admin.put<{ Body: ObjectBody }>('/admin/locations', { schema: { body: ObjectBody } }, async (request) => {
+    const c = await live.putLocations(request.body)
     record(request, 'locations.put', 'locations', c.before, c.after)
+    return c.after
+  })
+
+  admin.patch<{ Body: ObjectBody }>('/admin/locations', { schema: { body: ObjectBody } }, async (request) => {
+    const c = await live.patchLocations(request.body)
+    record(request, 'locations.patch', 'locations', c.before, c.after)
     return c.after
   })
 

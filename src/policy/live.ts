@@ -30,6 +30,47 @@ const RETRY_MS = 150
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
 
+/** The tier fields that limit what a caller may spend: a PUT that leaves them out must say so (null). */
+const LIMIT_FIELDS = ['limits', 'maxOutputTokens', 'maxContextTokens'] as const
+
+/** The limits a tier has that a PUT body leaves out (not even as null), as [path below the tier, current value]. */
+function droppedLimits (current: Readonly<TierConfig>, body: Record<string, unknown>): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = []
+  for (const f of LIMIT_FIELDS) {
+    const now = current[f]
+    if (now === undefined) continue
+    if (!(f in body)) { out.push([f, now]); continue }
+    const given = body[f]
+    if (f === 'limits' && isPlainObject(given) && isPlainObject(now)) {
+      for (const [k, v] of Object.entries(now)) if (v !== undefined && !(k in given)) out.push([`limits/${k}`, v])
+    }
+  }
+  return out
+}
+
+/** A PUT body with its explicit nulls (fields to drop) removed, one level into `limits`. */
+function withoutNulls (body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body)) {
+    if (v === null) continue
+    out[k] = isPlainObject(v) ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null)) : v
+  }
+  return out
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** RFC 7396 JSON merge patch: objects merge field by field, null removes a field, anything else replaces. */
+export function mergePatch (target: unknown, patch: unknown): unknown {
+  if (!isPlainObject(patch)) return patch
+  const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {}
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) Reflect.deleteProperty(out, k)
+    else out[k] = mergePatch(out[k], v)
+  }
+  return out
+}
+
 /** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
 export function fingerprint (k: Readonly<KeyConfig>): string { return k.sha256.slice(0, 8) }
 
@@ -190,9 +231,33 @@ export class LivePolicy implements PolicySource {
     return this.#config.keys.map((k) => keyView(k, seed.has(k.id) && this.#overrides.keys[k.id] === undefined ? 'file' : 'admin'))
   }
 
-  async putTier (name: string, body: unknown): Promise<Change<TierConfig>> {
+  /**
+   * Replace a tier (or create it). The body is the whole tier: a limit the tier has and the body leaves out is
+   * refused rather than silently dropped — send it as null to drop it, or PATCH to change only some fields.
+   */
+  async putTier (name: string, body: Record<string, unknown>): Promise<Change<TierConfig>> {
     if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
-    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => c.tiers[name] ?? null,
+    return await this.#change(`tier ${name}`, (o) => {
+      const current = this.#config.tiers[name]
+      const dropped = current === undefined ? [] : droppedLimits(current, body)
+      o.tiers[name] = withoutNulls(body) as TierConfig
+      if (dropped.length === 0) return
+      const issues: ConfigIssue[] = dropped.map(([f, now]) => ({
+        path: `/tiers/${name}/${f}`,
+        message: `PUT replaces the whole tier, and this body leaves out "${f.replace('/', '.')}" (now ${JSON.stringify(now)}): send it as null to drop it, or PATCH to change only the fields you send`
+      }))
+      // every error at once: the body's own problems too
+      try { validate(`tier ${name}`, this.#file, o) } catch (err) { if (err instanceof PolicyRejected) issues.push(...err.issues); else throw err }
+      throw new PolicyRejected(`tier ${name}`, issues)
+    }, (c) => c.tiers[name] ?? null,
+    (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+  }
+
+  /** Change some fields of a tier (JSON merge patch over the tier in force: null removes a field). */
+  async patchTier (name: string, patch: Record<string, unknown>): Promise<Change<TierConfig>> {
+    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = mergePatch(this.#config.tiers[name] ?? {}, patch) as TierConfig },
+      (c) => c.tiers[name] ?? null,
       (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
   }
 
@@ -205,6 +270,12 @@ export class LivePolicy implements PolicySource {
 
   async putLocations (body: unknown): Promise<Change<LocationsConfig>> {
     return await this.#change('locations change', (o) => { o.locations = body as LocationsConfig }, (c) => c.locations,
+      (c) => ({ kind: 'locations', value: c.locations }))
+  }
+
+  /** Change some fields of the location mapping (JSON merge patch over the mapping in force). */
+  async patchLocations (patch: Record<string, unknown>): Promise<Change<LocationsConfig>> {
+    return await this.#change('locations change', (o) => { o.locations = mergePatch(this.#config.locations, patch) as LocationsConfig }, (c) => c.locations,
       (c) => ({ kind: 'locations', value: c.locations }))
   }
 
