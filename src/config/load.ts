@@ -259,6 +259,7 @@ export function checkReferences (c: Config): ConfigIssue[] {
   needTier('/locations/anonymizers', c.locations.anonymizers)
   needTier('/locations/internal', c.locations.internal)
   for (const i of trustedProxyIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
+  for (const i of trustedProxyIssues(c.server.internalNetworks)) issues.push({ path: `/server/internalNetworks/${i.index}`, message: `"${i.value}": ${i.message}` })
   const seen = new Map<string, string>()
   for (const [tier, places] of Object.entries(c.locations.tiers)) {
     needTier(`/locations/tiers/${tier}`, tier)

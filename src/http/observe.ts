@@ -38,9 +38,11 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
     if (a.publicProxy) m.anonymizer.inc({ kind: 'public_proxy', decision: d })
     if (a.residentialProxy) m.anonymizer.inc({ kind: 'residential_proxy', decision: d })
   }
-  const country = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
+  const countryLabel = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
   const region = servingRegionOf(policy, backends, ctx.shape?.model ?? null, ctx.backend)
-  if (decision !== null && isCrossBorder(geo.country, a.any, region)) m.crossBorder.inc({ decision: d, country })
+  const internal = ctx.client?.internal === true
+  const country = internal ? 'internal' : countryLabel
+  if (decision !== null && isCrossBorder(geo.country, a.any, region, { internal, internalCrossBorder: policy.locations.internalCrossBorder })) m.crossBorder.inc({ decision: d, country })
   const p = ctx.principal
   if (p === null || geo.country === null) return
   if (p.country !== undefined && p.country !== geo.country) m.keyCountryMismatch.inc({ key_id: p.keyId })

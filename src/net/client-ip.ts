@@ -210,9 +210,15 @@ function internal (a: Addr): boolean {
  * Loopback, private and link-local addresses (RFC 1122, 1918, 3927, 4193, 4291). Carrier-grade NAT 100.64.0.0/10
  * is not included: such callers are customers of a provider, not of this network.
  */
-export function isInternalIp (ip: string): boolean {
+export function isInternalIp (ip: string, extra: readonly string[] = []): boolean {
   const a = parseAddr(ip)
-  return a !== null && internal(a)
+  if (a === null) return false
+  if (internal(a)) return true
+  for (const v of extra) {
+    const c = parseCidr(v)
+    if (typeof c !== 'string' && inCidr(a, c)) return true
+  }
+  return false
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -279,13 +285,23 @@ function inCidr (a: Addr, c: Cidr): boolean {
  */
 export class ClientIpResolver {
   readonly #trusted: readonly Cidr[]
+  readonly #internalNets: readonly Cidr[]
 
-  constructor (trustedProxies: readonly string[]) {
-    this.#trusted = trustedProxies.map((value) => {
+  /** `internalNetworks`: CIDRs that are internal besides loopback, private and link-local (server.internalNetworks). */
+  constructor (trustedProxies: readonly string[], internalNetworks: readonly string[] = []) {
+    const compile = (option: string) => (value: string): Cidr => {
       const c = parseCidr(value)
-      if (typeof c === 'string') throw new Error(`server.trustedProxies: "${value}": ${c}`)
+      if (typeof c === 'string') throw new Error(`${option}: "${value}": ${c}`)
       return c
-    })
+    }
+    this.#trusted = trustedProxies.map(compile('server.trustedProxies'))
+    this.#internalNets = internalNetworks.map(compile('server.internalNetworks'))
+  }
+
+  #internal (a: Addr): boolean {
+    if (internal(a)) return true
+    for (const c of this.#internalNets) if (inCidr(a, c)) return true
+    return false
   }
 
   /** Is this address (any accepted spelling) one of our proxies? */
@@ -302,19 +318,19 @@ export class ClientIpResolver {
   resolve (peer: string, headers: IncomingHttpHeaders): ClientAddress {
     const p = parseAddr(peer)
     if (p === null) return { ip: peer === '' ? 'unknown' : peer, via: 'socket', located: false, internal: false }
-    if (this.#trusted.length === 0 || !this.#trustedAddr(p)) return { ip: p.text, via: 'socket', located: true, internal: internal(p) }
+    if (this.#trusted.length === 0 || !this.#trustedAddr(p)) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
     const xff = headerLines(headers['x-forwarded-for'])
     const fwd = headerLines(headers.forwarded)
     const fromXff = xff === null ? null : this.#walk(p, splitList(xff))
     const fromFwd = fwd === null ? null : this.#walk(p, forwardedFor(fwd))
-    if (fromXff === null && fromFwd === null) return { ip: p.text, via: 'socket', located: true, internal: internal(p) }
+    if (fromXff === null && fromFwd === null) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
     if (fromXff !== null && fromFwd !== null && (fromXff.addr.text !== fromFwd.addr.text || fromXff.located !== fromFwd.located)) {
       // Two chains that disagree: we cannot tell which one our proxy wrote and which one the client did.
       return { ip: p.text, via: 'x-forwarded-for', located: false, internal: false }
     }
     const w = fromXff ?? fromFwd
-    if (w === null) return { ip: p.text, via: 'socket', located: true, internal: internal(p) }
-    return { ip: w.addr.text, via: fromXff !== null ? 'x-forwarded-for' : 'forwarded', located: w.located, internal: w.located && internal(w.addr) }
+    if (w === null) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
+    return { ip: w.addr.text, via: fromXff !== null ? 'x-forwarded-for' : 'forwarded', located: w.located, internal: w.located && this.#internal(w.addr) }
   }
 
   /**
