@@ -16,7 +16,7 @@ type ObjectBody = Static<typeof ObjectBody>
 const MERGE_PATCH = 'application/merge-patch+json'
 
 /**
- * Live policy over the admin plane (SPEC "Admin routes"):
+ * Live policy over the admin plane (README, "Admin API and CLI"):
  *   GET /admin/tiers · GET|PUT|PATCH|DELETE /admin/tiers/:name · GET|PUT|PATCH|DELETE /admin/locations
  *   POST|GET /admin/keys · GET|DELETE /admin/keys/:id · POST /admin/keys/:id/rotate · POST /admin/reload
  * PUT replaces (and refuses a tier body that leaves out a limit the tier has, unless it is sent as null); PATCH
