@@ -7,6 +7,7 @@ import { exportChunks } from '../audit/export.js'
 import { parseFilter, type RecordFilter } from '../audit/read.js'
 import { verifyDir } from '../audit/verify.js'
 import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
+import { reportContext } from '../audit/report-context.js'
 
 interface AuditQuery {
   from?: string, to?: string, country?: string, subdivision?: string, model?: string, keyId?: string, org?: string,
@@ -71,6 +72,7 @@ export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promi
       return reportCsv(report)
     }
     reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
-    return reportHtml(report, `audit log of ${rt.audit.writer}`)
+    const ctx = await reportContext(rt.audit.dir, period, filter, { live: true })
+    return reportHtml(report, `audit log in ${rt.audit.dir} (served by ${rt.audit.writer})`, ctx)
   })
 }

@@ -48,7 +48,7 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
     const res = await gw.admin.inject({ method: 'GET', url: '/admin/audit?format=csv', headers: auditor })
     t.match(res.headers['content-type'], /text\/csv/)
     const rows = res.body.trim().split('\r\n')
-    t.match(rows[0], /^kind,ts,requestId,keyId,org,ip,country,subdivision,anonymizer,geodbBuild,model,classification,servingRegion,endpoint,crossBorder,decision,rule,status,tokensIn,tokensOut,latencyMs/)
+    t.match(rows[0], /^kind,ts,requestId,keyId,org,ip,country,location,subdivision,anonymizer,geodbBuild,model,classification,servingRegion,endpoint,crossBorder,decision,rule,status,tokensIn,tokensOut,latencyMs/)
     t.equal(rows.length, 5)
   })
 
