@@ -6,7 +6,7 @@ import { verifyDir } from '../audit/verify.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
 import { parseFilter, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   geogate audit verify DIR [--public-key FILE]... [--json]
       exit 0 when every chain in DIR is intact, else 1 naming the first bad record (file, line, seq)
   geogate audit export --dir DIR [--from T] [--to T] [--country CC] [--subdivision CC-X] [--model M]

@@ -4,7 +4,7 @@ import { openGeo } from '../geo/service.js'
 import { snapshotFromConfig } from '../policy/snapshot.js'
 import { explain, formatTrace, ExplainError } from '../policy/explain.js'
 
-const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json] [--config FILE]\n'
+export const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json] [--config FILE]\n'
 
 /**
  * `geogate explain`: the decision for IP X, key Y, model Z, against the configuration file and its databases.

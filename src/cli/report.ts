@@ -3,7 +3,7 @@ import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
 import { reportContext } from '../audit/report-context.js'
 import { auditDir, filterFrom } from './audit.js'
 
-const USAGE = `usage: geogate report --dir DIR (or --config FILE) --period 2026-11 [--format json|csv|html] [--country CC] [--model M] [--key-id ID] [--org ORG]
+export const USAGE = `usage: geogate report --dir DIR (or --config FILE) --period 2026-11 [--format json|csv|html] [--country CC] [--model M] [--key-id ID] [--org ORG]
   usage per period × country × model × tier (interactions, refusals by rule, tokens in/out); progress on stderr
 `
 
