@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import { explain } from '../policy/explain.js'
 import { requireRole } from './auth.js'
+import { snapshotFromConfig } from '../policy/snapshot.js'
 import { BadRequestError } from '../core/errors.js'
 
-interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string }
+interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string, at?: string }
 
 function flag (v: string | undefined, name: string): boolean | undefined {
   if (v === undefined) return undefined
@@ -14,7 +15,7 @@ function flag (v: string | undefined, name: string): boolean | undefined {
 }
 
 /**
- * GET /admin/explain?ip=&keyId=&model=&endpoint=[&tools=&stream=&maxTokens=] (roles: admin, auditor): the decision
+ * GET /admin/explain?ip=&keyId=&model=&endpoint=[&tools=&stream=&maxTokens=&at=] (roles: admin, auditor): the decision
  * the data plane would make, with its whole trace, against the live policy and the databases in service.
  */
 export async function registerExplain (admin: FastifyInstance, rt: Runtime): Promise<void> {
@@ -27,10 +28,17 @@ export async function registerExplain (admin: FastifyInstance, rt: Runtime): Pro
       maxTokens = Number(q.maxTokens)
       if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new BadRequestError('maxTokens must be a non-negative integer')
     }
-    // an ExplainError becomes 400/404 in the admin error handler
-    return explain(rt.policy.snapshot(), rt.geo, {
+    let at: number | null = null
+    if (q.at !== undefined && q.at !== '') {
+      at = Date.parse(q.at)
+      if (Number.isNaN(at)) throw new BadRequestError(`at: not a date and time: ${q.at}`)
+    }
+    // as of another instant: the schedule then, with today's live overrides. An ExplainError (400/404) or a
+    // PolicyRejected (400) becomes its answer in the admin error handler.
+    const policy = at === null ? rt.policy.snapshot() : snapshotFromConfig(rt.live.configAt(at))
+    return explain(policy, rt.geo, {
       ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
       tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
-    }, rt.config.backends)
+    }, rt.config.backends, at === null ? null : new Date(at).toISOString())
   })
 }

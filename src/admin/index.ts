@@ -6,6 +6,7 @@ import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
 export type { AdminState }
 
@@ -41,15 +42,18 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     if (OPEN.has(path)) return
     const p = adminPrincipal(request, rt.config.admin)
     request.admin = p
-    if (!READ.has(request.method) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
+    if (!READ.has(request.method) && !(request.method === 'POST' && READ_ONLY_POSTS.has(path)) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
+  // Not ready while draining, or while the audit log cannot make records durable (interactions are refused then).
   admin.get('/readyz', async (_req, reply) => {
     // the policy hash is the same on every replica sharing a store: a deploy can check them against each other
     const policy = rt.live.snapshot().hash
-    if (!state.ready) return await reply.code(503).send({ status: 'draining', policy })
-    return { status: 'ready', policy }
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'], policy })
+    const audit = rt.audit.health()
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, policy })
+    return { status: 'ready', ready: true, reasons: [], policy }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
@@ -58,5 +62,6 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
+  await registerPolicyCode(admin, rt)
   return admin
 }

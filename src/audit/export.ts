@@ -16,6 +16,7 @@ export const CSV_COLUMNS = [
   'kind', 'ts', 'requestId', 'keyId', 'org', 'ip', 'country', 'location', 'subdivision', 'anonymizer', 'geodbBuild', 'model',
   'classification', 'servingRegion', 'endpoint', 'crossBorder', 'decision', 'rule', 'status', 'tokensIn', 'tokensOut',
   'latencyMs', 'locationTier', 'keyTier', 'degraded', 'shadow', 'outcome', 'upstreamStatus', 'stream', 'tokensEstimated',
+  'policyVersion', 'capabilities', 'keyCountry', 'maxOutputTokens', 'n', 'choices',
   'actor', 'role', 'action', 'target', 'before', 'after', 'event', 'detail', 'writer', 'seq', 'prev', 'hash'
 ] as const
 

@@ -130,15 +130,15 @@ export function reportCsv (r: UsageReport): string {
 
 // ── HTML: one self-contained page, charts as inline SVG, no script, no external assets ─────────────────────────
 
-function esc (s: string | number): string {
+export function esc (s: string | number): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c)
 }
 
-const fmt = new Intl.NumberFormat('en-US')
+export const fmt = new Intl.NumberFormat('en-US')
 
-interface Bar { label: string, parts: Array<{ value: number, color: string, name: string }> }
+export interface Bar { label: string, parts: Array<{ value: number, color: string, name: string }> }
 
-function barChart (title: string, bars: Bar[], legend: Array<{ name: string, color: string }>): string {
+export function barChart (title: string, bars: Bar[], legend: Array<{ name: string, color: string }>): string {
   // labels are never cut: the label column is as wide as the longest one (about 7 px a character at 12 px)
   const labelW = Math.max(170, 12 + 7 * Math.max(0, ...bars.map((b) => b.label.length)))
   const width = labelW + 550
@@ -263,18 +263,7 @@ export function reportHtml (r: UsageReport, source: string, ctx?: ReportContext)
   const writers = ctx === undefined || ctx.writers.length === 0
     ? esc(source)
     : `${esc(source)} — ${ctx.writers.length} writer(s): ${ctx.writers.map((w) => `<b class="writer">${esc(w)}</b>`).join(', ')}`
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>geogate usage report ${esc(r.period)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1b1b}
-h1{font-size:1.4em}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0;overflow-x:auto}figcaption{font-weight:600;margin-bottom:.4em}
-svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}.kpi{display:flex;gap:2em;flex-wrap:wrap}.kpi div{border:1px solid #ddd;padding:.6em 1em}
-.kpi b{display:block;font-size:1.3em}.verify{padding:.5em 1em;border:1px solid #ccc}.verify.ok{border-color:#2b7a4b}.verify.bad{border-color:#b3261e;background:#fbeaea}
-table.admin code{white-space:pre-wrap;word-break:break-all}dl.legend dt{margin-top:.4em}dl.legend dd{margin-left:1.5em}
-</style></head><body>
-<h1>geogate usage report — ${esc(r.period)}</h1>
+  return htmlPage(`geogate usage report ${esc(r.period)}`, `<h1>geogate usage report — ${esc(r.period)}</h1>
 <p>Period ${esc(r.from)} to ${esc(r.to)} (UTC, end exclusive). Source: ${writers}. Generated ${esc(r.generatedAt)}.
 Every interaction in the audit log for the period is counted (the log records cross-border interactions, or all of them with <code>audit.scope: all</code>).
 Country <code>unknown</code>: the caller could not be located; <code>internal</code>: a caller on this network (loopback, private, link-local, <code>server.internalNetworks</code>).</p>
@@ -287,7 +276,23 @@ ${charts}
 ${body}
 </tbody></table>
 ${legendHtml(r)}
-${adminChangesHtml(ctx?.adminChanges ?? [])}
+${adminChangesHtml(ctx?.adminChanges ?? [])}`)
+}
+
+/** One self-contained page in the report style (the usage report, the replay report). `title` is already escaped. */
+export function htmlPage (title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1b1b}
+h1{font-size:1.4em}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0;overflow-x:auto}figcaption{font-weight:600;margin-bottom:.4em}
+svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}.kpi{display:flex;gap:2em;flex-wrap:wrap}.kpi div{border:1px solid #ddd;padding:.6em 1em}
+.kpi b{display:block;font-size:1.3em}.verify{padding:.5em 1em;border:1px solid #ccc}.verify.ok{border-color:#2b7a4b}.verify.bad{border-color:#b3261e;background:#fbeaea}
+table.admin code{white-space:pre-wrap;word-break:break-all}dl.legend dt{margin-top:.4em}dl.legend dd{margin-left:1.5em}
+</style></head><body>
+${body}
 </body></html>
 `
 }

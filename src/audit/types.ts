@@ -63,6 +63,25 @@ export interface InteractionFields {
   stream: boolean
   /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
   tokensEstimated: boolean
+  // ── what a re-decision needs (absent in records written before policy versions existed) ──
+  /** hash of the effective policy that decided (policy/version.ts); its text is in a `policy.version` admin record */
+  policyVersion?: string | null
+  /** the capabilities the request asked for (chat, tools, streaming, …) */
+  capabilities?: string[]
+  /** every ISO 3166-2 subdivision the caller was placed in, largest first (`subdivision` is the first) */
+  subdivisions?: string[]
+  /** the key's declared country and verified-entity flag, as the policy saw them */
+  keyCountry?: string | null
+  verifiedEntity?: boolean
+  /** the output-token bound asked for (max_tokens …), and `n` when the body had one */
+  maxOutputTokens?: number | null
+  n?: number | null
+  /** outputs the policy counted (the larger of n and best_of; 1 when not asked) */
+  choices?: number
+  /** the prompt size estimate the policy checked against maxContextTokens */
+  promptTokens?: number
+  /** how the caller's address was placed: public (located by the databases), internal, or unlocated */
+  address?: 'public' | 'internal' | 'unlocated'
 }
 
 /** An admin change (tiers, locations, keys, reload), in the same chain. */
@@ -82,7 +101,12 @@ export interface AdminFields extends AdminChange { kind: 'admin' }
 export interface SystemFields {
   kind: 'system'
   ts: string
-  event: 'recovered' | 'torn-tail' | 'retention-delete'
+  /**
+   * recovered, torn-tail: after an unclean stop; retention-delete; write-failure: records could not be made
+   * durable for a while (written once they could); records-dropped: the in-memory backlog was full, records lost;
+   * rewritten: a repaired filesystem had lost the newest durable records, written again from memory.
+   */
+  event: 'recovered' | 'torn-tail' | 'retention-delete' | 'write-failure' | 'records-dropped' | 'rewritten'
   detail: Record<string, unknown>
 }
 
@@ -98,7 +122,7 @@ export type AnyEntry = InteractionFields | AdminFields | SystemFields
 
 /** The writer's backlog and progress, read by /metrics at scrape time. */
 export interface AuditStats {
-  /** records accepted but not yet written and fsynced */
+  /** everything accepted and not yet durable: queued records, records being retried, journal entries */
   queueDepth: number
   /** age of the oldest of them, seconds (0 when none) */
   lagSeconds: number
@@ -111,8 +135,19 @@ export interface AuditStats {
   writeErrors: number
   /** group commits (write + fdatasync) done */
   commits: number
+  /** journal fdatasyncs done; begins / journalCommits is how many requests share one */
+  journalCommits: number
   lastSeq: number
+  /** records dropped because the in-memory backlog was full (audit.maxHeldRecords) while writes failed */
+  dropped: number
+  /** writes are failing or stuck */
+  failing: boolean
 }
+
+/** What begin() found: the journal entry is durable (forward), or not, and why. */
+export type BeginResult = { durable: true } | { durable: false, reason: string }
+
+export interface AuditHealth { ok: boolean, reasons: string[] }
 
 export interface AuditLog {
   /** The directory holding the segments (read by the admin routes and the CLI). */
@@ -124,10 +159,14 @@ export interface AuditLog {
   /** Queue an admin change record; same chain, `kind: 'admin'`. */
   appendAdminChange (change: AdminChange): void
   /**
-   * Note that an interaction is being forwarded (in-flight journal). If the process dies before append() is called
-   * for the same requestId, the next start writes its record with outcome `unknown`.
+   * Write-ahead: note that an interaction is about to be forwarded (in-flight journal) and resolve once that note is
+   * durable — or, within audit.journalTimeoutMs, with the reason it is not (never rejects, never hangs). If the
+   * process dies before append() is durable for the same requestId, the next start writes its record with outcome
+   * `unknown`.
    */
-  begin (entry: AuditEntry): void
+  begin (entry: AuditEntry): Promise<BeginResult>
+  /** The interaction begun will not be forwarded after all (its journal entry was not durable in time). */
+  withdraw (requestId: string): void
   /** Queue a record; never throws, never blocks the request. */
   append (entry: AuditEntry): void
   /** Drop the in-flight mark of an interaction that ends without a record (out of scope). */
@@ -135,5 +174,7 @@ export interface AuditLog {
   /** Write and fsync what is queued. */
   flush (): Promise<void>
   stats (): AuditStats
+  /** Can records be made durable now? The reasons when not (for /readyz). */
+  health (): AuditHealth
   close (): Promise<void>
 }

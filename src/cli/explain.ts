@@ -2,9 +2,10 @@ import pino from 'pino'
 import { parse, configPath, loadConfigOrExit } from './args.js'
 import { openGeo } from '../geo/service.js'
 import { snapshotFromConfig } from '../policy/snapshot.js'
+import { applySchedule } from '../config/schedule.js'
 import { explain, formatTrace, ExplainError, type ExplainTrace } from '../policy/explain.js'
 
-export const USAGE = `usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json]
+export const USAGE = `usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--at TIME] [--json]
                        [--config FILE | --admin-url URL]
   the decision for that caller, key and model, with its trace. With --admin-url (token: GEOGATE_ADMIN_TOKEN, an
   admin or auditor token) the running gateway answers with its live policy: file plus admin changes. Without it,
@@ -45,6 +46,7 @@ export async function run (argv: string[]): Promise<number> {
       tools: { type: 'boolean' },
       stream: { type: 'boolean' },
       'max-tokens': { type: 'string' },
+      at: { type: 'string' },
       json: { type: 'boolean' },
       'admin-url': { type: 'string' }
     }).values
@@ -68,7 +70,7 @@ export async function run (argv: string[]): Promise<number> {
     if (values.config !== undefined) { process.stderr.write(`geogate explain: --config and --admin-url are exclusive\n${USAGE}`); return 2 }
     const live = await explainLive(adminUrl, {
       ip, keyId, model, endpoint: values.endpoint, tools: values.tools === true ? 'true' : undefined,
-      stream: values.stream === true ? 'true' : undefined, maxTokens: values['max-tokens']
+      stream: values.stream === true ? 'true' : undefined, maxTokens: values['max-tokens'], at: values.at
     })
     if ('error' in live) { process.stderr.write(`geogate explain: ${live.error}\n`); return 1 }
     const source = { kind: 'live', adminUrl, policy: live.trace.policy }
@@ -77,12 +79,20 @@ export async function run (argv: string[]): Promise<number> {
       : `source: the running gateway at ${adminUrl} (live policy: file plus admin changes)\n` + formatTrace(live.trace))
     return 0
   }
+  let at: number | null = null
+  if (values.at !== undefined) {
+    at = Date.parse(values.at)
+    if (Number.isNaN(at)) { process.stderr.write(`geogate explain: --at: not a date and time: ${values.at}\n`); return 2 }
+  }
   const file = configPath(values.config)
   const loaded = await loadConfigOrExit(file)
   if (typeof loaded === 'number') return loaded
   const geo = await openGeo(loaded.config.geo, loaded.baseDir, pino({ level: 'silent' }))
   try {
-    const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends)
+    // The policy as of --at (its schedule applied up to then), or as of now.
+    const policy = snapshotFromConfig(applySchedule(loaded.config, at ?? Date.now()))
+    const trace = explain(policy, geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends,
+      at === null ? null : new Date(at).toISOString())
     const note = `file only (${file}): keys, tiers and locations changed through a running gateway's admin API are not seen; ask it with --admin-url`
     process.stdout.write(values.json === true
       ? JSON.stringify({ ...trace, source: { kind: 'file', file, note } }, null, 2) + '\n'

@@ -1,5 +1,6 @@
 import type { GeoResult } from '../geo/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
+import type { AuditEntry } from '../audit/types.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 
 /** Everything the pipeline learns about one request, stage by stage. */
@@ -12,13 +13,21 @@ export interface RequestContext {
   shape: RequestShape | null
   geo: GeoResult | null
   decision: Decision | null
+  /** hash of the policy snapshot that made the decision (the audit record's policyVersion) */
+  policyVersion: string | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
+  /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
+  route: string | null
   usage: Usage | null
   upstreamStatus: number | null
   /** how the interaction ended when not by a normal response */
   outcome: 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error'
   audited: boolean
+  /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
+  auditEntry: AuditEntry | null
+  /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
+  auditRefused: string | null
 }
 
 declare module 'fastify' {
@@ -36,11 +45,15 @@ export function newContext (clientIp: string): RequestContext {
     shape: null,
     geo: null,
     decision: null,
+    policyVersion: null,
     limit: null,
     backend: null,
+    route: null,
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',
-    audited: false
+    audited: false,
+    auditEntry: null,
+    auditRefused: null
   }
 }

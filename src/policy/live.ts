@@ -6,7 +6,9 @@ import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
 import { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict } from '../core/errors.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
+import { nameProblem } from '../core/names.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
+import { applySchedule, upcomingSwitches } from '../config/schedule.js'
 import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type ControlMessage, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
 export { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict }
@@ -27,7 +29,6 @@ export interface ClusterReload { reached: number, acks: ReloadAck[] }
 
 const RETRIES = 5
 const RETRY_MS = 150
-const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
 
 /** The tier fields that limit what a caller may spend: a PUT that leaves them out must say so (null). */
@@ -82,7 +83,7 @@ export function keyView (k: Readonly<KeyConfig>, source: 'file' | 'admin'): KeyV
 function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown> {
   const keys: KeyConfig[] = []
   for (const k of file.keys) {
-    const over = o.keys[k.id]
+    const over = Object.hasOwn(o.keys, k.id) ? o.keys[k.id] : undefined
     if (over === undefined) keys.push(k)
     else if (over !== null) keys.push(over)
   }
@@ -91,19 +92,50 @@ function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown>
   return { ...file, tiers: { ...file.tiers, ...o.tiers }, locations: o.locations ?? file.locations, keys }
 }
 
-function validate (what: string, file: Readonly<Config>, o: Overrides): Readonly<Config> {
+function validate (what: string, file: Readonly<Config>, o: Overrides, atMs: number): Readonly<Config> {
   try {
-    return parseConfig(compose(file, o), what)
+    return parseConfig(compose(applySchedule(file, atMs), o), what)
   } catch (err) {
     if (err instanceof ConfigError) throw new PolicyRejected(what, err.issues)
     throw err
   }
 }
 
+/** One stretch of time with one effective policy: from `from` (epoch ms) until the next stage. */
+interface Stage { from: number, config: Readonly<Config> }
+
+/**
+ * The policy now and at every scheduled switch still to come, each validated in full: a change (or reload) that
+ * would make a future stage invalid is refused today, not discovered on the day.
+ */
+function stages (what: string, file: Readonly<Config>, o: Overrides, nowMs: number): Stage[] {
+  const out: Stage[] = [{ from: nowMs, config: validate(what, file, o, nowMs) }]
+  for (const t of upcomingSwitches(file, nowMs)) {
+    out.push({ from: t, config: validate(`${what} (as of ${new Date(t).toISOString()})`, file, o, t) })
+  }
+  return out
+}
+
+/** Why the effective policy changed: the `cause` of a `policy.version` audit record. */
+export type PolicyChangeCause = 'reload' | 'override' | 'sync' | 'schedule'
+
+export interface PolicyChange {
+  snapshot: PolicySnapshot
+  config: Readonly<Config>
+  /** hash of the policy it replaces */
+  previous: string
+  cause: PolicyChangeCause
+}
+
 export interface LivePolicyOptions {
   /** how often the store's version is re-checked, so a missed pub/sub message heals (ms) */
   pollMs?: number
+  /** epoch ms; injected by tests to move time past a scheduled switch without waiting for it */
+  clock?: () => number
 }
+
+/** setTimeout's longest delay; a switch further away is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * The policy in force: the YAML file as the seed, with live overrides (tiers, locations, keys) from the admin
@@ -115,10 +147,16 @@ export class LivePolicy implements PolicySource {
   readonly #store: OverrideStore
   readonly #log: Logger
   readonly #pollMs: number
+  readonly #clock: () => number
   #file: Readonly<Config>
   #overrides: Overrides = emptyOverrides()
   #config: Readonly<Config>
   #snap: PolicySnapshot
+  /** the scheduled stages still to come, earliest first */
+  #upcoming: Stage[] = []
+  #nextAt = Infinity
+  #switchTimer: NodeJS.Timeout | null = null
+  readonly #listeners: Array<(c: PolicyChange) => void> = []
   #storeVersion = -1
   #timer: NodeJS.Timeout | null = null
   #queue: Promise<unknown> = Promise.resolve()
@@ -135,8 +173,12 @@ export class LivePolicy implements PolicySource {
     this.#store = store
     this.#log = log
     this.#pollMs = opts.pollMs ?? 2000
-    this.#config = file
-    this.#snap = snapshotFromConfig(file)
+    this.#clock = opts.clock ?? Date.now
+    // The file was validated with its schedule, so its stages are valid too.
+    const [now, ...upcoming] = stages('file', file, this.#overrides, this.#clock())
+    this.#config = now?.config ?? file
+    this.#snap = snapshotFromConfig(this.#config)
+    this.#setUpcoming(upcoming)
   }
 
   static async open (file: Readonly<Config>, redis: RedisClient | null, log: Logger, opts: LivePolicyOptions = {}): Promise<LivePolicy> {
@@ -163,7 +205,30 @@ export class LivePolicy implements PolicySource {
     this.#timer.unref()
   }
 
-  snapshot (): PolicySnapshot { return this.#snap }
+  /**
+   * The policy in force. Past a scheduled instant the next stage is switched in here, on read, whether or not the
+   * timer has fired yet: a late timer never serves the old policy past its instant.
+   */
+  snapshot (): PolicySnapshot {
+    if (this.#clock() >= this.#nextAt) this.#switchStage()
+    return this.#snap
+  }
+
+  /** The effective configuration: the file, its schedule as of now, with the overrides applied. */
+  config (): Readonly<Config> {
+    if (this.#clock() >= this.#nextAt) this.#switchStage()
+    return this.#config
+  }
+
+  /** The effective configuration as of another instant (explain --at): the schedule then, today's overrides. */
+  configAt (atMs: number): Readonly<Config> {
+    return validate(`policy as of ${new Date(atMs).toISOString()}`, this.#file, this.#overrides, atMs)
+  }
+
+  /** Called on every change of the effective policy (its hash), whatever caused it. */
+  onChange (fn: (c: PolicyChange) => void): void { this.#listeners.push(fn) }
+  /** The instant of the next scheduled switch (epoch ms), or null. */
+  get nextSwitch (): number | null { return Number.isFinite(this.#nextAt) ? this.#nextAt : null }
 
   /** How this replica re-reads its configuration file when another replica asks (POST /admin/reload there). */
   onReloadRequest (replica: string, handler: ReloadHandler): void {
@@ -213,8 +278,6 @@ export class LivePolicy implements PolicySource {
       await this.#store.publish({ ...res, t: 'ack', id: m.id, replica: this.#replica })
     }).catch((err: unknown) => { this.#log.warn({ err }, 'could not answer a reload request from another replica') })
   }
-  /** The effective configuration: the file with the overrides applied. */
-  config (): Readonly<Config> { return this.#config }
   fileConfig (): Readonly<Config> { return this.#file }
   overrides (): Readonly<Overrides> { return this.#overrides }
   get shared (): boolean { return this.#store.shared }
@@ -222,8 +285,8 @@ export class LivePolicy implements PolicySource {
   get syncErrors (): number { return this.#syncErrors }
 
   tierSource (name: string): 'override' | 'file' | null {
-    if (this.#overrides.tiers[name] !== undefined) return 'override'
-    return this.#file.tiers[name] !== undefined ? 'file' : null
+    if (Object.hasOwn(this.#overrides.tiers, name)) return 'override'
+    return Object.hasOwn(this.#file.tiers, name) ? 'file' : null
   }
 
   listKeys (): KeyView[] {
@@ -236,10 +299,11 @@ export class LivePolicy implements PolicySource {
    * refused rather than silently dropped — send it as null to drop it, or PATCH to change only some fields.
    */
   async putTier (name: string, body: Record<string, unknown>): Promise<Change<TierConfig>> {
-    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
+    const bad = nameProblem(name)
+    if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
     return await this.#change(`tier ${name}`, (o) => {
-      const current = this.#config.tiers[name]
-      const dropped = current === undefined ? [] : droppedLimits(current, body)
+      const current = ownTier(this.#config, name)
+      const dropped = current === null ? [] : droppedLimits(current, body)
       o.tiers[name] = withoutNulls(body) as TierConfig
       if (dropped.length === 0) return
       const issues: ConfigIssue[] = dropped.map(([f, now]) => ({
@@ -247,24 +311,25 @@ export class LivePolicy implements PolicySource {
         message: `PUT replaces the whole tier, and this body leaves out "${f.replace('/', '.')}" (now ${JSON.stringify(now)}): send it as null to drop it, or PATCH to change only the fields you send`
       }))
       // every error at once: the body's own problems too
-      try { validate(`tier ${name}`, this.#file, o) } catch (err) { if (err instanceof PolicyRejected) issues.push(...err.issues); else throw err }
+      try { validate(`tier ${name}`, this.#file, o, this.#clock()) } catch (err) { if (err instanceof PolicyRejected) issues.push(...err.issues); else throw err }
       throw new PolicyRejected(`tier ${name}`, issues)
-    }, (c) => c.tiers[name] ?? null,
-    (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+    }, (c) => ownTier(c, name),
+    (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
   }
 
   /** Change some fields of a tier (JSON merge patch over the tier in force: null removes a field). */
   async patchTier (name: string, patch: Record<string, unknown>): Promise<Change<TierConfig>> {
-    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
-    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = mergePatch(this.#config.tiers[name] ?? {}, patch) as TierConfig },
-      (c) => c.tiers[name] ?? null,
-      (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+    const bad = nameProblem(name)
+    if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = mergePatch(ownTier(this.#config, name) ?? {}, patch) as TierConfig },
+      (c) => ownTier(c, name),
+      (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
   }
 
   /** Drop a tier's override: the file's definition applies again (or the tier is gone if only the override had it). */
   async resetTier (name: string): Promise<Change<TierConfig>> {
-    if (this.#overrides.tiers[name] === undefined) throw new PolicyNotFound(`tier "${name}" has no live override`)
-    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => c.tiers[name] ?? null,
+    if (!Object.hasOwn(this.#overrides.tiers, name)) throw new PolicyNotFound(`tier "${name}" has no live override`)
+    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => ownTier(c, name),
       () => ({ kind: 'tier', name, value: null }))
   }
 
@@ -287,7 +352,10 @@ export class LivePolicy implements PolicySource {
   /** Create a key; the raw key is returned once and only its SHA-256 is kept. */
   async createKey (input: KeyInput): Promise<{ raw: string, change: Change<KeyView> }> {
     const issues: ConfigIssue[] = Object.keys(input).filter((f) => !KEY_FIELDS.has(f)).map((f) => ({ path: `/${f}`, message: `unknown property "${f}"` }))
-    if (input.id !== undefined && (typeof input.id !== 'string' || !NAME.test(input.id))) issues.push({ path: '/id', message: `must be a string matching ${NAME.source}` })
+    if (input.id !== undefined) {
+      const bad = typeof input.id === 'string' ? nameProblem(input.id) : 'must be a string'
+      if (bad !== null) issues.push({ path: '/id', message: bad })
+    }
     if (issues.length > 0) throw new PolicyRejected('key creation', issues)
     const id = typeof input.id === 'string' ? input.id : `key-${randomBytes(6).toString('hex')}`
     if (this.#config.keys.some((k) => k.id === id)) throw new PolicyConflict(`a key with id "${id}" already exists`)
@@ -332,10 +400,11 @@ export class LivePolicy implements PolicySource {
         if (err instanceof ConfigError) throw new PolicyRejected('reload', err.issues)
         throw err
       }
-      const effective = validate('reload', file, this.#overrides)
+      const staged = stages('reload', file, this.#overrides, this.#clock())
+      const effective = (staged[0] as Stage).config
       const changed = (Object.keys(effective) as Array<keyof Config>).filter((s) => !isDeepStrictEqual(effective[s], this.#config[s]))
       this.#file = file
-      this.#install(effective)
+      this.#install(staged, 'reload')
       return { restartNeeded: [...restartNeeded], changed }
     })
   }
@@ -363,6 +432,7 @@ export class LivePolicy implements PolicySource {
   async close (): Promise<void> {
     this.#closed = true
     if (this.#timer !== null) clearInterval(this.#timer)
+    if (this.#switchTimer !== null) clearTimeout(this.#switchTimer)
     await this.#queue.catch(() => {})
     await this.#store.close()
   }
@@ -377,7 +447,8 @@ export class LivePolicy implements PolicySource {
     return await this.#serial(async () => {
       const trial = structuredClone(this.#overrides)
       mutate(trial)
-      const effective = validate(what, this.#file, trial)
+      const next = stages(what, this.#file, trial, this.#clock())
+      const effective = (next[0] as Stage).config
       const before = pick(this.#config)
       const change = toStore(effective)
       if (change === null) throw new PolicyRejected(what, [{ path: '/', message: 'nothing to store' }])
@@ -393,7 +464,7 @@ export class LivePolicy implements PolicySource {
       if (!res.applied) throw new PolicyConflict(`${what} was created concurrently on another replica`)
       const exact = res.version === this.#storeVersion + 1 || !this.#store.shared
       this.#overrides = trial
-      this.#install(effective)
+      this.#install(next, 'override')
       this.#storeVersion = res.version
       // Another replica changed something in between: read the whole set so nothing is lost.
       if (!exact) this.#scheduleRefresh(true)
@@ -404,8 +475,9 @@ export class LivePolicy implements PolicySource {
   /** Overrides from the store, validated; an override that no longer fits the file is skipped (and logged). */
   #adopt (o: Overrides): void {
     try {
+      const next = stages('stored overrides', this.#file, o, this.#clock())
       this.#overrides = o
-      this.#install(validate('stored overrides', this.#file, o))
+      this.#install(next, 'sync')
       return
     } catch (err) {
       if (!(err instanceof PolicyRejected)) throw err
@@ -417,12 +489,12 @@ export class LivePolicy implements PolicySource {
       ...(o.locations === null ? [] : [['locations', (x: Overrides) => { x.locations = o.locations }] as [string, (x: Overrides) => void]]),
       ...Object.entries(o.keys).map(([id, k]): [string, (x: Overrides) => void] => [`key:${id}`, (x) => { x.keys[id] = k }])
     ]
-    let effective = validate('file', this.#file, kept)
+    let effective = stages('file', this.#file, kept, this.#clock())
     for (const [field, step] of steps) {
       const trial = structuredClone(kept)
       step(trial)
       try {
-        effective = validate('stored override', this.#file, trial)
+        effective = stages('stored override', this.#file, trial, this.#clock())
         step(kept)
       } catch (err) {
         if (!(err instanceof PolicyRejected)) throw err
@@ -430,12 +502,57 @@ export class LivePolicy implements PolicySource {
       }
     }
     this.#overrides = kept
-    this.#install(effective)
+    this.#install(effective, 'sync')
   }
 
-  #install (effective: Readonly<Config>): void {
+  #install (next: Stage[], cause: PolicyChangeCause): void {
+    const [now, ...upcoming] = next
+    if (now === undefined) return
+    this.#setUpcoming(upcoming)
+    this.#use(now.config, cause)
+  }
+
+  #use (effective: Readonly<Config>, cause: PolicyChangeCause): void {
+    const previous = this.#snap.hash
     this.#config = effective
     this.#snap = snapshotFromConfig(effective, this.#snap.version + 1)
+    if (this.#snap.hash === previous) return
+    const change: PolicyChange = { snapshot: this.#snap, config: effective, previous, cause }
+    for (const fn of this.#listeners) {
+      try { fn(change) } catch (err) { this.#log.error({ err }, 'policy change listener failed') }
+    }
+  }
+
+  #setUpcoming (upcoming: Stage[]): void {
+    this.#upcoming = upcoming
+    this.#nextAt = upcoming[0]?.from ?? Infinity
+    this.#armSwitchTimer()
+  }
+
+  /** Move to the latest stage whose instant has come (several, if the process slept through some). */
+  #switchStage (): void {
+    const now = this.#clock()
+    let stage: Stage | undefined
+    while (this.#upcoming[0] !== undefined && this.#upcoming[0].from <= now) stage = this.#upcoming.shift()
+    this.#nextAt = this.#upcoming[0]?.from ?? Infinity
+    if (stage === undefined) return
+    const before = this.#snap.hash
+    this.#use(stage.config, 'schedule')
+    this.#log.info({ effectiveFrom: new Date(stage.from).toISOString(), policyVersion: this.#snap.hash, previous: before }, 'scheduled policy change in force')
+    this.#armSwitchTimer()
+  }
+
+  #armSwitchTimer (): void {
+    if (this.#switchTimer !== null) clearTimeout(this.#switchTimer)
+    this.#switchTimer = null
+    if (this.#closed || !Number.isFinite(this.#nextAt)) return
+    const delay = Math.min(Math.max(0, this.#nextAt - this.#clock()), MAX_TIMER_MS)
+    this.#switchTimer = setTimeout(() => {
+      this.#switchTimer = null
+      if (this.#clock() >= this.#nextAt) this.#switchStage()
+      else this.#armSwitchTimer()
+    }, delay)
+    this.#switchTimer.unref()
   }
 
   #poll (): void {
@@ -463,6 +580,11 @@ export class LivePolicy implements PolicySource {
     this.#queue = run.catch(() => {})
     return await run
   }
+}
+
+/** A tier of this configuration by name, never one of Object.prototype's members. */
+function ownTier (c: Readonly<Config>, name: string): TierConfig | null {
+  return Object.hasOwn(c.tiers, name) ? c.tiers[name] ?? null : null
 }
 
 function viewChange (c: Change<KeyConfig>): Change<KeyView> {

@@ -82,6 +82,9 @@ t.test('alert rules: every expression parses, they read exported metrics and cov
   t.ok(covers(/geogate_geodb_stale/), 'a stale GeoIP database')
   t.ok(covers(/geogate_limiter_degraded_total/), 'Redis degraded')
   t.ok(covers(/geogate_audit_writer_lag_seconds/), 'audit lag')
+  t.ok(covers(/geogate_audit_write_failing/), 'audit writes failing (records cannot be made durable)')
+  t.ok(covers(/geogate_audit_unavailable_total/), 'interactions refused with 503 audit_unavailable')
+  t.ok(covers(/geogate_audit_records_dropped_total/) && covers(/geogate_audit_unrecorded_served_total/), 'interactions without a durable record')
   t.ok(covers(/count\(count by \(hash\) \(geogate_policy_info\)\) > 1/), 'replicas deciding with different policy hashes')
 })
 

@@ -18,6 +18,10 @@ export const ServerSchema = Type.Object({
   headersTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Time a client may take to send its headers' }),
   keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000 }),
   maxHeaderSize: Type.Integer({ minimum: 1024, default: 16_384 }),
+  objectRoutesTtlSeconds: Type.Integer({
+    minimum: 1, default: 30 * 86_400,
+    description: 'How long the gateway remembers which backend created a response or job, for /v1/responses/{id} and the like'
+  }),
   shutdownGraceMs: Type.Integer({ minimum: 0, default: 30_000, description: 'SIGTERM: time in-flight requests get to finish' })
 }, { additionalProperties: false, default: {} })
 
