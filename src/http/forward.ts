@@ -9,7 +9,7 @@ import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
 import { ModelRename } from './forward-model.js'
 import { recordStart } from './audit.js'
-import { createdId, createdIdFromEvent } from './forward-routes.js'
+import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 
 /*
@@ -145,6 +145,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || type.includes('json'))
   if (rename) upstream.pipe(new ModelRename(upstreamName, model)).pipe(out)
   else upstream.pipe(out)
+  if (created && !sse) upstream.once('data', (chunk: Buffer) => { remember(createdIdFromHead(chunk)) })
 
   reply.code(res.statusCode)
   // a renamed body can change length: content-length goes, the body is chunked
