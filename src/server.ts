@@ -83,6 +83,14 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
   const mocks = opts.withMockBackend === true ? await startMocks(loaded.config, opts, log) : []
   const runtime = await createRuntime(loaded.config, loaded.baseDir, log)
   const reload = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
+  // Another replica's POST /admin/reload reaches this one through the shared store: re-read this file, answer.
+  runtime.live.onReloadRequest(`${runtime.audit.writer}/${process.pid}`, async (actor) => {
+    const r = await reload(actor)
+    const policy = runtime.live.snapshot().hash
+    return r.ok
+      ? { ok: true, policy, changed: r.changed, restartNeeded: r.restartNeeded }
+      : { ok: false, policy, issues: r.issues.map((i) => ({ path: i.path, message: i.message })) }
+  })
   const state: AdminState = { ready: false, reload }
   const app = await buildApp(runtime)
   const admin = await buildAdmin(runtime, state)

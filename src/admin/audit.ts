@@ -7,6 +7,7 @@ import { exportChunks } from '../audit/export.js'
 import { parseFilter, type RecordFilter } from '../audit/read.js'
 import { verifyDir } from '../audit/verify.js'
 import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
+import { reportContext } from '../audit/report-context.js'
 import { QueryError, checkSelect, limited, openSql, withTimeout } from '../audit/sql.js'
 
 interface AuditQuery {
@@ -93,19 +94,15 @@ export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promi
     const period = q.period ?? new Date().toISOString().slice(0, 7)
     const filter = filterOf(q)
     await rt.audit.flush()
-    let report
-    try {
-      report = await buildReport(rt.audit.dir, period, { country: filter.country, model: filter.model, keyId: filter.keyId, org: filter.org })
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('period')) throw new BadRequestError(err.message)
-      throw err
-    }
+    // a bad period is a ReportPeriodError: the admin error handler answers 400 with its message
+    const report = await buildReport(rt.audit.dir, period, { country: filter.country, model: filter.model, keyId: filter.keyId, org: filter.org })
     if (format === 'json') return report
     if (format === 'csv') {
       download(reply, 'text/csv; charset=utf-8', `usage-${period}.csv`)
       return reportCsv(report)
     }
     reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
-    return reportHtml(report, `audit log of ${rt.audit.writer}`)
+    const ctx = await reportContext(rt.audit.dir, period, filter, { live: true })
+    return reportHtml(report, `audit log in ${rt.audit.dir} (served by ${rt.audit.writer})`, ctx)
   })
 }

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import { explain, ExplainError } from '../policy/explain.js'
+import { explain } from '../policy/explain.js'
 import { requireRole } from './auth.js'
 import { snapshotFromConfig } from '../policy/snapshot.js'
-import { PolicyRejected } from '../policy/live.js'
-import { BadRequestError, NotFoundError } from '../core/errors.js'
+import { BadRequestError } from '../core/errors.js'
 
 interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string, at?: string }
 
@@ -34,17 +33,12 @@ export async function registerExplain (admin: FastifyInstance, rt: Runtime): Pro
       at = Date.parse(q.at)
       if (Number.isNaN(at)) throw new BadRequestError(`at: not a date and time: ${q.at}`)
     }
-    try {
-      // as of another instant: the schedule then, with today's live overrides
-      const policy = at === null ? rt.policy.snapshot() : snapshotFromConfig(rt.live.configAt(at))
-      return explain(policy, rt.geo, {
-        ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
-        tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
-      }, rt.config.backends, at === null ? null : new Date(at).toISOString())
-    } catch (err) {
-      if (err instanceof ExplainError) throw err.status === 404 ? new NotFoundError(err.message) : new BadRequestError(err.message)
-      if (err instanceof PolicyRejected) throw new BadRequestError(err.message)
-      throw err
-    }
+    // as of another instant: the schedule then, with today's live overrides. An ExplainError (400/404) or a
+    // PolicyRejected (400) becomes its answer in the admin error handler.
+    const policy = at === null ? rt.policy.snapshot() : snapshotFromConfig(rt.live.configAt(at))
+    return explain(policy, rt.geo, {
+      ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
+      tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
+    }, rt.config.backends, at === null ? null : new Date(at).toISOString())
   })
 }

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { ConfigIssue } from '../config/load.js'
-import { ForbiddenError, toOpenAIError } from '../core/errors.js'
+import { ForbiddenError, httpErrorOf, toOpenAIError } from '../core/errors.js'
 import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
@@ -28,7 +28,9 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   const json = admin.getDefaultJsonParser('error', 'error')
   admin.removeContentTypeParser('application/json')
   admin.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
-  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[], matches?: unknown[] }, request, reply) => {
+  admin.setErrorHandler(async (thrown: FastifyError, request, reply) => {
+    // domain errors (policy, explain, report) become HTTP answers here, and only here
+    const err = httpErrorOf(thrown) as FastifyError & { issues?: ConfigIssue[], matches?: unknown[] }
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
     reply.code(status).type('application/json')
@@ -54,17 +56,19 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   admin.get('/healthz', async () => ({ status: 'ok' }))
   // Not ready while draining, or while the audit log cannot make records durable (interactions are refused then).
   admin.get('/readyz', async (_req, reply) => {
-    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
+    // the policy hash is the same on every replica sharing a store: a deploy can check them against each other
+    const policy = rt.live.snapshot().hash
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'], policy })
     const audit = rt.audit.health()
     // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
     const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
-    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence })
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence, policy })
     // a stale (or missing) screening list is reported, like a stale GeoIP database; it does not take the replica out
     const list = rt.screening.info()
     if (list === null || list.stale) {
-      return { status: 'ready', ready: true, reasons: [], audit: evidence, screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
+      return { status: 'ready', ready: true, reasons: [], audit: evidence, policy, screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
     }
-    return { status: 'ready', ready: true, reasons: [], audit: evidence }
+    return { status: 'ready', ready: true, reasons: [], audit: evidence, policy }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)

@@ -7,12 +7,17 @@ import type { AuditRecord } from './types.js'
 
 export type ExportFormat = 'jsonl' | 'csv'
 
+/**
+ * Every field of every record kind, so a CSV export loses nothing the JSONL has: objects (an admin change's
+ * before/after, a system event's detail) as JSON in their cell, arrays joined with |. A field a record kind does
+ * not have is an empty cell. test/audit/export-columns.test.ts checks this list against the record types.
+ */
 export const CSV_COLUMNS = [
-  'kind', 'ts', 'requestId', 'keyId', 'org', 'ip', 'country', 'subdivision', 'anonymizer', 'geodbBuild', 'model',
+  'kind', 'ts', 'requestId', 'keyId', 'org', 'ip', 'country', 'location', 'subdivision', 'anonymizer', 'geodbBuild', 'model',
   'classification', 'servingRegion', 'endpoint', 'crossBorder', 'decision', 'rule', 'status', 'tokensIn', 'tokensOut',
-  'latencyMs', 'locationTier', 'keyTier', 'degraded', 'shadow', 'outcome', 'upstreamStatus', 'stream',
+  'latencyMs', 'locationTier', 'keyTier', 'degraded', 'shadow', 'outcome', 'upstreamStatus', 'stream', 'tokensEstimated',
   'policyVersion', 'capabilities', 'keyCountry', 'maxOutputTokens', 'n', 'choices',
-  'actor', 'role', 'action', 'target', 'event', 'writer', 'seq', 'prev', 'hash'
+  'actor', 'role', 'action', 'target', 'before', 'after', 'event', 'detail', 'writer', 'seq', 'prev', 'hash'
 ] as const
 
 /**

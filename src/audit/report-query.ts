@@ -74,7 +74,7 @@ export async function aggregateUsage (dir: string, period: string, filter: Recor
   try {
     const { where, params } = filterSql({ ...filter, kind: 'interaction' })
     result = await session.internal(`
-      SELECT coalesce(country, 'unknown'), coalesce(locationTier, 'unknown'), coalesce(model, 'unknown'), coalesce(keyTier, 'unknown'),
+      SELECT coalesce(country, CASE WHEN location = 'internal' THEN 'internal' ELSE 'unknown' END), coalesce(locationTier, 'unknown'), coalesce(model, 'unknown'), coalesce(keyTier, 'unknown'),
              substr(ts, 1, 10), CASE WHEN decision = 'deny' THEN rule END,
              count(*), count(*) FILTER (WHERE decision = 'deny'), count(*) FILTER (WHERE shadow), count(*) FILTER (WHERE crossBorder),
              count(*) FILTER (WHERE outcome = 'unknown'), coalesce(sum(tokensIn), 0), coalesce(sum(tokensOut), 0),

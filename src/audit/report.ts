@@ -1,6 +1,10 @@
+import { ReportPeriodError } from '../core/errors.js'
 import type { RecordFilter } from './read.js'
 import { aggregateUsage } from './report-query.js'
 import { csvCell } from './export.js'
+import { describeRule } from '../core/rule-ids.js'
+import type { VerifyResult } from './verify.js'
+import type { AdminRecord } from './types.js'
 
 /**
  * Usage report per period × country × model × tier: interactions, refusals by rule, tokens in/out.
@@ -26,6 +30,22 @@ export interface ReportRow {
   refusalsByRule: Record<string, number>
 }
 
+/**
+ * What a usage report shows besides its counts: who wrote the chains it read, the export classification of each
+ * model as recorded, the admin changes of the period, and whether the chains verify. Gathered by
+ * reportContext (report-context.ts) apart from the aggregation, so the counting can change without it.
+ */
+export interface ReportContext {
+  dir: string
+  /** every writer (replica) whose records the period holds, sorted */
+  writers: string[]
+  /** model -> the classifications its interactions were recorded with */
+  classifications: Map<string, string[]>
+  adminChanges: AdminRecord[]
+  /** the verification of the whole directory (a chain verifies from its start); null when not run */
+  verification: VerifyResult | null
+}
+
 export interface UsageReport {
   period: string
   from: string
@@ -40,14 +60,14 @@ export interface UsageReport {
 /** 2026, 2026-11 or 2026-11-03 → [from, to) in ISO 8601. */
 export function periodRange (period: string): { from: string, to: string } {
   const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(period)
-  if (m === null) throw new Error(`period: YYYY, YYYY-MM or YYYY-MM-DD, got "${period}"`)
+  if (m === null) throw new ReportPeriodError(period, `period: YYYY, YYYY-MM or YYYY-MM-DD, got "${period}"`)
   const y = Number(m[1])
   const mo = m[2] === undefined ? null : Number(m[2]) - 1
   const d = m[3] === undefined ? null : Number(m[3])
-  if (mo !== null && (mo < 0 || mo > 11)) throw new Error(`period: no month ${m[2] ?? ''}`)
+  if (mo !== null && (mo < 0 || mo > 11)) throw new ReportPeriodError(period, `period: no month ${m[2] ?? ''}`)
   const from = new Date(Date.UTC(y, mo ?? 0, d ?? 1))
   const to = mo === null ? new Date(Date.UTC(y + 1, 0, 1)) : d === null ? new Date(Date.UTC(y, mo + 1, 1)) : new Date(Date.UTC(y, mo, d + 1))
-  if (d !== null && from.getUTCDate() !== d) throw new Error(`period: no day ${period}`)
+  if (d !== null && from.getUTCDate() !== d) throw new ReportPeriodError(period, `period: no day ${period}`)
   return { from: from.toISOString(), to: to.toISOString() }
 }
 
@@ -82,8 +102,9 @@ export const fmt = new Intl.NumberFormat('en-US')
 export interface Bar { label: string, parts: Array<{ value: number, color: string, name: string }> }
 
 export function barChart (title: string, bars: Bar[], legend: Array<{ name: string, color: string }>): string {
-  const width = 720
-  const labelW = 170
+  // labels are never cut: the label column is as wide as the longest one (about 7 px a character at 12 px)
+  const labelW = Math.max(170, 12 + 7 * Math.max(0, ...bars.map((b) => b.label.length)))
+  const width = labelW + 550
   const rowH = 22
   const h = bars.length * rowH + 30
   const max = Math.max(1, ...bars.map((b) => b.parts.reduce((s, p) => s + p.value, 0)))
@@ -131,7 +152,45 @@ function topBy<T> (entries: Array<[string, T]>, value: (t: T) => number, n: numb
   return entries.sort((a, b) => value(b[1]) - value(a[1])).slice(0, n)
 }
 
-export function reportHtml (r: UsageReport, source: string): string {
+function jsonText (v: unknown): string {
+  const t = JSON.stringify(v)
+  return t === undefined ? '' : t
+}
+
+function verificationHtml (v: VerifyResult | null): string {
+  if (v === null) return '<p class="verify">Integrity of the chains: <b>not checked</b> for this report (run <code>npx geogate audit verify</code>).</p>'
+  const what = `${fmt.format(v.chains)} chain(s), ${fmt.format(v.segments)} segment(s), ${fmt.format(v.records)} record(s), ${fmt.format(v.digests)} digest(s) (${fmt.format(v.signedDigests)} signed)`
+  if (v.ok) return `<p class="verify ok">Integrity of the chains read: <b>verified</b> — ${esc(what)}.${v.warnings.length > 0 ? ' Warnings: ' + esc(v.warnings.join('; ')) : ''}</p>`
+  const p = v.problem
+  const where = p === null ? '' : ` at ${p.file}${p.line === null ? '' : `:${p.line}`}${p.seq === null ? '' : ` (seq ${p.seq})`}`
+  return `<p class="verify bad">Integrity of the chains read: <b>VERIFICATION FAILED</b>${esc(where)}: ${esc(p?.reason ?? 'unknown problem')} — ${esc(what)}. The counts below come from a log that does not verify.</p>`
+}
+
+function adminChangesHtml (changes: readonly AdminRecord[]): string {
+  if (changes.length === 0) return '<h2>Admin changes in the period</h2><p>None.</p>'
+  const rows = changes.map((c) => `<tr><td>${esc(c.ts)}</td><td>${esc(c.actor)}</td><td>${esc(c.role)}</td><td>${esc(c.action)}</td><td>${esc(c.target)}</td>` +
+    `<td><code>${esc(jsonText(c.before))}</code></td><td><code>${esc(jsonText(c.after))}</code></td><td>${esc(c.writer)}</td></tr>`).join('\n')
+  return `<h2>Admin changes in the period (${fmt.format(changes.length)})</h2>
+<table class="admin"><thead><tr><th>Time (UTC)</th><th>Actor</th><th>Role</th><th>Action</th><th>Target</th><th>Before</th><th>After</th><th>Writer</th></tr></thead><tbody>
+${rows}
+</tbody></table>`
+}
+
+function legendHtml (r: UsageReport): string {
+  const rules = new Set<string>(Object.keys(r.totals.refusalsByRule))
+  for (const row of r.rows) for (const k of Object.keys(row.refusalsByRule)) rules.add(k)
+  if (rules.size === 0) return ''
+  const items = [...rules].sort().map((k) => `<dt><code>${esc(k)}</code></dt><dd>${esc(describeRule(k))}</dd>`).join('\n')
+  return `<h2>Rule ids</h2><dl class="legend">
+${items}
+</dl>`
+}
+
+/**
+ * The report as one self-contained HTML page. `source` says where the records came from; `ctx` (reportContext)
+ * adds the writers, classifications, admin changes and the verification result.
+ */
+export function reportHtml (r: UsageReport, source: string, ctx?: ReportContext): string {
   const byCountry = new Map<string, { allowed: number, denied: number }>()
   const byModel = new Map<string, { tokensIn: number, tokensOut: number }>()
   for (const row of r.rows) {
@@ -159,21 +218,28 @@ export function reportHtml (r: UsageReport, source: string): string {
     })), [{ name: 'refusals', color: denyC }])
   ].join('\n')
   const t = r.totals
-  const head = ['Country', 'Location tier', 'Model', 'Key tier', 'Interactions', 'Allowed', 'Denied', 'Shadow-denied', 'Cross-border', 'Outcome unknown', 'Tokens in', 'Tokens out', 'Refusals by rule']
-  const body = r.rows.map((row) => `<tr><td>${esc(row.country)}</td><td>${esc(row.locationTier)}</td><td>${esc(row.model)}</td><td>${esc(row.tier)}</td>` +
+  const classOf = (model: string): string => ctx?.classifications.get(model)?.join(', ') ?? '—'
+  const head = ['Country', 'Location tier', 'Model', 'Classification (ECCN)', 'Key tier', 'Interactions', 'Allowed', 'Denied', 'Shadow-denied', 'Cross-border', 'Outcome unknown', 'Tokens in', 'Tokens out', 'Refusals by rule']
+  const body = r.rows.map((row) => `<tr><td>${esc(row.country)}</td><td>${esc(row.locationTier)}</td><td>${esc(row.model)}</td><td>${esc(classOf(row.model))}</td><td>${esc(row.tier)}</td>` +
     [row.interactions, row.allowed, row.denied, row.shadowDenied, row.crossBorder, row.unknownOutcome, row.tokensIn, row.tokensOut].map((v) => `<td class="n">${fmt.format(v)}</td>`).join('') +
     `<td>${esc(Object.entries(row.refusalsByRule).map(([k, v]) => `${k}: ${v}`).join(', '))}</td></tr>`).join('\n')
+  const writers = ctx === undefined || ctx.writers.length === 0
+    ? esc(source)
+    : `${esc(source)} — ${ctx.writers.length} writer(s): ${ctx.writers.map((w) => `<b class="writer">${esc(w)}</b>`).join(', ')}`
   return htmlPage(`geogate usage report ${esc(r.period)}`, `<h1>geogate usage report — ${esc(r.period)}</h1>
-<p>Period ${esc(r.from)} to ${esc(r.to)} (UTC, end exclusive). Source: ${esc(source)}. Generated ${esc(r.generatedAt)}.
+<p>Period ${esc(r.from)} to ${esc(r.to)} (UTC, end exclusive). Source: ${writers}. Generated ${esc(r.generatedAt)}.
 Every interaction in the audit log for the period is counted (the log records cross-border interactions, or all of them with <code>audit.scope: all</code>).
-Check the log's integrity with <code>geogate audit verify</code>.</p>
+Country <code>unknown</code>: the caller could not be located; <code>internal</code>: a caller on this network (loopback, private, link-local, <code>server.internalNetworks</code>).</p>
+${verificationHtml(ctx?.verification ?? null)}
 <div class="kpi"><div><b>${fmt.format(t.interactions)}</b>interactions</div><div><b>${fmt.format(t.allowed)}</b>allowed</div><div><b>${fmt.format(t.denied)}</b>denied</div>
 <div><b>${fmt.format(t.tokensIn)}</b>tokens in</div><div><b>${fmt.format(t.tokensOut)}</b>tokens out</div><div><b>${fmt.format(t.unknownOutcome)}</b>outcome unknown</div></div>
 ${charts}
 <h2>Per country × model × tier</h2>
-<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>
+<table class="rows"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>
 ${body}
-</tbody></table>`)
+</tbody></table>
+${legendHtml(r)}
+${adminChangesHtml(ctx?.adminChanges ?? [])}`)
 }
 
 /** One self-contained page in the report style (the usage report, the replay report). `title` is already escaped. */
@@ -184,9 +250,10 @@ export function htmlPage (title: string, body: string): string {
 <style>
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1b1b}
 h1{font-size:1.4em}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0;overflow-x:auto}figcaption{font-weight:600;margin-bottom:.4em}
 svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}.kpi{display:flex;gap:2em;flex-wrap:wrap}.kpi div{border:1px solid #ddd;padding:.6em 1em}
-.kpi b{display:block;font-size:1.3em}
+.kpi b{display:block;font-size:1.3em}.verify{padding:.5em 1em;border:1px solid #ccc}.verify.ok{border-color:#2b7a4b}.verify.bad{border-color:#b3261e;background:#fbeaea}
+table.admin code{white-space:pre-wrap;word-break:break-all}dl.legend dt{margin-top:.4em}dl.legend dd{margin-left:1.5em}
 </style></head><body>
 ${body}
 </body></html>

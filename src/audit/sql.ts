@@ -27,7 +27,9 @@ export const RECORD_COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ['shadow', 'BOOLEAN'], ['outcome', 'VARCHAR'], ['upstreamStatus', 'INTEGER'], ['stream', 'BOOLEAN'],
   ['tokensEstimated', 'BOOLEAN'], ['actor', 'VARCHAR'], ['role', 'VARCHAR'], ['action', 'VARCHAR'],
   ['target', 'VARCHAR'], ['before', 'JSON'], ['after', 'JSON'], ['event', 'VARCHAR'], ['detail', 'JSON'],
-  ['writer', 'VARCHAR'], ['seq', 'BIGINT'], ['prev', 'VARCHAR'], ['hash', 'VARCHAR']
+  ['writer', 'VARCHAR'], ['seq', 'BIGINT'], ['prev', 'VARCHAR'], ['hash', 'VARCHAR'],
+  // geo | unknown | internal (absent in records written before it)
+  ['location', 'VARCHAR']
 ]
 
 export interface SqlSession {

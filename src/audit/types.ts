@@ -27,6 +27,12 @@ export interface InteractionFields {
   org: string | null
   ip: string
   country: string | null
+  /**
+   * What kind of place the caller is: `geo` (located by the database), `unknown` (could not be located) or
+   * `internal` (loopback, private, link-local, server.internalNetworks: never looked up; country null).
+   * Absent in records written before it existed.
+   */
+  location?: 'geo' | 'unknown' | 'internal'
   subdivision: string | null
   /** the anonymizer traits that were set: vpn, tor, hosting, publicProxy, residentialProxy */
   anonymizer: string[]

@@ -1,3 +1,4 @@
+import { AuditVerifyError, type AuditProblem } from '../core/errors.js'
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { lineSpans } from './lines.js'
 import { open, readFile, readdir, stat } from 'node:fs/promises'
@@ -15,7 +16,7 @@ import { DIGEST_DIR, TORN_DIR, listDigests, listPublicKeyFiles, listSegments, ty
  * The first problem found is reported with its file, line and seq.
  */
 
-export interface VerifyProblem { file: string, line: number | null, seq: number | null, reason: string }
+export type VerifyProblem = AuditProblem
 
 /** What an auditor wants to know of each writer (replica) whose chain is in the directory. */
 export interface WriterSummary {
@@ -65,10 +66,6 @@ export interface VerifyOptions {
   timestamped?: (digestFile: string) => boolean
 }
 
-class Failure extends Error {
-  readonly problem: VerifyProblem
-  constructor (problem: VerifyProblem) { super(problem.reason); this.problem = problem }
-}
 
 interface DigestInfo { file: string, d: Digest }
 
@@ -99,7 +96,7 @@ export async function verifyDir (dir: string, opts: VerifyOptions = {}): Promise
       await verifyChain(dir, writer, segments.get(writer) ?? [], (digests.get(writer) ?? []).map((d) => d.file), keys, pinned || keys.size > 0, opts, tally)
     }
   } catch (err) {
-    if (err instanceof Failure) return { ok: false, signed: false, chains: writers.length, ...tally, problem: err.problem, failedWriter: current }
+    if (err instanceof AuditVerifyError) return { ok: false, signed: false, chains: writers.length, ...tally, problem: err.problem, failedWriter: current }
     throw err
   }
   const signed = tally.digests > 0 && tally.signedDigests === tally.digests
@@ -162,7 +159,7 @@ async function verifyChain (
     if (i === 0 && seg.firstSeq !== 1) {
       // Older segments deleted by retention: a digest must vouch for where the remaining chain picks up.
       const vouch = [...byDigestSegment.values()].flat().find((x) => x.d.final && x.d.lastSeq === seg.firstSeq - 1 && !present.has(x.d.segment))
-      if (vouch === undefined) throw new Failure({ file: seg.file, line: 1, seq: seg.firstSeq, reason: `chain of writer ${writer} starts at seq ${seg.firstSeq}: records 1..${seg.firstSeq - 1} are missing` })
+      if (vouch === undefined) throw new AuditVerifyError({ file: seg.file, line: 1, seq: seg.firstSeq, reason: `chain of writer ${writer} starts at seq ${seg.firstSeq}: records 1..${seg.firstSeq - 1} are missing` })
       seq = vouch.d.lastSeq
       prev = vouch.d.lastHash
     }
@@ -177,7 +174,7 @@ async function verifyChain (
     tally.records += r.records
     opts.onProgress?.({ segments: tally.segments, records: tally.records, file: seg.file })
   }
-  if (digestFailure !== null) throw new Failure(digestFailure)
+  if (digestFailure !== null) throw new AuditVerifyError(digestFailure)
 
   // 3. Every segment a digest names is here, or its deletion is on the record.
   for (const [segment, list] of byDigestSegment) {
@@ -186,7 +183,7 @@ async function verifyChain (
     const del = retained.get(segment)
     if (del === undefined || final === undefined || del.sha256 !== final.d.sha256) {
       const d = (final ?? list[list.length - 1]) as DigestInfo
-      throw new Failure({ file: segment, line: null, seq: d.d.firstSeq, reason: `segment is missing (named by ${d.file}, seq ${d.d.firstSeq}..${d.d.lastSeq}) and no retention record explains it` })
+      throw new AuditVerifyError({ file: segment, line: null, seq: d.d.firstSeq, reason: `segment is missing (named by ${d.file}, seq ${d.d.firstSeq}..${d.d.lastSeq}) and no retention record explains it` })
     }
   }
 
@@ -241,7 +238,7 @@ async function verifySegment (
 ): Promise<SegmentResult> {
   const path = join(dir, seg.file)
   const size = loaded.size
-  const fail = (line: number | null, seq: number | null, reason: string): never => { throw new Failure({ file: seg.file, line, seq, reason }) }
+  const fail = (line: number | null, seq: number | null, reason: string): never => { throw new AuditVerifyError({ file: seg.file, line, seq, reason }) }
   // Byte offsets at which a digest wants the running hash.
   const checkpoints = new Map<number, DigestInfo[]>()
   for (const x of digests) {

@@ -13,7 +13,7 @@ import { parseFilter, segmentCount, type RecordFilter, type SegmentTally } from 
 import { QUERY_USAGE, exportParquet, queryCmd } from './audit-query.js'
 import { keygenCmd, KEYGEN_USAGE } from './audit-keygen.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   geogate audit verify DIR [--public-key FILE]... [--require-sealed] [--json]
       exit 0 when every chain in DIR is intact, else 1 naming the first bad record (file, line, seq); then one line
       per writer (records, first/last time, newest digest, tail sealed|covered|UNCOVERED); --public-key pins the

@@ -7,7 +7,7 @@ import { parse, configPath, loadConfigOrExit } from './args.js'
 import { GeoDatabaseError, openGeo } from '../geo/service.js'
 import type { GeoDatabaseInfo } from '../geo/types.js'
 
-const USAGE = 'usage: geogate geodb info [--config FILE] [--json]\n       geogate geodb lookup IP [--config FILE]\n'
+export const USAGE = 'usage: geogate geodb info [--config FILE] [--json]\n       geogate geodb lookup IP [--config FILE]\n'
 
 function table (rows: GeoDatabaseInfo[], maxAgeDays: number): string {
   const head = ['PATH', 'TYPE', 'BUILD', 'AGE (days)', `STALE (> ${maxAgeDays} d)`]

@@ -3,7 +3,10 @@
 
 export type Command = (argv: string[]) => Promise<number>
 
-const commands: Record<string, { describe: string, load: () => Promise<{ run: Command }> }> = {
+/** Every command module: its entry point and its usage text (printed, exit 0, for --help or -h anywhere in it). */
+interface CommandModule { run: Command, USAGE: string }
+
+const commands: Record<string, { describe: string, load: () => Promise<CommandModule> }> = {
   serve: { describe: 'run the gateway (--config FILE, or GEOGATE_CONFIG)', load: async () => await import('./serve.js') },
   'check-config': { describe: 'validate a configuration file and print every error', load: async () => await import('./check-config.js') },
   'mock-backend': { describe: 'run the mock OpenAI-compatible accelerator (--port N)', load: async () => await import('./mock-backend.js') },
@@ -28,12 +31,20 @@ async function main (argv: string[]): Promise<number> {
     process.stdout.write(usage())
     return name === undefined ? 1 : 0
   }
-  const cmd = commands[name]
+  const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined
   if (cmd === undefined) {
     process.stderr.write(`geogate: unknown command "${name}"\n\n${usage()}`)
     return 2
   }
-  return await (await cmd.load()).run(rest)
+  const mod = await cmd.load()
+  // --help on a command or any of its subcommands (`geogate audit verify --help`); not after a `--`
+  const end = rest.indexOf('--')
+  const own = end < 0 ? rest : rest.slice(0, end)
+  if (own.includes('--help') || own.includes('-h') || own[0] === 'help') {
+    process.stdout.write(mod.USAGE)
+    return 0
+  }
+  return await mod.run(rest)
 }
 
 main(process.argv.slice(2)).then((code) => {

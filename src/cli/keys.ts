@@ -1,6 +1,6 @@
 import { parse } from './args.js'
 
-const USAGE = `usage: geogate keys <command> [--admin-url URL] [--json]
+export const USAGE = `usage: geogate keys <command> [--admin-url URL] [--json]
 
   create --org ORG --tier TIER [--country CC] [--domain D] [--verified] [--id ID]
                       create a key; its raw value is printed once and never stored. The organisation is

@@ -9,6 +9,11 @@ function int (name: string, v: string | undefined, fallback: number): number {
   return n
 }
 
+export const USAGE = `usage: geogate mock-backend [--port N] [--host H] [--ttft-ms N] [--itl-ms N] [--max-tokens N] [--api-key K] [--log-level L]
+  run the mock OpenAI-compatible accelerator (default 127.0.0.1:8000) until SIGTERM/SIGINT; a request with
+  "tools" is answered with a call of its first tool (see README, "The mock backend")
+`
+
 /** `geogate mock-backend --port N [--host H] [--ttft-ms N] [--itl-ms N] [--api-key K]`: runs until SIGTERM/SIGINT. */
 export async function run (argv: string[]): Promise<number> {
   const { values } = parse(argv, {

@@ -8,7 +8,7 @@ import { parsePolicyTests, runPolicyTests, formatPolicyTestResults, policyTestJu
 import { diffPolicies, formatPolicyDiff } from '../policy/diff.js'
 import { replayAudit, formatReplay, replayCsv, replayHtml } from '../policy/replay.js'
 
-const USAGE = `usage: geogate policy test FILE… [--config FILE] [--junit FILE]
+export const USAGE = `usage: geogate policy test FILE… [--config FILE] [--junit FILE]
          expectations (YAML) run offline against the configuration; exit 1 with every failure
        geogate policy diff OLD NEW [--at TIME] [--json]
          what changes between two configurations' policies, for a reviewer

@@ -1,8 +1,9 @@
 import { parse } from './args.js'
 import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
+import { reportContext } from '../audit/report-context.js'
 import { auditDir, filterFrom } from './audit.js'
 
-const USAGE = `usage: geogate report --dir DIR (or --config FILE) --period 2026-11 [--format json|csv|html] [--country CC] [--model M] [--key-id ID] [--org ORG]
+export const USAGE = `usage: geogate report --dir DIR (or --config FILE) --period 2026-11 [--format json|csv|html] [--country CC] [--model M] [--key-id ID] [--org ORG]
   usage per period × country × model × tier (interactions, refusals by rule, tokens in/out); progress on stderr
 `
 
@@ -32,7 +33,9 @@ export async function run (argv: string[]): Promise<number> {
     process.stderr.write(`report: ${(err as Error).message}\n`)
     return 2
   }
-  const out = format === 'json' ? JSON.stringify(report, null, 2) + '\n' : format === 'csv' ? reportCsv(report) : reportHtml(report, dir)
+  const out = format === 'json'
+    ? JSON.stringify(report, null, 2) + '\n'
+    : format === 'csv' ? reportCsv(report) : reportHtml(report, `audit log in ${dir}`, await reportContext(dir, values.period, filterFrom(values)))
   process.stdout.write(out)
   process.stderr.write(`report: ${report.totals.interactions} interaction(s), ${report.rows.length} row(s) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`)
   return 0

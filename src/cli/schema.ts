@@ -21,6 +21,10 @@ export function schemaText (): string {
   return JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...(relaxDefaults(ConfigSchema) as object) }, null, 2) + '\n'
 }
 
+export const USAGE = `usage: geogate schema [--write FILE]
+  print (or write to FILE) the configuration's JSON Schema, generated from src/config/schema
+`
+
 /** `geogate schema [--write FILE]`: the JSON Schema generated from the TypeBox definitions. */
 export async function run (argv: string[]): Promise<number> {
   const { values } = parse(argv, { write: { type: 'string' } })

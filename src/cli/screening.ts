@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { parse } from './args.js'
 
-const USAGE = `usage: geogate screening <command> [--admin-url URL] [--json]
+export const USAGE = `usage: geogate screening <command> [--admin-url URL] [--json]
 
   import FILE [--date YYYY-MM-DD] [--format us-csl-csv|us-csl-json] [--force]
                       load a list (the Consolidated Screening List's consolidated.csv or consolidated.json);

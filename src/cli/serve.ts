@@ -9,6 +9,11 @@ function ms (name: string, v: string | undefined): number | undefined {
   return n
 }
 
+export const USAGE = `usage: geogate serve [--config FILE] [--with-mock-backend [--mock-ttft-ms N] [--mock-itl-ms N]]
+  run the gateway on FILE (default: GEOGATE_CONFIG, else config/geogate.yaml); --with-mock-backend also runs the
+  mock accelerator on every backend URL that is on a loopback address. SIGHUP re-reads the file, SIGTERM drains.
+`
+
 /**
  * `geogate serve [--config FILE] [--with-mock-backend [--mock-ttft-ms N] [--mock-itl-ms N]]`.
  * Prints where it listens: a pino JSON line on stdout ("geogate listening") and one plain line on stderr.

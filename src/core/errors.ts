@@ -71,3 +71,128 @@ export function toOpenAIError (err: { code?: string, statusCode?: number, messag
   }
   return { status: 500, body: { error: { message: 'Internal gateway error', type: 'api_error', code: 'internal_error', param: null } } }
 }
+
+/*
+ * Domain errors: what a module refuses, with its facts in typed fields. They carry no HTTP status; httpErrorOf
+ * (below) is the one place that turns them into answers, so the admin routes never translate them by hand.
+ */
+
+/** One problem in a configuration or a policy change: where (a JSON pointer) and what is wrong, in words. */
+export interface ConfigIssue {
+  path: string
+  message: string
+  /** the value found there, when there is one */
+  value?: unknown
+  /** what would be accepted there (enum members, property names) */
+  allowed?: readonly string[]
+  /** the environment variable the value came from */
+  envVar?: string
+}
+
+/** `path: message`, one line per issue: the text check-config, serve, the admin API and reload all show. */
+export function issueLine (i: ConfigIssue): string {
+  return `${i.path === '' ? '/' : i.path}: ${i.message}`
+}
+
+export type DomainCode =
+  | 'GG_CONFIG' | 'GG_POLICY_REJECTED' | 'GG_POLICY_NOT_FOUND' | 'GG_POLICY_CONFLICT' | 'GG_POLICY_STORE_UNAVAILABLE'
+  | 'GG_EXPLAIN_QUERY' | 'GG_EXPLAIN_NOT_FOUND' | 'GG_GEO_DATABASE' | 'GG_MMDB_FORMAT' | 'GG_AUDIT_VERIFY' | 'GG_REPORT_PERIOD'
+
+export abstract class DomainError extends Error {
+  abstract readonly code: DomainCode
+}
+
+/** A configuration file (or object) that does not validate: every issue at once. */
+export class ConfigError extends DomainError {
+  readonly code = 'GG_CONFIG'
+  override readonly name = 'ConfigError'
+  constructor (readonly source: string, readonly issues: ConfigIssue[]) {
+    super(`${source}: ${issues.length} configuration error(s)\n` + issues.map((i) => '  ' + issueLine(i)).join('\n'))
+  }
+}
+
+/** A change or reload that fails the same checks as the configuration file; nothing was applied. */
+export class PolicyRejected extends DomainError {
+  readonly code = 'GG_POLICY_REJECTED'
+  override readonly name = 'PolicyRejected'
+  constructor (readonly what: string, readonly issues: ConfigIssue[]) {
+    super(`${what} refused: ${issues.length} error(s): ` + issues.map(issueLine).join('; '))
+  }
+}
+
+export class PolicyNotFound extends DomainError {
+  readonly code = 'GG_POLICY_NOT_FOUND'
+  override readonly name = 'PolicyNotFound'
+}
+
+export class PolicyConflict extends DomainError {
+  readonly code = 'GG_POLICY_CONFLICT'
+  override readonly name = 'PolicyConflict'
+}
+
+export class PolicyStoreUnavailable extends DomainError {
+  readonly code = 'GG_POLICY_STORE_UNAVAILABLE'
+  override readonly name = 'PolicyStoreUnavailable'
+}
+
+/** An explain query that cannot be answered: a malformed query, or a key or model that does not exist. */
+export class ExplainError extends DomainError {
+  readonly code: 'GG_EXPLAIN_QUERY' | 'GG_EXPLAIN_NOT_FOUND'
+  override readonly name = 'ExplainError'
+  constructor (readonly status: 400 | 404, message: string) {
+    super(message)
+    this.code = status === 404 ? 'GG_EXPLAIN_NOT_FOUND' : 'GG_EXPLAIN_QUERY'
+  }
+}
+
+/** A database file that cannot be put in service; the message names the file and what is wrong with it. */
+export class GeoDatabaseError extends DomainError {
+  readonly code = 'GG_GEO_DATABASE'
+  override readonly name = 'GeoDatabaseError'
+  constructor (readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`GeoIP database ${path} refused: ${reason}`, options)
+  }
+}
+
+/** A MaxMind DB file whose structure is broken (sizes, pointers, types). */
+export class MmdbFormatError extends DomainError {
+  readonly code = 'GG_MMDB_FORMAT'
+  override readonly name = 'MmdbFormatError'
+}
+
+/** Where an audit chain stops verifying. */
+export interface AuditProblem { file: string, line: number | null, seq: number | null, reason: string }
+
+export class AuditVerifyError extends DomainError {
+  readonly code = 'GG_AUDIT_VERIFY'
+  override readonly name = 'AuditVerifyError'
+  constructor (readonly problem: AuditProblem) { super(problem.reason) }
+}
+
+/** A report period that is not YYYY, YYYY-MM or YYYY-MM-DD (or names no real month or day). */
+export class ReportPeriodError extends DomainError {
+  readonly code = 'GG_REPORT_PERIOD'
+  override readonly name = 'ReportPeriodError'
+  constructor (readonly period: string, message: string) { super(message) }
+}
+
+type HttpError = Error & { code: string, statusCode: number, issues?: ConfigIssue[] }
+
+/**
+ * The one translation of domain errors to HTTP answers (400 with every issue, 404, 409, 503 when the shared
+ * store is down); anything else is given back unchanged for the error handler to render.
+ */
+export function httpErrorOf (err: unknown): unknown {
+  if (!(err instanceof DomainError)) return err
+  const withIssues = (e: HttpError, issues: ConfigIssue[]): HttpError => Object.assign(e, { issues })
+  switch (err.code) {
+    case 'GG_CONFIG': return withIssues(new InvalidPolicyError(err.message), (err as ConfigError).issues)
+    case 'GG_POLICY_REJECTED': return withIssues(new InvalidPolicyError(err.message), (err as PolicyRejected).issues)
+    case 'GG_POLICY_NOT_FOUND': case 'GG_EXPLAIN_NOT_FOUND': return new NotFoundError(err.message)
+    case 'GG_POLICY_CONFLICT': return new ConflictError(err.message)
+    case 'GG_POLICY_STORE_UNAVAILABLE': return new UnavailableError(err.message, { cause: err })
+    case 'GG_EXPLAIN_QUERY': case 'GG_REPORT_PERIOD': return new BadRequestError(err.message)
+    // not the caller's doing: a 500 that does not show the message (toOpenAIError), logged by the handler
+    case 'GG_GEO_DATABASE': case 'GG_MMDB_FORMAT': case 'GG_AUDIT_VERIFY': return err
+  }
+}

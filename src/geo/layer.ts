@@ -3,6 +3,7 @@
  * identity that tells when the file at its path has changed.
  */
 import { createHash } from 'node:crypto'
+import { GeoDatabaseError } from '../core/errors.js'
 import { open, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -19,13 +20,7 @@ export function embeddedDatabasePath (): string {
   return join(dirname(require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/package.json')), 'geo-whois-asn-country.mmdb')
 }
 
-/** A database file that cannot be put in service; the message names the file and what is wrong with it. */
-export class GeoDatabaseError extends Error {
-  override readonly name = 'GeoDatabaseError'
-  constructor (readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
-    super(`GeoIP database ${path} refused: ${reason}`, options)
-  }
-}
+export { GeoDatabaseError }
 
 export interface Layer {
   readonly path: string

@@ -10,6 +10,7 @@
  */
 import { nodeReader, type NodeReader } from './nodes.js'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { MmdbFormatError } from '../core/errors.js'
 
 const METADATA_MARKER = Buffer.from('abcdef4d61784d696e642e636f6d', 'hex')
 /** The spec caps the metadata section at 128 KiB, searched from the end of the file. */
@@ -44,9 +45,7 @@ export interface MmdbMetadata {
   binaryFormatMinorVersion: number
 }
 
-export class MmdbFormatError extends Error {
-  override readonly name = 'MmdbFormatError'
-}
+export { MmdbFormatError }
 
 function fail (msg: string): never {
   throw new MmdbFormatError(msg)

@@ -96,14 +96,14 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
   // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
   let proxies = rt.config.server.trustedProxies
-  let clientIp = new ClientIpResolver(proxies)
+  let clientIp = new ClientIpResolver(proxies, rt.config.server.internalNetworks)
 
   const guardAuth = await authFailureGuard(app, authFailureOptions(rt), 'data')
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (rt.config.server.trustedProxies !== proxies) {
       proxies = rt.config.server.trustedProxies
-      clientIp = new ClientIpResolver(proxies)
+      clientIp = new ClientIpResolver(proxies, rt.config.server.internalNetworks)
     }
     const client = clientIp.resolve(request.raw.socket.remoteAddress ?? '', request.headers)
     request.ctx = newContext(client.ip)

@@ -41,7 +41,8 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
   const servingRegion = servingRegionOf(policy, rt.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
   const anonymizer = anonymizerFlagList(ctx.geo?.anonymizer)
-  const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion)
+  const internal = ctx.client?.internal === true
+  const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion, { internal, internalCrossBorder: policy.locations.internalCrossBorder })
   if (!inScope(ctx, crossBorder, rt)) return null
   const d = ctx.decision
   const limitRefused = ctx.limit !== null && !ctx.limit.allowed
@@ -55,6 +56,7 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     org: ctx.principal.org,
     ip: auditIp(ctx.clientIp, a.ip, a.ipHashSalt),
     country,
+    location: internal ? 'internal' : country === null ? 'unknown' : 'geo',
     subdivision: ctx.geo?.subdivisions[0] ?? null,
     anonymizer,
     geodbBuild: ctx.geo?.build ?? null,

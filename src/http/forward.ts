@@ -7,6 +7,7 @@ import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { ModelRename } from './forward-model.js'
 import { recordStart } from './audit.js'
 import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
@@ -139,11 +140,16 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     else if (sse) out.end(sseErrorEvent(e))
     else out.destroy(e)
   })
-  upstream.pipe(out)
+  // the caller's model name in the answer, not the backend's (only when they differ: no cost otherwise)
+  const upstreamName = modelCfg?.upstreamModel
+  const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || type.includes('json'))
+  if (rename) upstream.pipe(new ModelRename(upstreamName, model)).pipe(out)
+  else upstream.pipe(out)
   if (created && !sse) upstream.once('data', (chunk: Buffer) => { remember(createdIdFromHead(chunk)) })
 
   reply.code(res.statusCode)
-  reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk)))
+  // a renamed body can change length: content-length goes, the body is chunked
+  reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk) && !rename))
   reply.send(out)
   return reply
 }

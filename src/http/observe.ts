@@ -35,9 +35,11 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
   if (a.any) {
     for (const t of ANONYMIZER_TRAITS) if (a[t.flag]) m.anonymizer.inc({ kind: t.metric, decision: d })
   }
-  const country = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
+  const countryLabel = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
   const region = servingRegionOf(policy, backends, ctx.shape?.model ?? null, ctx.backend)
-  if (decision !== null && isCrossBorder(geo.country, a.any, region)) m.crossBorder.inc({ decision: d, country })
+  const internal = ctx.client?.internal === true
+  const country = internal ? 'internal' : countryLabel
+  if (decision !== null && isCrossBorder(geo.country, a.any, region, { internal, internalCrossBorder: policy.locations.internalCrossBorder })) m.crossBorder.inc({ decision: d, country })
   const p = ctx.principal
   if (p === null || geo.country === null) return
   if (p.country !== undefined && p.country !== geo.country) m.keyCountryMismatch.inc({ key_id: p.keyId })

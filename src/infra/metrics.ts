@@ -9,7 +9,7 @@ export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSecon
 export interface MetricSources {
   audit?: AuditStatsSource
   backends?: { readonly inFlight: number }
-  live?: { readonly storeVersion: number, readonly syncErrors: number }
+  live?: { readonly storeVersion: number, readonly syncErrors: number, snapshot: () => { readonly hash: string } }
   /** with Redis, "first time this key is seen from this country" is decided across every replica */
   seen?: { redis: RedisClient, prefix: string }
 }
@@ -273,11 +273,28 @@ export class Metrics {
 
   readonly policyVersion: Gauge = new Gauge({
     name: 'geogate_policy_version',
-    help: 'Version of the shared policy overrides this replica applies (Redis counter; 0 without Redis)',
+    help: 'Counter of the shared policy overrides this replica has read (Redis; 0 without). Not the policy version: see geogate_policy_info',
     registers: [this.registry],
     collect: () => {
       const live = this.#sources.live
       if (live !== undefined) this.policyVersion.set(Math.max(0, live.storeVersion))
+    }
+  })
+
+  /**
+   * THE policy version: the content hash of the effective policy (file plus live overrides) this replica decides
+   * with. Replicas sharing a store must show one hash; GeogatePolicyOutOfSync fires when they do not.
+   */
+  readonly policyInfo: Gauge<'hash'> = new Gauge({
+    name: 'geogate_policy_info',
+    help: 'Always 1; the hash label is the content hash of the effective policy (file + live overrides) this replica applies',
+    labelNames: ['hash'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const live = this.#sources.live
+      if (live === undefined) return
+      this.policyInfo.reset()
+      this.policyInfo.set({ hash: live.snapshot().hash }, 1)
     }
   })
 
@@ -315,8 +332,9 @@ export class Metrics {
   })
 
   constructor () {
-    // Includes geogate_process_nodejs_eventloop_lag_seconds (and its percentiles): event-loop lag.
-    collectDefaultMetrics({ register: this.registry, prefix: 'geogate_process_' })
+    // prom-client's names already start with process_ / nodejs_: one geogate_ prefix gives geogate_process_cpu_seconds_total
+    // and geogate_nodejs_eventloop_lag_seconds (and its percentiles: event-loop lag).
+    collectDefaultMetrics({ register: this.registry, prefix: 'geogate_' })
   }
 
   attach (sources: MetricSources): void {

@@ -44,6 +44,39 @@ interface Job {
   maxTokens: number
   stream: boolean
   includeUsage: boolean
+  /** the request offered tools (and did not say tool_choice "none"): the answer is a call of one of them */
+  tool: { name: string, arguments: string } | null
+}
+
+/** A placeholder value of the JSON Schema type asked for, so the arguments of a mock tool call validate. */
+function sampleOf (schema: unknown): unknown {
+  const s = schema !== null && typeof schema === 'object' ? schema as Record<string, unknown> : {}
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0]
+  switch (s.type) {
+    case 'string': return 'mock'
+    case 'integer': case 'number': return 1
+    case 'boolean': return true
+    case 'array': return []
+    case 'object': {
+      const props = s.properties !== null && typeof s.properties === 'object' ? s.properties as Record<string, unknown> : {}
+      return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, sampleOf(v)]))
+    }
+    default: return null
+  }
+}
+
+/**
+ * The tool a chat request's answer calls: the one tool_choice names, else the first offered. Arguments are a
+ * placeholder of each parameter's type (strings "mock", numbers 1, booleans true), deterministic, as JSON text.
+ */
+function toolCallOf (body: Record<string, unknown>): { name: string, arguments: string } | null {
+  const tools = Array.isArray(body.tools) ? body.tools as Array<{ type?: unknown, function?: { name?: unknown, parameters?: unknown } }> : []
+  const fns = tools.filter((t) => t !== null && typeof t === 'object' && t.type === 'function' && typeof t.function?.name === 'string')
+  if (fns.length === 0 || body.tool_choice === 'none') return null
+  const choice = body.tool_choice as { function?: { name?: unknown } } | undefined
+  const wanted = typeof choice === 'object' && choice !== null ? choice.function?.name : undefined
+  const fn = fns.find((t) => t.function?.name === wanted) ?? fns[0]
+  return { name: String(fn?.function?.name), arguments: JSON.stringify(sampleOf(fn?.function?.parameters ?? { type: 'object' }) ?? {}) }
 }
 
 function sendJson (res: ServerResponse, status: number, body: unknown): void {
@@ -143,8 +176,10 @@ class Mock {
       promptTokens: countTokens(text),
       maxTokens: Math.min(intOr(body.max_completion_tokens, intOr(body.max_tokens, this.opts.defaultMaxTokens)), MAX_TOKENS_CAP),
       stream: body.stream === true,
-      includeUsage: so !== null && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true
+      includeUsage: so !== null && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true,
+      tool: kind === 'chat' ? toolCallOf(body) : null
     }
+    if (job.tool !== null) job.maxTokens = Math.max(1, countTokens(job.tool.arguments))
     if (job.stream) this.stream(job, res)
     else this.whole(job, res)
   }
@@ -160,7 +195,10 @@ class Mock {
       let content = ''
       for (let i = 0; i < job.maxTokens; i++) content += token(job.seed, i)
       const created = Math.floor(Date.now() / 1000)
-      const choice = job.kind === 'chat'
+      const call = job.tool
+      const choice = call !== null
+        ? { index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: `call_${job.id}`, type: 'function', function: call }] }, logprobs: null, finish_reason: 'tool_calls' }
+        : job.kind === 'chat'
         ? { index: 0, message: { role: 'assistant', content }, logprobs: null, finish_reason: 'length' }
         : { index: 0, text: content, logprobs: null, finish_reason: 'length' }
       sendJson(res, 200, { id: job.id, object: job.kind === 'chat' ? 'chat.completion' : 'text_completion', created, model: job.model, choices: [choice], usage: this.usage(job) })
@@ -179,6 +217,29 @@ class Mock {
     }
     let i = 0
     let timer: NodeJS.Timeout | null = null
+    const call = job.tool
+    if (call !== null) {
+      // a tool call streams as OpenAI does: the call's id and name first, then its arguments in pieces
+      const pieces = call.arguments.match(/.{1,8}/gs) ?? ['']
+      const toolStep = (): void => {
+        timer = null
+        if (res.destroyed) return
+        if (i === 0) {
+          send([{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: `call_${job.id}`, type: 'function', function: { name: call.name, arguments: '' } }] }, logprobs: null, finish_reason: null }])
+        }
+        if (i < pieces.length) {
+          send([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: pieces[i] } }] }, logprobs: null, finish_reason: null }])
+          i++
+          if (i < pieces.length) { timer = setTimeout(toolStep, this.opts.itlMs); return }
+        }
+        send([{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }])
+        if (job.includeUsage) send([], { usage: this.usage(job) })
+        res.end('data: [DONE]\n\n')
+      }
+      timer = setTimeout(toolStep, this.opts.ttftMs)
+      res.once('close', () => { if (timer !== null) clearTimeout(timer) })
+      return
+    }
     const step = (): void => {
       timer = null
       if (res.destroyed) return

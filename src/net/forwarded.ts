@@ -24,7 +24,7 @@ export interface ClientAddress {
    * is then the last hop we do trust (the honest thing to record); the policy treats the location as unknown.
    */
   located: boolean
-  /** loopback, private (RFC 1918, ULA) or link-local: gets `locations.internal` when configured */
+  /** loopback, private (RFC 1918, ULA), link-local or server.internalNetworks: gets `locations.internal` when configured */
   internal: boolean
 }
 
@@ -34,13 +34,23 @@ export interface ClientAddress {
  */
 export class ClientIpResolver {
   readonly #trusted: readonly Cidr[]
+  readonly #internalNets: readonly Cidr[]
 
-  constructor (trustedProxies: readonly string[]) {
-    this.#trusted = trustedProxies.map((value) => {
+  /** `internalNetworks`: CIDRs that are internal besides loopback, private and link-local (server.internalNetworks). */
+  constructor (trustedProxies: readonly string[], internalNetworks: readonly string[] = []) {
+    const compile = (option: string) => (value: string): Cidr => {
       const c = parseCidr(value)
-      if (typeof c === 'string') throw new Error(`server.trustedProxies: "${value}": ${c}`)
+      if (typeof c === 'string') throw new Error(`${option}: "${value}": ${c}`)
       return c
-    })
+    }
+    this.#trusted = trustedProxies.map(compile('server.trustedProxies'))
+    this.#internalNets = internalNetworks.map(compile('server.internalNetworks'))
+  }
+
+  #internal (a: IpAddress): boolean {
+    if (isInternal(a)) return true
+    for (const c of this.#internalNets) if (inCidr(a, c)) return true
+    return false
   }
 
   /** Is this address (any accepted spelling) one of our proxies? */
@@ -57,10 +67,10 @@ export class ClientIpResolver {
   resolve (peer: string, headers: IncomingHttpHeaders): ClientAddress {
     const p = parseIp(peer)
     if (p === null) return { ip: peer === '' ? 'unknown' : peer, via: 'socket', located: false, internal: false }
-    if (this.#trusted.length === 0 || !this.#trustedAddr(p)) return { ip: p.text, via: 'socket', located: true, internal: isInternal(p) }
+    if (this.#trusted.length === 0 || !this.#trustedAddr(p)) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
     const xff = headerLines(headers['x-forwarded-for'])
     const fwd = headerLines(headers.forwarded)
-    if (xff === null && fwd === null) return { ip: p.text, via: 'socket', located: true, internal: isInternal(p) }
+    if (xff === null && fwd === null) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
     const fromXff = xff === null ? null : this.#walk(p, xff.split(','))
     const fromFwd = fwd === null ? null : this.#walk(p, forwardedFor(fwd))
     if (fromXff !== null && fromFwd !== null && (fromXff.addr.text !== fromFwd.addr.text || fromXff.located !== fromFwd.located)) {
@@ -68,8 +78,8 @@ export class ClientIpResolver {
       return { ip: p.text, via: 'x-forwarded-for', located: false, internal: false }
     }
     const w = fromXff ?? fromFwd
-    if (w === null) return { ip: p.text, via: 'socket', located: true, internal: isInternal(p) }
-    return { ip: w.addr.text, via: fromXff !== null ? 'x-forwarded-for' : 'forwarded', located: w.located, internal: w.located && isInternal(w.addr) }
+    if (w === null) return { ip: p.text, via: 'socket', located: true, internal: this.#internal(p) }
+    return { ip: w.addr.text, via: fromXff !== null ? 'x-forwarded-for' : 'forwarded', located: w.located, internal: w.located && this.#internal(w.addr) }
   }
 
   /**

@@ -1,12 +1,19 @@
 import type { PolicySnapshot } from './snapshot.js'
 
+/** Is the caller internal (loopback, private, link-local, server.internalNetworks), and what the config says of them. */
+export interface InternalCaller { internal: boolean, internalCrossBorder: boolean }
+const PUBLIC_CALLER: InternalCaller = Object.freeze({ internal: false, internalCrossBorder: false })
+
 /**
  * The one cross-border rule, used by the audit scope, the audit record and the metrics alike: the caller's
  * country differs from the serving region (a country, or an ISO 3166-2 code whose country part counts). An
  * unknown caller location, an anonymised caller (its country is where the exit node is, not the caller) and an
  * unknown serving region all count as crossing: what cannot be shown to stay inside is treated as leaving.
+ * An internal caller is a location of its own, inside this network: crossing only when
+ * locations.internalCrossBorder says so.
  */
-export function isCrossBorder (country: string | null, anonymized: boolean, servingRegion: string | null): boolean {
+export function isCrossBorder (country: string | null, anonymized: boolean, servingRegion: string | null, caller: InternalCaller = PUBLIC_CALLER): boolean {
+  if (caller.internal) return caller.internalCrossBorder
   if (country === null || servingRegion === null || anonymized) return true
   return country !== servingRegion.split('-')[0]
 }

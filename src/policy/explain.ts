@@ -3,6 +3,7 @@
  * with every input and intermediate step laid out: what an auditor needs to check a decision, and what ops need
  * before rolling out a policy change.
  */
+import { ExplainError } from '../core/errors.js'
 import type { Capability, KeyConfig } from '../config/schema/index.js'
 import type { AnonymizerFlags, GeoLookup, GeoPoint, RegionHit } from '../geo/types.js'
 import type { Decision, Endpoint, RequestShape } from '../core/types.js'
@@ -69,10 +70,7 @@ export interface ExplainTrace {
   policy: { version: number, hash: string, mode: 'enforce' | 'shadow', at: string | null }
 }
 
-/** A query that cannot be explained: the status is what the admin route answers. */
-export class ExplainError extends Error {
-  constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
-}
+export { ExplainError }
 
 /** The request shape a synthetic query stands for (explain, policy tests). */
 export function shapeFor (q: ExplainQuery): RequestShape {

@@ -22,6 +22,24 @@ export type OverrideChange =
 
 export interface StoredOverrides { version: number, overrides: Overrides }
 
+/**
+ * Messages between replicas on the policy channel (next to the bare version numbers of override changes):
+ * "re-read your configuration file", and each replica's answer to it.
+ */
+export type ControlMessage =
+  | { t: 'reload', id: string, from: string, actor: { name: string, role: string } }
+  | { t: 'ack', id: string, replica: string, ok: boolean, policy: string, changed?: string[], restartNeeded?: string[], issues?: Array<{ path: string, message: string }> }
+
+/** A control message from the channel, or null for anything else (a version number, a foreign message). */
+export function parseControl (text: string): ControlMessage | null {
+  if (!text.startsWith('{')) return null
+  try {
+    const m = JSON.parse(text) as Partial<ControlMessage>
+    if ((m.t === 'reload' || m.t === 'ack') && typeof m.id === 'string') return m as ControlMessage
+  } catch {}
+  return null
+}
+
 /** Where the overrides live: this process (no Redis) or Redis, shared by every replica. */
 export interface OverrideStore {
   readonly shared: boolean
@@ -30,8 +48,10 @@ export interface OverrideStore {
   version (): Promise<number>
   /** applied false: ifAbsent and the id exists */
   apply (change: OverrideChange): Promise<{ applied: boolean, version: number }>
-  /** called with the new version whenever any replica changes something */
-  watch (onChange: (version: number) => void): void
+  /** called with the new version whenever any replica changes something, and with every control message */
+  watch (onChange: (version: number) => void, onControl?: (m: ControlMessage) => void): void
+  /** send a control message to every replica; resolves with how many subscribers got it (this one included; 0 unshared) */
+  publish (m: ControlMessage): Promise<number>
   close (): Promise<void>
 }
 
@@ -72,6 +92,7 @@ export class MemoryOverrideStore implements OverrideStore {
     return { applied: true, version: ++this.#version }
   }
   watch (): void {}
+  async publish (): Promise<number> { return 0 }
   async close (): Promise<void> {}
 }
 
@@ -165,13 +186,21 @@ export class RedisOverrideStore implements OverrideStore {
     return { applied: res[0] === 1, version: Number(res[1]) }
   }
 
-  watch (onChange: (version: number) => void): void {
+  async publish (m: ControlMessage): Promise<number> {
+    return await this.#redis.publish(this.#channel, JSON.stringify(m))
+  }
+
+  watch (onChange: (version: number) => void, onControl?: (m: ControlMessage) => void): void {
     // The shared client has no offline queue (see infra/redis.ts); a subscriber may queue its SUBSCRIBE
     // until connected, and ioredis re-subscribes after a reconnect.
     const sub = duplicateForSubscribe(this.#redis)
     this.#sub = sub
     sub.on('error', () => {})
-    sub.on('message', (_channel: string, message: string) => { onChange(Number(message)) })
+    sub.on('message', (_channel: string, message: string) => {
+      const control = parseControl(message)
+      if (control === null) onChange(Number(message))
+      else onControl?.(control)
+    })
     // After a reconnect messages may have been missed: re-check at once instead of waiting for the poll.
     sub.on('ready', () => { onChange(Number.NaN) })
     sub.subscribe(this.#channel).catch((err: unknown) => { this.#log.warn({ err }, 'policy subscription failed; polling only') })

@@ -1,28 +1,17 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { Config, KeyConfig, KeyStatus, LocationsConfig, TierConfig } from '../config/schema/index.js'
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
+import { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict } from '../core/errors.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
 import { nameProblem } from '../core/names.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
 import { applySchedule, upcomingSwitches } from '../config/schedule.js'
-import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
+import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type ControlMessage, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
-/** A change or reload that fails the same checks as the configuration file; nothing was applied. */
-export class PolicyRejected extends Error {
-  readonly issues: ConfigIssue[]
-  constructor (what: string, issues: ConfigIssue[]) {
-    super(`${what} refused: ${issues.length} error(s): ` + issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; '))
-    this.name = 'PolicyRejected'
-    this.issues = issues
-  }
-}
-
-export class PolicyNotFound extends Error {}
-export class PolicyStoreUnavailable extends Error {}
-export class PolicyConflict extends Error {}
+export { PolicyRejected, PolicyNotFound, PolicyStoreUnavailable, PolicyConflict }
 
 /** Sections read once at start (listeners, connections, pools, files): a reload keeps the running ones. */
 export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit', 'limiter'] as const
@@ -38,9 +27,56 @@ export interface KeyView {
 export interface Change<T> { before: T | null, after: T | null }
 export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
 
+/** One replica's answer to a reload request: did its file apply, and the policy hash it decides with now. */
+export type ReloadAck = Extract<ControlMessage, { t: 'ack' }>
+export type ReloadHandler = (actor: { name: string, role: string }) => Promise<Omit<ReloadAck, 't' | 'id' | 'replica'>>
+/** What a reload of every replica got back: how many replicas were reached, and each one's answer. */
+export interface ClusterReload { reached: number, acks: ReloadAck[] }
+
 const RETRIES = 5
 const RETRY_MS = 150
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id', 'domain'])
+
+/** The tier fields that limit what a caller may spend: a PUT that leaves them out must say so (null). */
+const LIMIT_FIELDS = ['limits', 'maxOutputTokens', 'maxContextTokens'] as const
+
+/** The limits a tier has that a PUT body leaves out (not even as null), as [path below the tier, current value]. */
+function droppedLimits (current: Readonly<TierConfig>, body: Record<string, unknown>): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = []
+  for (const f of LIMIT_FIELDS) {
+    const now = current[f]
+    if (now === undefined) continue
+    if (!(f in body)) { out.push([f, now]); continue }
+    const given = body[f]
+    if (f === 'limits' && isPlainObject(given) && isPlainObject(now)) {
+      for (const [k, v] of Object.entries(now)) if (v !== undefined && !(k in given)) out.push([`limits/${k}`, v])
+    }
+  }
+  return out
+}
+
+/** A PUT body with its explicit nulls (fields to drop) removed, one level into `limits`. */
+function withoutNulls (body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body)) {
+    if (v === null) continue
+    out[k] = isPlainObject(v) ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null)) : v
+  }
+  return out
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** RFC 7396 JSON merge patch: objects merge field by field, null removes a field, anything else replaces. */
+export function mergePatch (target: unknown, patch: unknown): unknown {
+  if (!isPlainObject(patch)) return patch
+  const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {}
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) Reflect.deleteProperty(out, k)
+    else out[k] = mergePatch(out[k], v)
+  }
+  return out
+}
 
 /** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
 export function fingerprint (k: Readonly<KeyConfig>): string { return k.sha256.slice(0, 8) }
@@ -137,6 +173,9 @@ export class LivePolicy implements PolicySource {
   #refreshAgain = false
   #closed = false
   #syncErrors = 0
+  #replica = ''
+  #onReload: ReloadHandler | null = null
+  readonly #waiting = new Map<string, (ack: ReloadAck) => void>()
 
   constructor (file: Readonly<Config>, store: OverrideStore, log: Logger, opts: LivePolicyOptions = {}) {
     this.#file = file
@@ -170,7 +209,7 @@ export class LivePolicy implements PolicySource {
     await this.refresh()
     this.#store.watch((v) => {
       if (!(v <= this.#storeVersion)) this.#scheduleRefresh()
-    })
+    }, (m) => { this.#control(m) })
     this.#timer = setInterval(() => { this.#poll() }, this.#pollMs)
     this.#timer.unref()
   }
@@ -199,6 +238,55 @@ export class LivePolicy implements PolicySource {
   onChange (fn: (c: PolicyChange) => void): void { this.#listeners.push(fn) }
   /** The instant of the next scheduled switch (epoch ms), or null. */
   get nextSwitch (): number | null { return Number.isFinite(this.#nextAt) ? this.#nextAt : null }
+
+  /** How this replica re-reads its configuration file when another replica asks (POST /admin/reload there). */
+  onReloadRequest (replica: string, handler: ReloadHandler): void {
+    this.#replica = replica
+    this.#onReload = handler
+  }
+
+  get replica (): string { return this.#replica }
+
+  /**
+   * Ask every other replica sharing the store to re-read its file, and collect their answers until each replica
+   * reached has answered or `timeoutMs` passed. Without a shared store nothing is reached.
+   */
+  async reloadOthers (actor: { name: string, role: string }, timeoutMs = 5000): Promise<ClusterReload> {
+    if (!this.#store.shared) return { reached: 0, acks: [] }
+    const id = randomUUID()
+    const acks: ReloadAck[] = []
+    let wake: () => void = () => {}
+    this.#waiting.set(id, (ack) => { acks.push(ack); wake() })
+    try {
+      let received: number
+      try {
+        received = await this.#store.publish({ t: 'reload', id, from: this.#replica, actor })
+      } catch (err) {
+        throw new PolicyStoreUnavailable(`The shared policy store is unavailable; only this replica was reloaded (${err instanceof Error ? err.message : String(err)})`, { cause: err })
+      }
+      // PUBLISH counts subscribers, this replica's own included
+      const reached = Math.max(0, received - 1)
+      const deadline = Date.now() + timeoutMs
+      while (acks.length < reached && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, deadline - Date.now())
+          wake = () => { clearTimeout(timer); resolve() }
+        })
+      }
+      return { reached, acks: [...acks] }
+    } finally {
+      this.#waiting.delete(id)
+    }
+  }
+
+  #control (m: ControlMessage): void {
+    if (m.t === 'ack') { this.#waiting.get(m.id)?.(m); return }
+    if (m.from === this.#replica || this.#onReload === null) return
+    const handler = this.#onReload
+    handler(m.actor).then(async (res) => {
+      await this.#store.publish({ ...res, t: 'ack', id: m.id, replica: this.#replica })
+    }).catch((err: unknown) => { this.#log.warn({ err }, 'could not answer a reload request from another replica') })
+  }
   fileConfig (): Readonly<Config> { return this.#file }
   overrides (): Readonly<Overrides> { return this.#overrides }
   get shared (): boolean { return this.#store.shared }
@@ -215,10 +303,35 @@ export class LivePolicy implements PolicySource {
     return this.#config.keys.map((k) => keyView(k, seed.has(k.id) && this.#overrides.keys[k.id] === undefined ? 'file' : 'admin'))
   }
 
-  async putTier (name: string, body: unknown): Promise<Change<TierConfig>> {
+  /**
+   * Replace a tier (or create it). The body is the whole tier: a limit the tier has and the body leaves out is
+   * refused rather than silently dropped — send it as null to drop it, or PATCH to change only some fields.
+   */
+  async putTier (name: string, body: Record<string, unknown>): Promise<Change<TierConfig>> {
     const bad = nameProblem(name)
     if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
-    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => ownTier(c, name),
+    return await this.#change(`tier ${name}`, (o) => {
+      const current = ownTier(this.#config, name)
+      const dropped = current === null ? [] : droppedLimits(current, body)
+      o.tiers[name] = withoutNulls(body) as TierConfig
+      if (dropped.length === 0) return
+      const issues: ConfigIssue[] = dropped.map(([f, now]) => ({
+        path: `/tiers/${name}/${f}`,
+        message: `PUT replaces the whole tier, and this body leaves out "${f.replace('/', '.')}" (now ${JSON.stringify(now)}): send it as null to drop it, or PATCH to change only the fields you send`
+      }))
+      // every error at once: the body's own problems too
+      try { validate(`tier ${name}`, this.#file, o, this.#clock()) } catch (err) { if (err instanceof PolicyRejected) issues.push(...err.issues); else throw err }
+      throw new PolicyRejected(`tier ${name}`, issues)
+    }, (c) => ownTier(c, name),
+    (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
+  }
+
+  /** Change some fields of a tier (JSON merge patch over the tier in force: null removes a field). */
+  async patchTier (name: string, patch: Record<string, unknown>): Promise<Change<TierConfig>> {
+    const bad = nameProblem(name)
+    if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = mergePatch(ownTier(this.#config, name) ?? {}, patch) as TierConfig },
+      (c) => ownTier(c, name),
       (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
   }
 
@@ -231,6 +344,12 @@ export class LivePolicy implements PolicySource {
 
   async putLocations (body: unknown): Promise<Change<LocationsConfig>> {
     return await this.#change('locations change', (o) => { o.locations = body as LocationsConfig }, (c) => c.locations,
+      (c) => ({ kind: 'locations', value: c.locations }))
+  }
+
+  /** Change some fields of the location mapping (JSON merge patch over the mapping in force). */
+  async patchLocations (patch: Record<string, unknown>): Promise<Change<LocationsConfig>> {
+    return await this.#change('locations change', (o) => { o.locations = mergePatch(this.#config.locations, patch) as LocationsConfig }, (c) => c.locations,
       (c) => ({ kind: 'locations', value: c.locations }))
   }
 

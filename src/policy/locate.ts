@@ -8,7 +8,9 @@ import type { ClientAddress } from '../net/forwarded.js'
  * the database build that was in service.
  */
 export function locate (geo: GeoLookup, client: ClientAddress): GeoResult {
-  if (client.located) return geo.lookup(client.ip)
+  // An internal address (loopback, private, link-local, server.internalNetworks) is a location of its own: it is
+  // not looked up, so it never counts as an unknown location.
+  if (client.located && !client.internal) return geo.lookup(client.ip)
   const builds = geo.info().map((d) => d.buildEpoch).sort()
   return unknownGeo(builds[0] ?? null)
 }

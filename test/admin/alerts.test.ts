@@ -12,6 +12,8 @@ import pino from 'pino'
 import { ScreeningService } from '../../src/screening/service.js'
 import { FileScreeningStore } from '../../src/screening/store.js'
 import { baseConfig } from '../helpers/gateway.js'
+import { parser } from '@prometheus-io/lezer-promql'
+import { absent, hasCommand, PROMTOOL_MISSING } from '../helpers/needs.js'
 
 interface Rule { alert?: string, record?: string, expr?: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
 interface RuleFile { groups: Array<{ name: string, rules: Rule[] }> }
@@ -19,9 +21,20 @@ interface Panel { type: string, title: string, targets?: Array<{ expr: string }>
 
 function promtool (...args: string[]): { status: number | null, out: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8' })
-  if (r.error !== undefined) throw new Error('promtool is needed by this test: apt-get install prometheus (see README, Quick start)', { cause: r.error })
   return { status: r.status, out: r.stdout + r.stderr }
 }
+
+/** Syntax errors in a PromQL expression, by Prometheus's own grammar (its lezer parser): positions and the text around. */
+export function promqlErrors (expr: string): string[] {
+  const out: string[] = []
+  parser.parse(expr).iterate({
+    enter: (n) => { if (n.type.isError) out.push(`at ${n.from}: …${expr.slice(Math.max(0, n.from - 10), n.from + 10)}…`) }
+  })
+  return out
+}
+
+/** Grafana's variables filled in, so a panel query is plain PromQL. */
+const dashboardExpr = (e: string): string => e.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '1h')
 
 /** Every series name the gateway exports: declared metrics plus the _bucket/_sum/_count (and _total) forms. */
 async function exportedNames (): Promise<Set<string>> {
@@ -41,12 +54,13 @@ function metricsIn (expr: string): string[] {
   return [...expr.matchAll(/\b(geogate_[a-zA-Z0-9_]+)\b/g)].map((m) => m[1] ?? '')
 }
 
-t.test('alert rules: promtool accepts them, their unit tests pass, and they cover what the issue names', async (t) => {
-  const check = promtool('check', 'rules', 'docker/prometheus/alerts.yml')
-  t.equal(check.status, 0, check.out)
-  const unit = promtool('test', 'rules', 'docker/prometheus/alerts.test.yml')
-  t.equal(unit.status, 0, unit.out)
+t.test('the PromQL parser finds a broken expression (so the checks below can fail)', async (t) => {
+  t.same(promqlErrors('count(count by (hash) (geogate_policy_info)) > 1'), [])
+  t.not(promqlErrors('sum(rate(geogate_requests_total[5m])').length, 0, 'an unclosed parenthesis')
+  t.not(promqlErrors('max(geogate_policy_version) -').length, 0, 'a dangling operator')
+})
 
+t.test('alert rules: every expression parses, they read exported metrics and cover what the issue names', async (t) => {
   const file = parse(await readFile('docker/prometheus/alerts.yml', 'utf8')) as RuleFile
   const names = await exportedNames()
   const rules = file.groups.flatMap((g) => g.rules)
@@ -58,6 +72,7 @@ t.test('alert rules: promtool accepts them, their unit tests pass, and they cove
     t.notOk(seen.has(name), `${name}: unique`)
     seen.add(name)
     t.type(r.expr, 'string', `${name}: expr`)
+    t.same(promqlErrors(r.expr ?? ''), [], `${name}: the expression parses`)
     t.ok(['info', 'warning', 'critical'].includes(r.labels?.severity ?? ''), `${name}: severity label`)
     t.ok((r.annotations?.summary ?? '').length > 0 && (r.annotations?.description ?? '').length > 0, `${name}: summary and description`)
     const used = metricsIn(r.expr ?? '')
@@ -76,7 +91,17 @@ t.test('alert rules: promtool accepts them, their unit tests pass, and they cove
   t.ok(covers(/geogate_audit_write_failing/), 'audit writes failing (records cannot be made durable)')
   t.ok(covers(/geogate_audit_unavailable_total/), 'interactions refused with 503 audit_unavailable')
   t.ok(covers(/geogate_audit_records_dropped_total/) && covers(/geogate_audit_unrecorded_served_total/), 'interactions without a durable record')
+  t.ok(covers(/count\(count by \(hash\) \(geogate_policy_info\)\) > 1/), 'replicas deciding with different policy hashes')
+})
 
+t.test('alert rules with promtool: check rules, the unit tests (replicas with different policy hashes fire), the scrape config', async (t) => {
+  if (!hasCommand('promtool')) { absent(t, PROMTOOL_MISSING, 'promtool check rules / test rules / check config'); return }
+  const check = promtool('check', 'rules', 'docker/prometheus/alerts.yml')
+  t.equal(check.status, 0, check.out)
+  const unit = promtool('test', 'rules', 'docker/prometheus/alerts.test.yml')
+  t.equal(unit.status, 0, unit.out)
+  const tests = await readFile('docker/prometheus/alerts.test.yml', 'utf8')
+  t.match(tests, /geogate_policy_info\{instance="b", hash="p-2222"\}/, 'the out-of-sync test has two replicas with different hashes')
   const scrape = promtool('check', 'config', '--syntax-only', 'docker/prometheus/prometheus.yml')
   t.equal(scrape.status, 0, scrape.out)
 })
@@ -89,22 +114,24 @@ t.test('the Grafana dashboard: valid JSON, every query parses and reads only exp
   const exprs = panels.flatMap((p) => (p.targets ?? []).map((x) => ({ panel: p.title, expr: x.expr })))
   t.ok(exprs.length >= 20, `${exprs.length} queries`)
   for (const { panel, expr } of exprs) {
+    t.same(promqlErrors(dashboardExpr(expr)), [], `${panel}: the query parses`)
     const used = metricsIn(expr)
     t.ok(used.length > 0, `${panel}: reads a geogate metric`)
     for (const m of used) t.ok(names.has(m), `${panel}: ${m} is exported by src/infra/metrics.ts`)
   }
-  // promtool has no "parse this expression" command: check them as recording rules, with Grafana's variables filled in.
+  for (const needed of ['geogate_cross_border_requests_total', 'geogate_key_country_mismatch_total', 'geogate_key_new_country_total', 'geogate_anonymizer_requests_total',
+    'geogate_geodb_age_days', 'geogate_limiter_degraded_total', 'geogate_audit_writer_lag_seconds', 'geogate_gateway_added_seconds_bucket',
+    'geogate_upstream_seconds_bucket', 'geogate_time_to_first_token_seconds_bucket', 'geogate_tokens_total', 'geogate_nodejs_eventloop_lag_p99_seconds', 'geogate_policy_info']) {
+    t.ok(exprs.some((e) => e.expr.includes(needed)), `a panel shows ${needed}`)
+  }
+  // promtool has no "parse this expression" command: check them as recording rules too, where it is installed.
+  if (!hasCommand('promtool')) { absent(t, PROMTOOL_MISSING, 'promtool check rules on the dashboard queries (the JS parser checked them above)'); return }
   const dir = await mkdtemp(join(tmpdir(), 'geogate-dash-'))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `geogate:dashboard:${i}`, expr: e.expr.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '1h') })) }] }
+  const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `geogate:dashboard:${i}`, expr: dashboardExpr(e.expr) })) }] }
   await writeFile(join(dir, 'dash-rules.yml'), stringify(rules))
   const check = promtool('check', 'rules', join(dir, 'dash-rules.yml'))
   t.equal(check.status, 0, check.out)
-  for (const needed of ['geogate_cross_border_requests_total', 'geogate_key_country_mismatch_total', 'geogate_key_new_country_total', 'geogate_anonymizer_requests_total',
-    'geogate_geodb_age_days', 'geogate_limiter_degraded_total', 'geogate_audit_writer_lag_seconds', 'geogate_gateway_added_seconds_bucket',
-    'geogate_upstream_seconds_bucket', 'geogate_time_to_first_token_seconds_bucket', 'geogate_tokens_total', 'geogate_process_nodejs_eventloop_lag_p99_seconds']) {
-    t.ok(exprs.some((e) => e.expr.includes(needed)), `a panel shows ${needed}`)
-  }
 })
 
 t.test('docker/compose.monitoring.yaml: mounts what exists, scrapes the compose gateway with a token it accepts', async (t) => {

@@ -13,7 +13,7 @@ const AUDITOR = { authorization: 'Bearer test-auditor' }
 
 /** Every route that changes something, with a body that an admin would get accepted. */
 const MUTATIONS: Array<{ method: 'PUT' | 'POST' | 'DELETE', url: string, payload?: Record<string, unknown> }> = [
-  { method: 'PUT', url: '/admin/tiers/tier2', payload: { models: ['*'], capabilities: ['chat'] } },
+  { method: 'PUT', url: '/admin/tiers/tier2', payload: { models: ['*'], capabilities: ['chat'], maxOutputTokens: null } },
   { method: 'PUT', url: '/admin/tiers/brand-new', payload: { models: ['*'] } },
   { method: 'DELETE', url: '/admin/tiers/tier1' },
   { method: 'PUT', url: '/admin/locations', payload: { tiers: { tier1: ['US'] }, default: 'tier1', unknown: 'tier1' } },
@@ -44,7 +44,7 @@ t.test('an auditor token can read and cannot change anything', async (t) => {
   t.equal(gw.rt.policy.snapshot(), snap, 'the very same policy snapshot')
   t.same(await adminChanges(gw.rt), [], 'nothing was changed, so nothing audited')
   // The same routes with an admin token do change things: the 403s above were about the role.
-  const ok = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', payload: { models: ['*'], capabilities: ['chat'] }, headers: ADMIN })
+  const ok = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', payload: { models: ['*'], capabilities: ['chat'], maxOutputTokens: null }, headers: ADMIN })
   t.equal(ok.statusCode, 200)
   t.match(await adminChanges(gw.rt), [{ actor: 'admin', role: 'admin', action: 'tier.put', target: 'tier2' }], 'and that change is audited')
 })

@@ -86,7 +86,7 @@ t.test('two replicas sharing Redis', async (t) => {
     t.ok(paths.includes('/tiers/tier2/failMode'), 'bad fail mode listed')
     t.same((await a.admin.inject({ method: 'GET', url: '/admin/tiers/tier2', headers: ADMIN })).json(), before, 'running policy kept')
 
-    const good = await a.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: ADMIN, payload: { models: ['*'], capabilities: ['chat'], failMode: 'open', limits: { requestsPerMinute: 5 } } })
+    const good = await a.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: ADMIN, payload: { models: ['*'], capabilities: ['chat'], failMode: 'open', limits: { requestsPerMinute: 5 }, maxOutputTokens: null } })
     t.equal(good.statusCode, 200)
     t.match(good.json(), { models: ['*'], failMode: 'open', deny: false, outputTokens: 'clamp' }, 'schema defaults applied')
     await waitFor(async () => {

@@ -38,7 +38,7 @@ t.test('policy as code on the admin plane', async (t) => {
   t.test('GET /admin/policy/versions lists what the chain holds; a change adds one', async (t) => {
     const first = (await gw.admin.inject({ method: 'GET', url: '/admin/policy/versions', headers: AUDITOR })).json() as { current: string, versions: Array<{ version: string, cause: string }> }
     t.match(first.versions, [{ version: first.current, cause: 'start' }])
-    const put = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: ADMIN, payload: { models: ['*'], capabilities: ['chat'] } })
+    const put = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: ADMIN, payload: { models: ['*'], capabilities: ['chat'], maxOutputTokens: null } })
     t.equal(put.statusCode, 200)
     const second = (await gw.admin.inject({ method: 'GET', url: '/admin/policy/versions', headers: AUDITOR })).json() as { current: string, versions: Array<{ version: string, cause: string, previous: string | null }> }
     t.not(second.current, first.current)

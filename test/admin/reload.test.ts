@@ -68,7 +68,8 @@ t.test('SIGHUP: a broken file is refused and the old policy keeps serving; a goo
   const paths = (r.issues ?? []).map((i) => i.path)
   t.ok(paths.includes('/tiers/tier2/failMode'), 'bad fail mode logged')
   t.ok(paths.includes('/tiers/tier2/maxOutputTokens'), 'bad limit logged')
-  t.ok(paths.includes(''), 'unknown top-level property logged')
+  t.ok(paths.includes('/surprise'), 'unknown top-level property logged, at its own path')
+  t.ok((r.issues ?? []).some((i) => i.path === '/tiers/tier2/failMode' && i.message === '"sideways" is not allowed; allowed: open, closed'), 'the enum error names the value and the allowed ones, as check-config does')
   t.equal(await chat('test-key-tier1'), 200, 'the old policy keeps serving: a key the broken file drops still works')
   t.same(await tier('tier2'), tier2Before, 'tier unchanged')
 

@@ -49,9 +49,9 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
     const res = await gw.admin.inject({ method: 'GET', url: '/admin/audit?format=csv', headers: auditor })
     t.match(res.headers['content-type'], /text\/csv/)
     const rows = res.body.trim().split('\r\n')
-    t.match(rows[0], /^kind,ts,requestId,keyId,org,ip,country,subdivision,anonymizer,geodbBuild,model,classification,servingRegion,endpoint,crossBorder,decision,rule,status,tokensIn,tokensOut,latencyMs/)
+    t.match(rows[0], /^kind,ts,requestId,keyId,org,ip,country,location,subdivision,anonymizer,geodbBuild,model,classification,servingRegion,endpoint,crossBorder,decision,rule,status,tokensIn,tokensOut,latencyMs/)
     t.equal(rows.length, 6, 'header, the policy version record, 4 interactions')
-    t.match(rows[0], /,stream,policyVersion,capabilities,keyCountry,maxOutputTokens,n,choices,actor,/)
+    t.match(rows[0], /,stream,tokensEstimated,policyVersion,capabilities,keyCountry,maxOutputTokens,n,choices,actor,role,action,target,before,after,event,detail,/)
     t.match(rows[2], /,p-[0-9a-f]{16},chat,/, 'an interaction with the version that decided it')
   })
 

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { absent, type TapLike } from './needs.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -20,26 +21,14 @@ export function officialFixturesDir (): string | null {
   return candidates().find((c) => existsSync(join(c, 'GeoIP2-City-Test.mmdb'))) ?? null
 }
 
-/** Minimal view of tap's Test used here, so helpers need no tap types. */
-interface TapLike {
-  fail (message: string): void
-  pass (message: string): void
-  comment (message: string): void
-}
-
 /**
- * The fixtures directory, or null after saying plainly what was not checked. Under CI their absence is a failure:
- * CI always has shared/ beside the clone.
+ * The fixtures directory, or null after saying plainly what was not checked: a tap skip with the reason outside CI,
+ * a failure under CI (CI always has shared/ beside the clone).
  */
 export function requireOfficialFixtures (t: TapLike, whatIsNotChecked: string): string | null {
   const dir = officialFixturesDir()
   if (dir !== null) return dir
-  const msg = `MaxMind test databases absent (looked in ${candidates().join(', ')}; set GEOGATE_GEODB_FIXTURES): NOT checked: ${whatIsNotChecked}`
-  if (process.env.CI !== undefined && process.env.CI !== '') t.fail(msg)
-  else {
-    t.comment(msg)
-    t.pass(msg)
-  }
+  absent(t, `MaxMind test databases absent (looked in ${candidates().join(', ')}; set GEOGATE_GEODB_FIXTURES)`, whatIsNotChecked)
   return null
 }
 

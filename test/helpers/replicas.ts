@@ -6,18 +6,22 @@ import { createInterface } from 'node:readline'
 
 const CLI = resolve(import.meta.dirname, '../../dist/cli/index.js')
 
-export interface Replicas { urls: string[], procs: ChildProcess[], stop (): Promise<void> }
+export interface Replicas { urls: string[], adminUrls: string[], files: string[], procs: ChildProcess[], stop (): Promise<void> }
 
 /**
  * `n` real gateway processes (the built CLI: `node dist/cli/index.js serve --config FILE`) on one
- * configuration, each on a port of its own (port 0), resolved from what `serve` prints when it listens.
+ * configuration (or one per replica: a function of its index), each on a port of its own (port 0), resolved from
+ * what `serve` prints when it listens.
  */
-export async function startReplicas (n: number, config: Record<string, unknown>): Promise<Replicas> {
+export async function startReplicas (n: number, configOf: Record<string, unknown> | ((i: number) => Record<string, unknown>)): Promise<Replicas> {
   const dir = await mkdtemp(join(tmpdir(), 'geogate-replicas-'))
   const procs: ChildProcess[] = []
   const urls: string[] = []
+  const adminUrls: string[] = []
+  const files: string[] = []
   try {
     for (let i = 0; i < n; i++) {
+      const config = typeof configOf === 'function' ? configOf(i) : configOf
       const file = join(dir, `replica-${i}.yaml`)
       const cfg = {
         ...config,
@@ -27,7 +31,10 @@ export async function startReplicas (n: number, config: Record<string, unknown>)
       await writeFile(file, JSON.stringify(cfg, null, 2)) // JSON is YAML
       const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
       procs.push(proc)
-      urls.push(await listeningUrl(proc))
+      files.push(file)
+      const at = await listeningUrl(proc)
+      urls.push(at.url)
+      adminUrls.push(at.adminUrl)
     }
   } catch (err) {
     await stopAll(procs)
@@ -36,6 +43,8 @@ export async function startReplicas (n: number, config: Record<string, unknown>)
   }
   return {
     urls,
+    adminUrls,
+    files,
     procs,
     async stop () {
       await stopAll(procs)
@@ -56,7 +65,7 @@ async function stopAll (procs: ChildProcess[]): Promise<void> {
 }
 
 /** The data-plane URL a serving process announces (its JSON log line, or a plain "listening on" line). */
-async function listeningUrl (proc: ChildProcess): Promise<string> {
+async function listeningUrl (proc: ChildProcess): Promise<{ url: string, adminUrl: string }> {
   return await new Promise((resolve, reject) => {
     let stderr = ''
     proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -66,9 +75,11 @@ async function listeningUrl (proc: ChildProcess): Promise<string> {
     proc.once('exit', onExit)
     lines.on('line', (line) => {
       let url: string | undefined
+      let adminUrl = ''
       try {
-        const j = JSON.parse(line) as { url?: unknown }
+        const j = JSON.parse(line) as { url?: unknown, adminUrl?: unknown }
         if (typeof j.url === 'string') url = j.url
+        if (typeof j.adminUrl === 'string') adminUrl = j.adminUrl.replace(/\/$/, '')
       } catch {
         if (!/admin/i.test(line)) url = /(https?:\/\/[^\s"']+)/.exec(line)?.[1]
       }
@@ -78,7 +89,7 @@ async function listeningUrl (proc: ChildProcess): Promise<string> {
       lines.removeAllListeners('line')
       // keep draining stdout so a chatty replica never blocks on a full pipe
       proc.stdout?.resume()
-      resolve(url.replace(/\/$/, ''))
+      resolve({ url: url.replace(/\/$/, ''), adminUrl })
     })
   })
 }

@@ -1,8 +1,12 @@
 import t from 'tap'
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { buildTestGateway, baseConfig, startUpstream, gatewayWithUpstream } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, startUpstream, gatewayWithUpstream as gatewayOn } from '../helpers/gateway.js'
 import { observe, listen, send, open, chat, TIER1, sseData, firstChunk } from '../helpers/forward.js'
+
+// These tests call over loopback, an internal location that audit.scope cross-border does not keep: keep every interaction.
+const gatewayWithUpstream: typeof gatewayOn = async (t, handler, patch = {}, overrides = {}) =>
+  await gatewayOn(t, handler, (url) => ({ audit: { scope: 'all' }, ...(typeof patch === 'function' ? patch(url) : patch) }), overrides)
 
 const USAGE = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }
 
@@ -73,7 +77,7 @@ t.test('a client that asked for usage gets the usage chunk, and its own stream_o
   t.same((JSON.parse(up.requests[0]?.body ?? '{}') as Record<string, unknown>).stream_options, { include_usage: true, continuous_usage_stats: false })
 })
 
-t.test('non-streamed JSON: body passes through unchanged, usage read, model renamed upstream, key swapped', async (t) => {
+t.test('non-streamed JSON: body passes through (with the caller\'s model name), usage read, model renamed upstream, key swapped', async (t) => {
   const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'meta/llama', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' } }], usage: USAGE })
   const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': 'backend-own-id' })
@@ -86,7 +90,7 @@ t.test('non-streamed JSON: body passes through unchanged, usage read, model rena
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: { ...TIER1, 'x-request-id': 'trace-123' }, body: chat('llama-3.1-8b', { max_tokens: 5 }) })
   t.equal(r.status, 200)
-  t.equal(r.text, answer)
+  t.equal(r.text, answer.replace('"model":"meta/llama"', '"model":"llama-3.1-8b"'), 'byte for byte, but the model is the caller\'s name')
   t.equal(r.headers['x-request-id'], 'trace-123', 'the caller\'s well-formed request id is kept')
   const u = up.requests[0]
   t.equal(u?.url, '/v1/chat/completions', 'a base URL ending in /v1 is not doubled')
@@ -195,7 +199,7 @@ t.test('backend down → 502, backend silent → 504, as OpenAI-style JSON, each
   const dead = await startUpstream(() => {})
   const deadUrl = dead.url
   await dead.close()
-  const gw = await buildTestGateway(baseConfig(deadUrl))
+  const gw = await buildTestGateway(baseConfig(deadUrl, { audit: { scope: 'all' } }))
   const seen = observe(gw)
   t.teardown(gw.close)
   const base = await listen(gw)
@@ -208,7 +212,7 @@ t.test('backend down → 502, backend silent → 504, as OpenAI-style JSON, each
   t.equal(seen.audited[0]?.status, 502)
 
   const silent = await startUpstream(() => { /* headers never come */ })
-  const gw2 = await buildTestGateway(baseConfig(silent.url, { backends: { gpu: { url: silent.url, region: 'US', headersTimeoutMs: 100 } } }))
+  const gw2 = await buildTestGateway(baseConfig(silent.url, { audit: { scope: 'all' }, backends: { gpu: { url: silent.url, region: 'US', headersTimeoutMs: 100 } } }))
   const seen2 = observe(gw2)
   t.teardown(async () => { await gw2.close(); await silent.close() })
   const base2 = await listen(gw2)

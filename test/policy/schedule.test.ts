@@ -104,7 +104,7 @@ t.test('a scheduled change flips decisions at its instant on two replicas, and t
   }
 
   // Every other kind of change gets its version record too: a live change on A (and on B, who syncs it), a reload.
-  const put = await a.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: { authorization: 'Bearer test-admin' }, payload: { models: ['*'], capabilities: ['chat'] } })
+  const put = await a.admin.inject({ method: 'PUT', url: '/admin/tiers/tier2', headers: { authorization: 'Bearer test-admin' }, payload: { models: ['*'], capabilities: ['chat'], maxOutputTokens: null } })
   t.equal(put.statusCode, 200)
   const v3 = a.rt.policy.snapshot().hash
   await waitFor(() => b.rt.policy.snapshot().hash === v3, 5000, 'replica B adopting the change')

@@ -63,8 +63,12 @@ export const LocationsSchema = Type.Object({
     description: 'Which anonymizer traits put a caller in the anonymizers tier (hosting is off by default: API callers run in clouds)'
   }),
   internal: Type.Optional(Type.String({
-    description: 'Tier of loopback, private and link-local caller addresses; absent: treated as unknown'
-  }))
+    description: 'Tier of internal callers (loopback, private, link-local, server.internalNetworks); absent: the unknown tier'
+  })),
+  internalCrossBorder: Type.Boolean({
+    default: false,
+    description: 'Count internal callers as crossing a border (audit scope cross-border, geogate_cross_border_requests_total); default: they do not'
+  })
 }, { additionalProperties: false })
 
 export const QuotaSchema = Type.Object({

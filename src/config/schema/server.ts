@@ -9,6 +9,10 @@ export const ServerSchema = Type.Object({
     default: [],
     description: 'CIDRs of peers whose X-Forwarded-For / Forwarded headers are believed; empty: none'
   }),
+  internalNetworks: Type.Array(Type.String(), {
+    default: [],
+    description: 'CIDRs of internal callers besides loopback, private and link-local: location "internal" (locations.internal), never looked up, not counted as unknown'
+  }),
   bodyLimit: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest request body, bytes' }),
   requestTimeoutMs: Type.Integer({ minimum: 0, default: 600_000, description: 'Whole-request deadline for a client (0: none)' }),
   headersTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Time a client may take to send its headers' }),
