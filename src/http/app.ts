@@ -11,7 +11,7 @@ import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Runtime } from '../runtime.js'
-import { newContext } from './context.js'
+import { newContext, type RequestContext } from './context.js'
 import { ClientIpResolver } from '../net/client-ip.js'
 import { authenticate } from './identity.js'
 import { describeRequest, applyOutputClamp } from '../policy/endpoint.js'
@@ -23,7 +23,7 @@ import { applyLimits, settleLimits } from './limits.js'
 import { forward } from './forward.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction, recordStart } from './audit.js'
-import { observeRequest } from './observe.js'
+import { observeRequest, ruleOf } from './observe.js'
 import { rawBodyParser } from './forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
 
@@ -48,6 +48,8 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
     // Client IP is resolved by net/client-ip.ts from trusted peers only; Fastify's trustProxy takes the
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
+    // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
+    disableRequestLogging: true,
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
     genReqId: (req) => {
       const h = req.headers['x-request-id']
@@ -70,6 +72,18 @@ async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt:
   }
 }
 
+/** The one access-log line of a request (its logger carries reqId). Never the query: it may hold what the caller typed. */
+function accessLine (request: FastifyRequest, ctx: RequestContext, status: number): void {
+  const q = request.url.indexOf('?')
+  request.log[ctx.config.log.accessLevel]({
+    method: request.method,
+    path: q === -1 ? request.url : request.url.slice(0, q),
+    status,
+    rule: ruleOf(ctx, status),
+    ms: Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100
+  }, 'request')
+}
+
 export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify({ ...fastifyOptions(rt), ...opts })
   app.decorate('gg', rt)
@@ -88,13 +102,14 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       clientIp = new ClientIpResolver(proxies)
     }
     const client = clientIp.resolve(request.raw.socket.remoteAddress ?? '', request.headers)
-    request.ctx = newContext(client.ip)
+    // The one read of the policy for this request (see RequestContext.policy); both swap together on a change.
+    request.ctx = newContext(client.ip, rt.policy.snapshot(), rt.config)
     request.ctx.client = client
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
     try {
-      request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+      request.ctx.principal = authenticate(request.headers, request.ctx.policy)
     } catch (err) {
       await guardAuth(request, reply)
       throw err
@@ -103,12 +118,12 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
 
   app.addHook('preHandler', async (request, reply) => {
     const ctx = request.ctx
-    const policy = rt.policy.snapshot()
+    const policy = ctx.policy
     // A multipart upload is read (bounded) so the policy sees its model; the same bytes are forwarded.
     let body: unknown = request.body
     const ct = request.headers['content-type']
     if (isMultipart(ct) && body instanceof Readable) {
-      const form = await readForm(body, ct ?? '', rt.config.server.bodyLimit)
+      const form = await readForm(body, ct ?? '', ctx.config.server.bodyLimit)
       request.body = form.stream()
       body = form
     }
@@ -127,13 +142,17 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     }
     if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
-    await applyLimits(request, reply, rt, policy, decision)
+    await applyLimits(request, reply, rt, decision)
     recordStart(request, rt)
   })
 
   app.addHook('onResponse', async (request, reply) => {
     await endInteraction(request, reply, rt)
-    observeRequest(rt.metrics, request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
+    const ctx = request.ctx
+    // null: the request failed before onRequest set it up (e.g. a body Fastify refused): nothing to observe
+    if (ctx === null) return
+    observeRequest(rt.metrics, ctx, reply.statusCode, ctx.policy, ctx.config.backends)
+    accessLine(request, ctx, reply.statusCode)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
@@ -152,7 +171,8 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     url: '/v1/*',
     handler: async (request, reply) => {
       // /v1/models is answered here, from the policy; everything else is forwarded
-      if (request.ctx.shape?.endpoint === 'models') return answerModels(request.ctx.decision, request.ctx.shape?.model ?? null, rt.policy.snapshot())
+      const ctx = request.ctx
+      if (ctx.shape?.endpoint === 'models') return answerModels(ctx.decision, ctx.shape.model, ctx.policy)
       await forward(request, reply, rt)
     }
   })

@@ -24,9 +24,9 @@ function anonymizerList (a: AnonymizerFlags | undefined): string[] {
   return ANONYMIZER_TRAITS.filter((t) => a[t])
 }
 
-function inScope (ctx: RequestContext, crossBorder: boolean, rt: Runtime): boolean {
+function inScope (ctx: RequestContext, crossBorder: boolean): boolean {
   if (ctx.principal === null || ctx.shape === null) return false
-  if (rt.config.audit.scope === 'all') return true
+  if (ctx.config.audit.scope === 'all') return true
   return crossBorder && ctx.shape.endpoint !== 'models'
 }
 
@@ -41,19 +41,20 @@ function outcomeOf (ctx: RequestContext, denied: boolean, status: number): Outco
 export function buildEntry (request: FastifyRequest, rt: Runtime, status: number | null): AuditEntry | null {
   const ctx = request.ctx
   if (ctx === null || ctx === undefined || ctx.principal === null || ctx.shape === null) return null
-  const policy = rt.policy.snapshot()
+  // the policy the decision was made by (taken when the request arrived), not whatever is in force now
+  const policy = ctx.policy
   const model = ctx.shape.model
   const modelCfg = model === null || !Object.hasOwn(policy.models, model) ? undefined : policy.models[model]
-  const servingRegion = servingRegionOf(policy, rt.config.backends, model, ctx.backend)
+  const servingRegion = servingRegionOf(policy, ctx.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
   const anonymizer = anonymizerList(ctx.geo?.anonymizer)
   const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion)
-  if (!inScope(ctx, crossBorder, rt)) return null
+  if (!inScope(ctx, crossBorder)) return null
   const d = ctx.decision
   const limitRefused = ctx.limit !== null && !ctx.limit.allowed
   // No decision at all means the pipeline failed before the policy spoke: not a permitted interaction.
   const denied = d === null || (!d.allow && !d.shadow) || limitRefused
-  const a = rt.config.audit
+  const a = ctx.config.audit
   return {
     ts: new Date().toISOString(),
     requestId: request.id,

@@ -1,10 +1,19 @@
 import type { GeoResult } from '../geo/types.js'
 import type { ClientAddress } from '../net/client-ip.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
+import type { Config } from '../config/schema/index.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
 
 /** Everything the pipeline learns about one request, stage by stage. */
 export interface RequestContext {
   startedAt: bigint
+  /**
+   * The policy and configuration this request is judged by, taken once when it arrives: the decision, the backend
+   * choice, the audit record and the metrics all read these, so a reload or a live change mid-request cannot make
+   * the record disagree with the decision (the next request sees the new policy).
+   */
+  readonly policy: PolicySnapshot
+  readonly config: Readonly<Config>
   clientIp: string
   /** how clientIp was established (socket or trusted forwarding chain) */
   client: ClientAddress | null
@@ -27,9 +36,11 @@ declare module 'fastify' {
   }
 }
 
-export function newContext (clientIp: string): RequestContext {
+export function newContext (clientIp: string, policy: PolicySnapshot, config: Readonly<Config>): RequestContext {
   return {
     startedAt: process.hrtime.bigint(),
+    policy,
+    config,
     clientIp,
     client: null,
     principal: null,

@@ -48,7 +48,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const ctx = request.ctx
   const shape = ctx.shape
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
-  const policy = rt.policy.snapshot()
+  const policy = ctx.policy
   const model = shape.model
   const modelCfg = model === null ? undefined : policy.models[model]
   if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
