@@ -60,16 +60,13 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
 }
 
 /** The one ending of every interaction: normal, refused, cut short (caller gone, backend failed) or shut down. */
-async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): Promise<void> {
+function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): void {
   const ctx = request.ctx
   if (ctx === null) return
   if (cut !== undefined && ctx.outcome === 'ok') ctx.outcome = cut
   if (!ctx.audited) recordInteraction(request, reply, rt)
-  try {
-    await settleLimits(ctx)
-  } catch (err) {
-    request.log.error({ err }, 'settling limits failed')
-  }
+  // Not awaited: the response is out, and the store batches settles off the request (limits/redis-store.ts).
+  settleLimits(ctx).catch((err: unknown) => { request.log.error({ err }, 'settling limits failed') })
 }
 
 /** The one access-log line of a request (its logger carries reqId). Never the query: it may hold what the caller typed. */
@@ -107,7 +104,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     request.ctx.client = client
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) endInteraction(request, reply, rt, 'client_abort') })
     try {
       request.ctx.principal = authenticate(request.headers, request.ctx.policy)
     } catch (err) {
@@ -147,7 +144,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   })
 
   app.addHook('onResponse', async (request, reply) => {
-    await endInteraction(request, reply, rt)
+    endInteraction(request, reply, rt)
     const ctx = request.ctx
     // null: the request failed before onRequest set it up (e.g. a body Fastify refused): nothing to observe
     if (ctx === null) return
