@@ -6,7 +6,7 @@
  *                                                                   │
  *   every ending (response, refusal, abort, shutdown) ─────────────► audit
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
@@ -49,7 +49,7 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
     // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
     genReqId: (req) => {
       const h = req.headers['x-request-id']
