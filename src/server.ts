@@ -7,7 +7,7 @@ import { createRuntime, closeRuntime, type Runtime } from './runtime.js'
 import { buildApp } from './http/app.js'
 import { buildAdmin, type AdminState } from './admin/index.js'
 import { reloadConfig, type ReloadActor, type ReloadResult } from './reload.js'
-import { startMockBackend, type MockBackend } from './mock/server.js'
+import type { MockBackend } from './mock/server.js'
 import { defaultWriterId } from './audit/segments.js'
 
 export interface RunningGateway {
@@ -54,6 +54,8 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 const CANCEL_GRACE_MS = 5_000
 
 export async function startMocks (config: Readonly<Config>, opts: StartOptions, log: Logger): Promise<Array<{ name: string, mock: MockBackend }>> {
+  // Loaded only when asked for: a production gateway never loads the demo backend.
+  const { startMockBackend } = await import('./mock/server.js')
   const out: Array<{ name: string, mock: MockBackend }> = []
   const byAddress = new Map<string, MockBackend>()
   try {

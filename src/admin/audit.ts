@@ -4,7 +4,7 @@ import type { Runtime } from '../runtime.js'
 import { requireRole } from './auth.js'
 import { BadRequestError, NotFoundError } from '../core/errors.js'
 import { exportChunks } from '../audit/export.js'
-import { isoBound, type RecordFilter } from '../audit/read.js'
+import { parseFilter, type RecordFilter } from '../audit/read.js'
 import { verifyDir } from '../audit/verify.js'
 import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
 
@@ -14,18 +14,8 @@ interface AuditQuery {
 }
 
 function filterOf (q: AuditQuery): RecordFilter {
-  if (q.decision !== undefined && q.decision !== 'allow' && q.decision !== 'deny') throw new BadRequestError('decision: allow or deny')
   try {
-    return {
-      from: isoBound(q.from, 'from'),
-      to: isoBound(q.to, 'to'),
-      country: q.country?.toUpperCase(),
-      subdivision: q.subdivision?.toUpperCase(),
-      model: q.model,
-      keyId: q.keyId,
-      org: q.org,
-      decision: q.decision
-    }
+    return parseFilter(q)
   } catch (err) {
     throw new BadRequestError((err as Error).message)
   }

@@ -8,7 +8,7 @@ interface NameParams { name: string }
 interface IdParams { id: string }
 
 /**
- * Live policy over the admin plane (SPEC "Admin routes"):
+ * Live policy over the admin plane (README, "Admin API and CLI"):
  *   GET /admin/tiers · GET|PUT|DELETE /admin/tiers/:name · GET|PUT|DELETE /admin/locations
  *   POST|GET /admin/keys · GET|DELETE /admin/keys/:id · POST /admin/keys/:id/rotate · POST /admin/reload
  * DELETE on a tier or the locations drops the live override (the file applies again). Reads need any admin

@@ -1,4 +1,5 @@
 import { appendFile, readFile } from 'node:fs/promises'
+import { readJsonLines } from './lines.js'
 import { join } from 'node:path'
 import { readRecords, type ReadOptions, type RecordFilter, type SegmentTally } from './read.js'
 import { EXPORTED_MANIFEST, listDigests, DIGEST_DIR } from './segments.js'
@@ -94,14 +95,6 @@ export async function markExported (dir: string, tallies: SegmentTally[]): Promi
 
 export async function readExported (dir: string): Promise<Map<string, ExportedEntry>> {
   const out = new Map<string, ExportedEntry>()
-  let text = ''
-  try { text = await readFile(join(dir, EXPORTED_MANIFEST), 'utf8') } catch { return out }
-  for (const l of text.split('\n')) {
-    if (l === '') continue
-    try {
-      const e = JSON.parse(l) as ExportedEntry
-      out.set(e.segment, e)
-    } catch { /* a torn last line */ }
-  }
+  for (const e of await readJsonLines<ExportedEntry>(join(dir, EXPORTED_MANIFEST))) out.set(e.segment, e)
   return out
 }

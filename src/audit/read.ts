@@ -38,6 +38,30 @@ export function isoBound (v: string | undefined, name: string): string | undefin
   return d.toISOString()
 }
 
+/** What a caller asks to filter by, as text (query string, command line), before it is checked. */
+export interface FilterInput {
+  from?: string | undefined, to?: string | undefined, country?: string | undefined, subdivision?: string | undefined
+  model?: string | undefined, keyId?: string | undefined, org?: string | undefined, decision?: string | undefined
+}
+
+/**
+ * The one reading of a record filter for the CLI and the admin API: bounds become ISO instants, countries and
+ * subdivisions upper case, and a bad value throws an Error naming the field (as the caller spells it).
+ */
+export function parseFilter (q: FilterInput, name: (field: string) => string = (f) => f): RecordFilter {
+  if (q.decision !== undefined && q.decision !== 'allow' && q.decision !== 'deny') throw new Error(`${name('decision')}: allow or deny`)
+  return {
+    from: isoBound(q.from, name('from')),
+    to: isoBound(q.to, name('to')),
+    country: q.country?.toUpperCase(),
+    subdivision: q.subdivision?.toUpperCase(),
+    model: q.model,
+    keyId: q.keyId,
+    org: q.org,
+    decision: q.decision
+  }
+}
+
 export function matches (r: AuditRecord, f: RecordFilter): boolean {
   if (f.kind !== undefined && r.kind !== f.kind) return false
   if (f.from !== undefined && r.ts < f.from) return false
@@ -126,7 +150,7 @@ export async function * readRecords (dir: string, f: RecordFilter = {}, opts: Re
   }
 }
 
-/** Total size of the segments a read would touch (for progress). */
+/** How many segments a read would touch (for progress). */
 export async function segmentCount (dir: string, f: RecordFilter = {}): Promise<number> {
   let n = 0
   for (const segs of (await listSegments(dir)).values()) for (const s of segs) if (segmentInRange(s, f)) n++

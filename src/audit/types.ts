@@ -1,6 +1,6 @@
 /**
- * The audit log's records. Field names in InteractionRecord up to `latencyMs` are the contract (SPEC.md, "Audit
- * record"); the rest are additions. Every record, whatever its kind, carries the chain fields `writer`, `seq`,
+ * The audit log's records. Field names in InteractionRecord up to `latencyMs` are the contract (README, "What is
+ * recorded"); the rest are additions. Every record, whatever its kind, carries the chain fields `writer`, `seq`,
  * `prev` and `hash`, always last on the line (see chain.ts for how `hash` is computed).
  */
 

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { lineSpans } from './lines.js'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GENESIS, checkDigest, checkLine, publicKeyId, sha256, type Digest } from './chain.js'
@@ -190,25 +190,15 @@ async function verifySegment (
     records++
   }
   atOffset()
-  let carry: Buffer | null = null
-  if (size > 0) {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, end: size - 1 })) {
-      let buf = chunk as Buffer
-      if (carry !== null) { buf = Buffer.concat([carry, buf]); carry = null }
-      let start = 0
-      for (;;) {
-        const nl = buf.indexOf(0x0a, start)
-        if (nl === -1) break
-        onLine(buf, start, nl)
-        hasher.update(buf.subarray(start, nl + 1))
-        offset += nl + 1 - start
-        atOffset()
-        start = nl + 1
-      }
-      if (start < buf.length) carry = buf.subarray(start)
-    }
+  let torn = false
+  for await (const l of lineSpans(path, size)) {
+    if (!l.complete) { torn = true; break } // bytes past the last newline
+    onLine(l.buf, l.start, l.end)
+    hasher.update(l.buf.subarray(l.start, l.end + 1))
+    offset += l.end + 1 - l.start
+    atOffset()
   }
-  if (carry !== null && carry.length > 0 && !live) fail(lineNo + 1, null, 'last line is incomplete (torn write; the writer recovers it on its next start)')
+  if (torn && !live) fail(lineNo + 1, null, 'last line is incomplete (torn write; the writer recovers it on its next start)')
   if (records === 0 && !live) fail(null, null, 'segment holds no records')
   // Checked after the lines, so that an edited or deleted record is named by its line rather than by a digest.
   for (const x of digests) {

@@ -4,7 +4,7 @@ import { parse } from './args.js'
 import { loadConfig, resolvePath } from '../config/load.js'
 import { verifyDir } from '../audit/verify.js'
 import { exportChunks, markExported, type ExportFormat } from '../audit/export.js'
-import { isoBound, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
+import { parseFilter, segmentCount, type RecordFilter, type SegmentTally } from '../audit/read.js'
 
 const USAGE = `usage:
   geogate audit verify DIR [--public-key FILE]... [--json]
@@ -65,18 +65,11 @@ async function verify (argv: string[]): Promise<number> {
 
 export function filterFrom (v: Record<string, string | boolean | string[] | undefined>): RecordFilter {
   const s = (k: string): string | undefined => typeof v[k] === 'string' ? v[k] : undefined
-  const decision = s('decision')
-  if (decision !== undefined && decision !== 'allow' && decision !== 'deny') throw new Error('--decision: allow or deny')
-  return {
-    from: isoBound(s('from'), '--from'),
-    to: isoBound(s('to'), '--to'),
-    country: s('country')?.toUpperCase(),
-    subdivision: s('subdivision')?.toUpperCase(),
-    model: s('model'),
-    keyId: s('key-id'),
-    org: s('org'),
-    decision
-  }
+  const flag = (field: string): string => '--' + field.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+  return parseFilter({
+    from: s('from'), to: s('to'), country: s('country'), subdivision: s('subdivision'),
+    model: s('model'), keyId: s('key-id'), org: s('org'), decision: s('decision')
+  }, flag)
 }
 
 async function write (out: Writable, chunk: string): Promise<void> {

@@ -40,7 +40,12 @@ export const RateLimitedError = createError<'GG_RATE_LIMITED', 429, [string, Err
 export const BadGatewayError = createError<'GG_BAD_GATEWAY', 502, [string, ErrorOptions?]>('GG_BAD_GATEWAY', 'The model backend is unavailable: %s', 502)
 export const GatewayTimeoutError = createError<'GG_GATEWAY_TIMEOUT', 504, [string, ErrorOptions?]>('GG_GATEWAY_TIMEOUT', 'The model backend did not answer in time: %s', 504)
 export const UnavailableError = createError<'GG_UNAVAILABLE', 503, [string, ErrorOptions?]>('GG_UNAVAILABLE', '%s', 503)
-export const InternalError = createError<'GG_INTERNAL', 500, [string, ErrorOptions?]>('GG_INTERNAL', '%s', 500)
+
+/** The code a caller sees for a refusing policy decision's status (the same table the data plane renders with). */
+export function decisionCode (status: number): string | null {
+  const code = status === 451 ? 'GG_GEO' : status === 403 ? 'GG_CAPABILITY' : status === 404 ? 'GG_MODEL_NOT_FOUND' : null
+  return code === null ? null : errorTypes[code].code
+}
 
 export interface OpenAIErrorBody { error: { message: string, type: string, code: string, param: string | null } }
 

@@ -8,59 +8,26 @@
  * are OR-ed (schema: "later files add fields earlier ones lack").
  */
 import { EventEmitter } from 'node:events'
-import { watch, type FSWatcher } from 'node:fs'
-import { createHash } from 'node:crypto'
-import { open, readFile } from 'node:fs/promises'
-import { basename, dirname } from 'node:path'
-import { createRequire } from 'node:module'
-import { join } from 'node:path'
-import { Reader, type Response } from 'maxmind'
+import type { Response } from 'maxmind'
+import { basename } from 'node:path'
 import type { Logger } from 'pino'
 import type { GeoConfig } from '../config/schema/index.js'
 import type { Metrics } from '../infra/metrics.js'
 import { resolvePath } from '../config/load.js'
 import { lookupAddress } from './address.js'
 import { normaliseRecord, type LayerAnswer } from './normalise.js'
-import { TreeWalker, parseIPv4, parseIPv6 } from './tree.js'
-import { verifyMmdb, type MmdbMetadata } from './verify.js'
+import { parseIPv4, parseIPv6 } from './tree.js'
+import { GeoDatabaseError, embeddedDatabasePath, identityOf, loadLayer, type Layer } from './layer.js'
+import { LayerWatcher } from './watch.js'
 import { type GeoDatabaseInfo, type GeoLookup, type GeoResult, type UnknownReason, unknownGeo } from './types.js'
+
+export { GeoDatabaseError, embeddedDatabasePath, loadLayer }
 
 const DAY_MS = 86_400_000
 /** Normalised answers kept per layer, by data record (a few hundred bytes each; dropped whole when full). */
 const ANSWER_CACHE_ENTRIES = 200_000
-/** Fallback check for changes fs.watch cannot see (symlink swaps of mounted volumes, network file systems). */
-const POLL_MS = 60_000
-/** Let a burst of events from one rename/copy settle before reading. */
-const SETTLE_MS = 50
 /** Staleness is re-evaluated this often even when nothing changes (a database ages in place). */
 const AGE_CHECK_MS = 10 * 60_000
-const TAIL_BYTES = 4096
-
-/** The embedded default: the CC BY 4.0 country database that `npm ci` installs. */
-export function embeddedDatabasePath (): string {
-  const require = createRequire(import.meta.url)
-  return join(dirname(require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/package.json')), 'geo-whois-asn-country.mmdb')
-}
-
-/** A database file that cannot be put in service; the message names the file and what is wrong with it. */
-export class GeoDatabaseError extends Error {
-  override readonly name = 'GeoDatabaseError'
-  constructor (readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
-    super(`GeoIP database ${path} refused: ${reason}`, options)
-  }
-}
-
-interface Layer {
-  readonly path: string
-  readonly reader: Reader<Response>
-  readonly meta: MmdbMetadata
-  /** ino:size:mtime of the file that was loaded */
-  readonly identity: string
-  readonly loadedAt: Date
-  readonly walker: TreeWalker
-  /** normalised answers by data-section offset of the record: decoded by mmdb-lib once, then served from here */
-  readonly answers: Map<number, LayerAnswer>
-}
 
 interface State {
   readonly layers: readonly Layer[]
@@ -81,50 +48,6 @@ export interface GeoOptions {
   metrics?: Metrics
 }
 
-/**
- * What tells one file from the next at a path: inode, size, mtime, and a hash of its tail (the metadata section
- * with build_epoch lives there). File timestamps are coarse and inodes are reused, so two updates in quick
- * succession can share the first three.
- */
-async function identityOf (path: string): Promise<string> {
-  const fh = await open(path, 'r')
-  try {
-    const s = await fh.stat()
-    if (!s.isFile()) throw new Error('not a regular file')
-    const n = Math.min(s.size, TAIL_BYTES)
-    const tail = Buffer.alloc(n)
-    await fh.read(tail, 0, n, s.size - n)
-    return `${s.ino}:${s.size}:${s.mtimeMs}:${createHash('sha256').update(tail).digest('hex').slice(0, 16)}`
-  } finally {
-    await fh.close()
-  }
-}
-
-/** Read, verify and open one database file; throws GeoDatabaseError naming the file. */
-export async function loadLayer (path: string, opts: { deep?: boolean } = {}): Promise<Layer> {
-  let buf: Buffer
-  let identity: string
-  try {
-    identity = await identityOf(path)
-    buf = await readFile(path)
-  } catch (err) {
-    throw new GeoDatabaseError(path, `cannot read it (${err instanceof Error ? err.message : String(err)})`, { cause: err })
-  }
-  if (buf[0] === 0x1f && buf[1] === 0x8b) throw new GeoDatabaseError(path, 'it is gzip-compressed; give the decompressed .mmdb file')
-  let meta: MmdbMetadata
-  let reader: Reader<Response>
-  try {
-    meta = await verifyMmdb(buf, opts)
-    reader = new Reader<Response>(buf)
-    // probe: one IPv4 and, for IPv6 databases, one IPv6 lookup through the reader that will serve requests
-    reader.get('1.1.1.1')
-    if (meta.ipVersion === 6) reader.get('2001:db8::1')
-  } catch (err) {
-    throw new GeoDatabaseError(path, `not a valid MaxMind DB file: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-  }
-  return { path, reader, meta, identity, loadedAt: new Date(), walker: new TreeWalker(buf, meta), answers: new Map() }
-}
-
 function stateOf (layers: readonly Layer[], maxAgeDays: number): State {
   if (layers.length === 0) return { layers, build: null, staleAt: Number.POSITIVE_INFINITY }
   const oldest = Math.min(...layers.map((l) => l.meta.buildEpoch.getTime()))
@@ -133,12 +56,8 @@ function stateOf (layers: readonly Layer[], maxAgeDays: number): State {
 
 export class GeoService extends EventEmitter implements GeoLookup {
   private state: State
-  private readonly watchers: FSWatcher[] = []
   private readonly timers: NodeJS.Timeout[] = []
-  private readonly pending = new Map<string, NodeJS.Timeout>()
-  /** one reload at a time per file; a change seen during a reload triggers one more check after it */
-  private readonly reloading = new Map<string, Promise<void>>()
-  private readonly again = new Set<string>()
+  private readonly watcher: LayerWatcher
   /** identity of the last file refused at each path */
   private readonly refused = new Map<string, string>()
   private wasStale = false
@@ -148,6 +67,7 @@ export class GeoService extends EventEmitter implements GeoLookup {
   private constructor (layers: Layer[], private readonly opts: GeoOptions) {
     super()
     this.state = stateOf(layers, opts.maxAgeDays)
+    this.watcher = new LayerWatcher(() => this.state.layers.map((l) => l.path), async (path) => { await this.reload(path) }, opts.log)
     const m = opts.metrics
     this.unknownCounters = m === undefined
       ? null
@@ -162,7 +82,8 @@ export class GeoService extends EventEmitter implements GeoLookup {
     for (const p of opts.paths) layers.push(await loadLayer(p, { deep: p !== embedded }))
     const svc = new GeoService(layers, opts)
     svc.checkAge()
-    if (opts.watch) svc.startWatching()
+    // the embedded default changes only with a reinstall, which restarts the gateway
+    if (opts.watch) svc.watcher.start(new Set([embedded]))
     const age = setInterval(() => { svc.checkAge() }, AGE_CHECK_MS)
     age.unref()
     svc.timers.push(age)
@@ -260,16 +181,13 @@ export class GeoService extends EventEmitter implements GeoLookup {
 
   /** Check every file now (what a watcher event or SIGHUP does); resolves when the checks are done. */
   async checkForChanges (): Promise<void> {
-    await Promise.all(this.state.layers.map(async (l) => { await this.check(l.path) }))
+    await this.watcher.checkAll()
   }
 
   async close (): Promise<void> {
     this.closed = true
-    for (const w of this.watchers) w.close()
     for (const t of this.timers) clearInterval(t)
-    for (const t of this.pending.values()) clearTimeout(t)
-    this.pending.clear()
-    await Promise.allSettled([...this.reloading.values()])
+    await this.watcher.close()
   }
 
   /** Update the age gauges and log once when the databases become stale (and when they stop being stale). */
@@ -292,59 +210,6 @@ export class GeoService extends EventEmitter implements GeoLookup {
       this.opts.log.info({ build: this.state.build }, 'GeoIP databases are current again')
     }
     this.wasStale = stale
-  }
-
-  private startWatching (): void {
-    const dirs = new Map<string, Set<string>>()
-    const embedded = embeddedDatabasePath()
-    for (const l of this.state.layers) {
-      if (l.path === embedded) continue // changes only with a reinstall, which restarts the gateway
-      const names = dirs.get(dirname(l.path)) ?? new Set<string>()
-      names.add(basename(l.path))
-      dirs.set(dirname(l.path), names)
-    }
-    // Watch directories, not files: updaters replace a file by renaming a new one over it (a new inode).
-    for (const [dir, names] of dirs) {
-      try {
-        const w = watch(dir, { persistent: true }, (_event, filename) => {
-          const name = filename === null ? null : String(filename)
-          for (const l of this.state.layers) {
-            if (dirname(l.path) === dir && (name === null || basename(l.path) === name)) this.schedule(l.path)
-          }
-        })
-        w.on('error', (err) => { this.opts.log.error({ err, dir }, 'GeoIP database directory watch failed; polling only') })
-        this.watchers.push(w)
-      } catch (err) {
-        this.opts.log.error({ err, dir }, 'cannot watch GeoIP database directory; polling only')
-      }
-    }
-    const poll = setInterval(() => { void this.checkForChanges() }, POLL_MS)
-    poll.unref()
-    this.timers.push(poll)
-  }
-
-  private schedule (path: string): void {
-    if (this.closed || this.pending.has(path)) return
-    const t = setTimeout(() => {
-      this.pending.delete(path)
-      void this.check(path)
-    }, SETTLE_MS)
-    this.pending.set(path, t)
-  }
-
-  private async check (path: string): Promise<void> {
-    const running = this.reloading.get(path)
-    if (running !== undefined) {
-      this.again.add(path)
-      await running
-      return
-    }
-    const p = this.reload(path).finally(() => {
-      this.reloading.delete(path)
-      if (this.again.delete(path) && !this.closed) void this.check(path)
-    })
-    this.reloading.set(path, p)
-    await p
   }
 
   private async reload (path: string): Promise<void> {

@@ -4,6 +4,7 @@
  * a record only the first time it is seen. Same walk as mmdb-lib's (MaxMind DB spec, "Searching for an IP").
  */
 import type { MmdbMetadata } from './verify.js'
+import { nodeReader } from './nodes.js'
 
 const SEPARATOR = 16
 
@@ -71,25 +72,15 @@ export function parseIPv6 (s: string): Uint8Array {
 
 export class TreeWalker {
   private readonly nodeCount: number
-  private readonly nodeBytes: number
   private readonly ipv4Start: number
   private readonly left: (node: number) => number
   private readonly right: (node: number) => number
 
   constructor (db: Buffer, meta: MmdbMetadata) {
     this.nodeCount = meta.nodeCount
-    this.nodeBytes = meta.recordSize / 4
-    const nb = this.nodeBytes
-    if (meta.recordSize === 24) {
-      this.left = (n) => { const o = n * 6; return ((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0) }
-      this.right = (n) => { const o = n * 6 + 3; return ((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0) }
-    } else if (meta.recordSize === 28) {
-      this.left = (n) => { const o = n * 7; return (((db[o + 3] ?? 0) & 0xf0) << 20) + (((db[o] ?? 0) << 16) | ((db[o + 1] ?? 0) << 8) | (db[o + 2] ?? 0)) }
-      this.right = (n) => { const o = n * 7; return (((db[o + 3] ?? 0) & 0x0f) << 24) + (((db[o + 4] ?? 0) << 16) | ((db[o + 5] ?? 0) << 8) | (db[o + 6] ?? 0)) }
-    } else {
-      this.left = (n) => db.readUInt32BE(n * nb)
-      this.right = (n) => db.readUInt32BE(n * nb + 4)
-    }
+    const nodes = nodeReader(db, meta.recordSize)
+    this.left = nodes.left
+    this.right = nodes.right
     // IPv4 addresses in an IPv6 tree start at the node reached by 96 zero bits (::/96)
     let node = 0
     if (meta.ipVersion === 6) for (let i = 0; i < 96 && node < this.nodeCount; i++) node = this.left(node)

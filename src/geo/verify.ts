@@ -8,6 +8,7 @@
  * The walk yields to the event loop every few thousand steps, so verifying a large database while serving
  * does not stall requests.
  */
+import { nodeReader, type NodeReader } from './nodes.js'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 
 const METADATA_MARKER = Buffer.from('abcdef4d61784d696e642e636f6d', 'hex')
@@ -90,6 +91,7 @@ class StrictDecoder {
     if (abs + size > this.end) fail(`data runs past the end of its section at byte ${abs} (needs ${size} bytes)`)
   }
 
+  // One switch over the format's ten data types (spec, "Data Section"), kept whole so each type's checks read together.
   private read (offset: number, want: boolean, depth: number): { value: Value, next: number } {
     if (depth > 64) fail('data nested too deeply (pointer loop?)')
     let abs = this.start + offset
@@ -249,8 +251,15 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
   }
   if (opts.deep === false) return meta
   const dataStart = treeSize + SEPARATOR
-  const dataSize = metadataStart - dataStart
-  const n = meta.nodeCount
+  const nodes = nodeReader(db, meta.recordSize)
+  const records = await treeRecords(nodes, meta.nodeCount, metadataStart - dataStart)
+  await checkAcyclic(nodes, meta.nodeCount, meta.ipVersion === 6 ? 128 : 32)
+  await checkRecordsStartValues(db, dataStart, metadataStart, records)
+  return meta
+}
+
+/** Every data record the tree points at (offsets into the data section); a pointer past the section fails. */
+async function treeRecords ({ left, right }: NodeReader, n: number, dataSize: number): Promise<Set<number>> {
   const records = new Set<number>()
   const pace = new Pace()
   const check = (node: number, side: string, r: number): void => {
@@ -259,27 +268,24 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
     if (off < 0 || off >= dataSize) fail(`search tree node ${node} ${side} record ${r} points outside the data section`)
     records.add(off)
   }
-  const left = meta.recordSize === 24
-    ? (o: number) => db.readUIntBE(o, 3)
-    : meta.recordSize === 28 ? (o: number) => (((db[o + 3] ?? 0) & 0xf0) << 20) + db.readUIntBE(o, 3) : (o: number) => db.readUInt32BE(o)
-  const right = meta.recordSize === 24
-    ? (o: number) => db.readUIntBE(o + 3, 3)
-    : meta.recordSize === 28 ? (o: number) => (((db[o + 3] ?? 0) & 0x0f) << 24) + db.readUIntBE(o + 4, 3) : (o: number) => db.readUInt32BE(o + 4)
   for (let i = 0; i < n; i++) {
-    const o = i * nodeBytes
-    check(i, 'left', left(o))
-    check(i, 'right', right(o))
+    check(i, 'left', left(i))
+    check(i, 'right', right(i))
     if (pace.due()) await yieldToLoop()
   }
-  // The tree must be acyclic and no deeper than the address (32 or 128 bits); a loop sends lookups in circles.
-  const bits = meta.ipVersion === 6 ? 128 : 32
+  return records
+}
+
+/** The tree must be acyclic and no deeper than the address (32 or 128 bits): a loop sends lookups in circles. */
+async function checkAcyclic ({ left, right }: NodeReader, n: number, bits: number): Promise<void> {
+  const pace = new Pace()
   const state = new Uint8Array(n) // 0 unseen, 1 being expanded (on the current path), 2 done
   const height = new Uint8Array(n)
   const stack: number[] = [0]
   while (stack.length > 0) {
     const node = stack[stack.length - 1] ?? 0
-    const l = left(node * nodeBytes)
-    const r = right(node * nodeBytes)
+    const l = left(node)
+    const r = right(node)
     if (state[node] === 0) {
       state[node] = 1
       for (const c of [l, r]) {
@@ -298,15 +304,20 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
     }
     if (pace.due()) await yieldToLoop()
   }
+}
 
-  // Decode the data section front to back, as its writer laid it out: every record the tree points at must
-  // start one of its top-level values (a tree record into the middle of a value is a corrupt tree).
+/**
+ * Decode the data section front to back, as its writer laid it out: every record the tree points at must start
+ * one of its top-level values (a tree record into the middle of a value is a corrupt tree), and be a map.
+ */
+async function checkRecordsStartValues (db: Buffer, dataStart: number, metadataStart: number, records: ReadonlySet<number>): Promise<void> {
+  const pace = new Pace()
+  const dataSize = metadataStart - dataStart
   const dec = new StrictDecoder(db, dataStart, metadataStart)
   let off = 0
   let found = 0
   while (off < dataSize) {
-    const isRecord = records.has(off)
-    if (isRecord) {
+    if (records.has(off)) {
       const type = (db[dataStart + off] ?? 0) >> 5
       if (type !== 7) fail(`search tree points at data offset ${off}, which is not a map (type ${type})`)
       found++
@@ -319,5 +330,4 @@ export async function verifyMmdb (db: Buffer, opts: { deep?: boolean } = {}): Pr
     fail(`search tree points into the middle of a data record (data offset ${stray ?? '?'}); the search tree is corrupt`)
   }
   if (records.size === 0) fail('the search tree holds no data record')
-  return meta
 }

@@ -15,7 +15,7 @@ export function wantsUsageChunk (body: Record<string, unknown>): boolean {
 
 /**
  * The JSON body as the backend gets it: the model renamed, and `stream_options.include_usage` asked for on
- * streams, so streamed tokens are counted (SPEC §Forward). A tier's output clamp is already in the body: the
+ * streams, so streamed tokens are counted. A tier's output clamp is already in the body: the
  * policy stage writes it per endpoint (applyOutputClamp in endpoint.ts).
  */
 export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): string {

@@ -56,7 +56,6 @@ export class SseUsageTap extends Transform {
   #chunks = 0
   #exact = false
   #first = true
-  pushedBytes = 0
 
   constructor (opts: SseTapOptions) {
     super()
@@ -66,7 +65,6 @@ export class SseUsageTap extends Transform {
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.#first) { this.#first = false; this.#opts.onFirstByte() }
     if (!this.#opts.dropUsageChunk) {
-      this.pushedBytes += chunk.length
       this.push(chunk)
     }
     const data = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk])
@@ -116,7 +114,6 @@ export class SseUsageTap extends Transform {
   }
 
   #emit (b: Buffer): void {
-    this.pushedBytes += b.length
     this.push(b)
   }
 
@@ -151,7 +148,7 @@ export class JsonUsageTap extends Transform {
   #parts: Buffer[] = []
   #size = 0
   #tail: Buffer = Buffer.alloc(0)
-  pushedBytes = 0
+  #started = false
 
   constructor (onUsage: (usage: Usage) => void, onFirstByte: () => void) {
     super()
@@ -160,8 +157,7 @@ export class JsonUsageTap extends Transform {
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.pushedBytes === 0) this.#onFirstByte()
-    this.pushedBytes += chunk.length
+    if (!this.#started) { this.#started = true; this.#onFirstByte() }
     this.#size += chunk.length
     if (this.#size <= MAX_JSON) {
       this.#parts.push(chunk)

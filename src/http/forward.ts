@@ -42,7 +42,7 @@ function sseErrorEvent (err: Error): Buffer {
   return Buffer.from(`\n\ndata: ${JSON.stringify(toOpenAIError(err).body)}\n\n`)
 }
 
-function nanosSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
+function secondsSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
 
 export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
   const ctx = request.ctx
@@ -100,14 +100,14 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const type = String(res.headers['content-type'] ?? '')
   const sse = type.startsWith('text/event-stream')
   const onUsage = (u: Usage): void => { ctx.usage = u }
-  const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, nanosSince(sentAt)) }
+  const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, secondsSince(sentAt)) }
   let out: SseUsageTap | JsonUsageTap | PassThrough
   if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte })
   else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte)
   else out = new PassThrough()
 
   const upstream = res.body
-  upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, nanosSince(sentAt)) })
+  upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, secondsSince(sentAt)) })
   upstream.once('error', (err: Error) => {
     if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
     if (ctx.outcome === 'ok') ctx.outcome = 'backend_error'

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { bearerToken, sha256hex } from '../core/hash.js'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { PolicySnapshot } from '../policy/snapshot.js'
+import { principalOf, type PolicySnapshot } from '../policy/snapshot.js'
 import type { Principal } from '../core/types.js'
 import { UnauthorizedError } from '../core/errors.js'
 
@@ -33,5 +33,5 @@ export function authenticate (headers: IncomingHttpHeaders, policy: PolicySnapsh
   if (key === undefined || !timingSafeEqual(Buffer.from(digest, 'hex'), Buffer.from(key.sha256, 'hex'))) {
     throw new UnauthorizedError('Incorrect API key provided')
   }
-  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
+  return principalOf(key)
 }

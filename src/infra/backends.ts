@@ -48,9 +48,6 @@ export class BackendPools {
     }
   }
 
-  get (name: string): Backend | undefined { return this.#backends.get(name) }
-  all (): Backend[] { return [...this.#backends.values()] }
-
   /**
    * The backend for a model: with several (`backends`), the one in the caller's country or subdivision,
    * so traffic stays in-country where it can; otherwise the first listed.

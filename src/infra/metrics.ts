@@ -110,7 +110,7 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  // GeoIP (issue 3): database age and staleness per layer, reloads, and lookups that found no location
+  // GeoIP: database age and staleness per layer, reloads, and lookups that found no location
   readonly geodbAgeDays = new Gauge({
     name: 'geogate_geodb_age_days',
     // several workers (serve --workers): their aggregate on /metrics is the max, not the sum

@@ -39,7 +39,7 @@ export interface LimiterDeps {
 const MINUTE = 60_000
 
 /** A request's counters, with what the headers and the refusal rule call each. */
-interface Plan { counters: CounterSpec[], meta: CounterMeta[], failClosed: boolean, tiers: string[] }
+interface Plan { counters: CounterSpec[], meta: CounterMeta[], failClosed: boolean }
 
 interface Live { store: LimitStore, counters: CounterSpec[], since: number, started: number }
 
@@ -247,7 +247,7 @@ export class StoreLimiter implements Limiter {
       counters.push({ kind: 'period', key: `${this.#prefix}quota:{${qtag}}`, tag: qtag, limit: q.tokens, cost: req.estimatedTokens, ms: 0, period: q.period })
       meta.push({ name: `quota-${q.id}`, unit: 'tokens', windowSec: null, rule: `quota:${q.id}`, quota: true })
     }
-    return { counters, meta, failClosed, tiers: tiers.map(([n]) => n) }
+    return { counters, meta, failClosed }
   }
 }
 

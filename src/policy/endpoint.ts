@@ -56,6 +56,18 @@ const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['GET /v1/models', { endpoint: 'models', capability: null, needsModel: false, outputFields: [] }]
 ])
 
+/**
+ * The path of each named endpoint (its route without an `{id}`): what explain and policy tests send when they
+ * are given an endpoint by name.
+ */
+export const ENDPOINT_PATHS: ReadonlyMap<Endpoint, string> = (() => {
+  const paths = new Map<Endpoint, string>()
+  for (const [route, spec] of ROUTES) {
+    if (!route.includes('{id}') && !paths.has(spec.endpoint)) paths.set(spec.endpoint, route.slice(route.indexOf(' ') + 1))
+  }
+  return paths
+})()
+
 /** Endpoints whose output is counted in tokens: only these get max-token clamps. */
 export const TOKEN_OUTPUT: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'responses'])
 

@@ -5,10 +5,11 @@
  */
 import type { Capability } from '../config/schema/index.js'
 import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
-import type { Decision, RequestShape } from '../core/types.js'
-import type { PolicySnapshot } from './snapshot.js'
+import type { Decision, Endpoint, RequestShape } from '../core/types.js'
+import { decisionCode } from '../core/errors.js'
+import { principalOf, type PolicySnapshot } from './snapshot.js'
 import { canonicalIp, isInternalIp, type ClientAddress } from '../net/client-ip.js'
-import { describeRequest } from './endpoint.js'
+import { describeRequest, ENDPOINT_PATHS } from './endpoint.js'
 import { decide } from './decide.js'
 import { locate } from './locate.js'
 
@@ -64,27 +65,10 @@ export class ExplainError extends Error {
   constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
 }
 
-const ENDPOINT_PATHS: Readonly<Record<string, string>> = {
-  'chat.completions': '/v1/chat/completions',
-  completions: '/v1/completions',
-  embeddings: '/v1/embeddings',
-  'images.generations': '/v1/images/generations',
-  'images.edits': '/v1/images/edits',
-  'images.variations': '/v1/images/variations',
-  'audio.transcriptions': '/v1/audio/transcriptions',
-  'audio.translations': '/v1/audio/translations',
-  'audio.speech': '/v1/audio/speech',
-  'fine_tuning.jobs': '/v1/fine_tuning/jobs',
-  responses: '/v1/responses',
-  models: '/v1/models'
-}
-
-const CODES: Readonly<Record<number, string>> = { 451: 'geo_restricted', 403: 'capability_not_permitted', 404: 'model_not_found' }
-
 function shapeFor (q: ExplainQuery): RequestShape {
   const e = q.endpoint ?? 'chat.completions'
-  const path = e.startsWith('/') ? e : ENDPOINT_PATHS[e]
-  if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${Object.keys(ENDPOINT_PATHS).join(', ')} or a /v1 path`)
+  const path = e.startsWith('/') ? e : ENDPOINT_PATHS.get(e as Endpoint)
+  if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${[...ENDPOINT_PATHS.keys()].join(', ')} or a /v1 path`)
   const method = path.startsWith('/v1/models') ? 'GET' : 'POST'
   const body: Record<string, unknown> = { model: q.model }
   if (q.stream === true) body.stream = true
@@ -108,8 +92,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
   const shape = shapeFor(q)
   const client: ClientAddress = { ip, via: 'socket', located: true, internal: isInternalIp(ip) }
   const g = locate(geo, client)
-  const principal = { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
-  const d = decide(shape, g, principal, policy, client)
+  const d = decide(shape, g, principalOf(key), policy, client)
   const capabilities: Capability[] = shape.capabilities
   const modelCfg = policy.models[q.model]
   return {
@@ -144,7 +127,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
     decision: {
       outcome: d.allow ? 'allow' : d.shadow ? 'shadow' : 'deny',
       status: d.status,
-      code: CODES[d.status] ?? null,
+      code: decisionCode(d.status),
       message: d.message,
       clampOutputTokens: d.clampOutputTokens ?? null
     },

@@ -1,4 +1,5 @@
 import { policyHash } from './version.js'
+import type { Principal } from '../core/types.js'
 import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, TierConfig } from '../config/schema/index.js'
 
 /**
@@ -44,4 +45,9 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),
     keysById: new Map(keys.map((k) => [k.id, k]))
   })
+}
+
+/** The caller behind a key, as every decision sees it (never the key's hash). */
+export function principalOf (key: Readonly<KeyConfig>): Principal {
+  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
 }

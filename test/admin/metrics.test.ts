@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, startUpstream, type TestGateway, gatewayWithUpstream } from '../helpers/gateway.js'
 import { testRedis, uniquePrefix, deletePrefix, waitFor } from '../helpers/ops.js'
 
 const AUDITOR = { authorization: 'Bearer test-auditor' }
@@ -58,12 +58,10 @@ const GB = '81.2.69.142'
 const IR = '5.160.0.1'
 
 t.test('/metrics parses as Prometheus text and moves when traffic flows', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 7, completion_tokens: 5, total_tokens: 12 } }))
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
 
   const res = await gw.admin.inject({ method: 'GET', url: '/metrics', headers: AUDITOR })
   t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildTestGateway, baseConfig, startUpstream, sha } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, startUpstream, sha, gatewayWithUpstream } from '../helpers/gateway.js'
 import { writeTestGeoDbs } from '../helpers/geo-fixtures.js'
 import { startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { readRecords } from '../../src/audit/read.js'
@@ -139,16 +139,14 @@ t.test('N requests of every kind: backend-seen ids = allowed records, every refu
 })
 
 t.test('scope cross-border: only interactions whose caller is not where the model is served; 401s are not interactions', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  }, {
     server: { trustedProxies: ['127.0.0.1/32'] },
     geo: { databases: [dbs.city, dbs.anonymousIp] },
     audit: { scope: 'cross-border', ip: 'hashed', ipHashSalt: 'a-secret-salt-for-tests' }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const call = async (id: string, from: string, key = 'test-key-tier1'): Promise<number> => (await gw.app.inject({
     method: 'POST',
     url: '/v1/chat/completions',
@@ -172,16 +170,14 @@ t.test('scope cross-border: only interactions whose caller is not where the mode
 })
 
 t.test('policy.mode shadow: a refusal that was not enforced is recorded as such', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  }, {
     server: { trustedProxies: ['127.0.0.1/32'] },
     geo: { databases: [dbs.city, dbs.anonymousIp] },
     policy: { mode: 'shadow' }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const res = await gw.app.inject({
     method: 'POST',
     url: '/v1/chat/completions',

@@ -93,3 +93,21 @@ export async function startUpstream (handler: (req: IncomingMessage, res: Server
     }
   }
 }
+
+type Teardown = { teardown: (fn: () => Promise<void>) => void }
+
+/**
+ * The usual set-up: a real upstream on port 0 answering with `handler`, a gateway on baseConfig pointing at it
+ * (`patch` merged over it; a function gets the upstream's URL), both closed at the test's end.
+ */
+export async function gatewayWithUpstream (
+  t: Teardown,
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+  patch: Record<string, unknown> | ((url: string) => Record<string, unknown>) = {},
+  overrides: RuntimeOverrides = {}
+): Promise<{ up: Upstream, gw: TestGateway }> {
+  const up = await startUpstream(handler)
+  const gw = await buildTestGateway(baseConfig(up.url, typeof patch === 'function' ? patch(up.url) : patch), overrides).catch(async (err: unknown) => { await up.close(); throw err })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  return { up, gw }
+}

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, startUpstream, gatewayWithUpstream } from '../helpers/gateway.js'
 import { listen } from '../helpers/forward.js'
 
 /** A multipart body exactly as fetch (undici) serialises a FormData, with its Content-Type. */
@@ -34,13 +34,11 @@ t.test('an upload (file first, as SDKs send it) is routed to its model\'s backen
 })
 
 t.test('a chunked upload (no Content-Length) over the body limit is refused with 413', async (t) => {
-  const up = await startUpstream((_req, res) => { res.end('{}') })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.end('{}') }, {
     server: { bodyLimit: 4096 },
     models: { 'whisper-large': { backend: 'gpu' } },
     tiers: { tier1: { models: ['*'], capabilities: ['audio'] }, tier2: { models: [] }, embargoed: { deny: true } }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const base = await listen(gw)
   const form = new FormData()
   form.append('file', new Blob([Buffer.alloc(10_000, 7)]), 'speech.wav')

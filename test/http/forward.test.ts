@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, startUpstream, gatewayWithUpstream } from '../helpers/gateway.js'
 import { observe, listen, send, open, chat, TIER1, sseData, firstChunk } from '../helpers/forward.js'
 
 const USAGE = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }
@@ -17,7 +17,7 @@ t.test('streamed chunks reach the client one by one, as the backend flushes them
   const N = 5
   const GAP_MS = 40
   let next: (() => void) | null = null
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     let i = 0
     const write = (): void => {
@@ -27,9 +27,7 @@ t.test('streamed chunks reach the client one by one, as the backend flushes them
     }
     write()
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const res = await open(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
   t.equal(res.statusCode, 200)
@@ -64,12 +62,10 @@ t.test('streamed chunks reach the client one by one, as the backend flushes them
 })
 
 t.test('a client that asked for usage gets the usage chunk, and its own stream_options are kept', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.end(sseChunk('a') + USAGE_CHUNK + 'data: [DONE]\n\n')
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true, stream_options: { include_usage: true, continuous_usage_stats: false } }) })
   const data = sseData(r.text)
@@ -79,16 +75,14 @@ t.test('a client that asked for usage gets the usage chunk, and its own stream_o
 
 t.test('non-streamed JSON: body passes through unchanged, usage read, model renamed upstream, key swapped', async (t) => {
   const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'meta/llama', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' } }], usage: USAGE })
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': 'backend-own-id' })
     res.end(answer)
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, {
-    backends: { gpu: { url: up.url + '/v1', region: 'US', apiKey: 'backend-secret' } },
+  }, (url) => ({
+    backends: { gpu: { url: url + '/v1', region: 'US', apiKey: 'backend-secret' } },
     models: { 'llama-3.1-8b': { backend: 'gpu', upstreamModel: 'meta/llama' } }
   }))
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: { ...TIER1, 'x-request-id': 'trace-123' }, body: chat('llama-3.1-8b', { max_tokens: 5 }) })
   t.equal(r.status, 200)
@@ -109,10 +103,8 @@ t.test('usage of a large JSON answer is found in its tail', async (t) => {
   const data = Array.from({ length: 3000 }, (_, i) => ({ object: 'embedding', index: i, embedding: Array.from({ length: 64 }, () => 0.123456) }))
   const answer = JSON.stringify({ object: 'list', data, model: 'e', usage: { prompt_tokens: 3000, total_tokens: 3000 } })
   t.ok(answer.length > 1024 * 1024)
-  const up = await startUpstream((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(answer) })
-  const gw = await buildTestGateway(baseConfig(up.url))
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(answer) })
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const r = await send(base, '/v1/embeddings', { headers: TIER1, body: JSON.stringify({ model: 'llama-3.1-8b', input: 'x' }) })
   t.equal(r.text.length, answer.length)
@@ -121,12 +113,10 @@ t.test('usage of a large JSON answer is found in its tail', async (t) => {
 })
 
 t.test('hop-by-hop headers, those named in Connection, and caller credentials never reach the backend', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', connection: 'x-up-hop', 'x-up-hop': 'secret', 'keep-alive': 'timeout=5', 'x-up-kept': 'yes' })
     res.end('{}')
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, { backends: { gpu: { url: up.url, region: 'US', apiKey: 'backend-secret' } } }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  }, (url) => ({ backends: { gpu: { url: url, region: 'US', apiKey: 'backend-secret' } } }))
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', {
     headers: {
@@ -163,15 +153,13 @@ t.test('hop-by-hop headers, those named in Connection, and caller credentials ne
 
 t.test('a client that disconnects cancels the upstream request, and the interaction is audited once', async (t) => {
   let upstreamClosed: Promise<unknown> | null = null
-  const up = await startUpstream((_req, res: ServerResponse) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res: ServerResponse) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(sseChunk('first'))
     upstreamClosed = once(res, 'close')
     // never ends on its own: only the gateway giving up closes it
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const res = await open(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
   t.match(await firstChunk(res), /first/)
@@ -190,10 +178,8 @@ t.test('a client that disconnects while the backend is still in prefill cancels 
   let upstreamClosed: Promise<unknown> | null = null
   let arrived: () => void = () => {}
   const reached = new Promise<void>((resolve) => { arrived = resolve })
-  const up = await startUpstream((_req, res) => { upstreamClosed = once(res, 'close'); arrived() })
-  const gw = await buildTestGateway(baseConfig(up.url))
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { upstreamClosed = once(res, 'close'); arrived() })
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const p = open(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b') })
   p.catch(() => {})
@@ -234,13 +220,11 @@ t.test('backend down → 502, backend silent → 504, as OpenAI-style JSON, each
 })
 
 t.test('a backend that stalls mid-stream: the client gets an error event and the end of the stream', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(sseChunk('partial'))
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, { backends: { gpu: { url: up.url, region: 'US', bodyTimeoutMs: 150 } } }))
+  }, (url) => ({ backends: { gpu: { url: url, region: 'US', bodyTimeoutMs: 150 } } }))
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
   t.equal(r.status, 200)
@@ -253,9 +237,7 @@ t.test('a backend that stalls mid-stream: the client gets an error event and the
 })
 
 t.test('a backend that stalls before its first byte: 504 even though headers came', async (t) => {
-  const up = await startUpstream((_req, res) => { res.writeHead(200, { 'content-type': 'text/event-stream' }); res.flushHeaders() })
-  const gw = await buildTestGateway(baseConfig(up.url, { backends: { gpu: { url: up.url, region: 'US', bodyTimeoutMs: 100 } } }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.writeHead(200, { 'content-type': 'text/event-stream' }); res.flushHeaders() }, (url) => ({ backends: { gpu: { url: url, region: 'US', bodyTimeoutMs: 100 } } }))
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
   t.equal(r.status, 504)
@@ -263,9 +245,7 @@ t.test('a backend that stalls before its first byte: 504 even though headers cam
 })
 
 t.test('body limit: 413 as OpenAI-style JSON, nothing forwarded', async (t) => {
-  const up = await startUpstream((_req, res) => { res.end('{}') })
-  const gw = await buildTestGateway(baseConfig(up.url, { server: { bodyLimit: 2048 } }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.end('{}') }, { server: { bodyLimit: 2048 } })
   const base = await listen(gw)
   const big = chat('llama-3.1-8b', { padding: 'x'.repeat(4096) })
   const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: big })
@@ -308,9 +288,7 @@ t.test('/v1/models is answered by the gateway from its own model list', async (t
 })
 
 t.test('a tier\'s output clamp reaches the backend in the forwarded body', async (t) => {
-  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })
   const base = await listen(gw)
   const r = await send(base, '/v1/chat/completions', { headers: { ...TIER1, authorization: 'Bearer test-key-tier2' }, body: chat('llama-3.1-8b', { max_tokens: 5000, stream: true }) })
   t.equal(r.status, 200)
@@ -320,13 +298,11 @@ t.test('a tier\'s output clamp reaches the backend in the forwarded body', async
 })
 
 t.test('metrics: time to first token, upstream time and tokens are observed per backend and model', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.end(sseChunk('a') + USAGE_CHUNK + 'data: [DONE]\n\n')
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
   const seen = observe(gw)
-  t.teardown(async () => { await gw.close(); await up.close() })
   const base = await listen(gw)
   await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b', { stream: true }) })
   await gw.rt.backends.drained()

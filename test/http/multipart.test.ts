@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import { parseForm, readForm } from '../../src/http/multipart.js'
 import { FormFields } from '../../src/core/form-fields.js'
 import { describeRequest } from '../../src/policy/endpoint.js'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { gatewayWithUpstream } from '../helpers/gateway.js'
 
 const CT = 'multipart/form-data; boundary=XyZ'
 
@@ -53,8 +53,7 @@ t.test('describeRequest on a form', async (t) => {
 })
 
 t.test('multipart uploads through the gateway: decided on the form model, forwarded byte for byte', async (t) => {
-  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"text":"hi"}') })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"text":"hi"}') }, {
     models: { 'whisper-1': { backend: 'gpu', classification: 'EAR99' }, 'llama-3.1-8b': { backend: 'gpu', classification: 'EAR99' } },
     locations: { tiers: { embargoed: ['CU'], tier1: ['US'] }, default: 'tier2', unknown: 'embargoed' },
     tiers: {
@@ -62,8 +61,7 @@ t.test('multipart uploads through the gateway: decided on the form model, forwar
       tier2: { models: ['llama-*'], capabilities: ['chat'] },
       embargoed: { deny: true }
     }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const send = async (key: string, body: Buffer, ip = '8.8.8.8', url = '/v1/audio/transcriptions', ct = CT): Promise<number> =>
     (await gw.app.inject({ method: 'POST', url, remoteAddress: ip, headers: { authorization: `Bearer ${key}`, 'content-type': ct }, payload: body })).statusCode
   const ok = form([{ name: 'file', value: 'RIFFdata', filename: 'a.wav' }, { name: 'model', value: 'whisper-1' }])

@@ -1,13 +1,11 @@
 import t from 'tap'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { buildTestGateway, baseConfig, gatewayWithUpstream } from '../helpers/gateway.js'
 
 t.test('a permitted chat completion reaches the backend and comes back', async (t) => {
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } }))
   })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
   const res = await gw.app.inject({
     method: 'POST',
     url: '/v1/chat/completions',

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { gatewayWithUpstream } from '../helpers/gateway.js'
 import { startRedisServer, freePort, ping, waitFor, windowTotal } from '../helpers/redis.js'
 
 // redis.mode: sentinel — the gateway asks a Sentinel (started here, monitoring a master started here) where the
@@ -24,8 +24,7 @@ t.test('Redis Sentinel: limits kept on the master the Sentinel names', async (t)
     await rm(dir, { recursive: true, force: true })
   })
   await waitFor(async () => await ping(port), 5000, 'sentinel up')
-  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') }, {
     // generous timeouts: this is about finding the master, not about timing out (the fault tests do that)
     redis: { mode: 'sentinel', nodes: [`127.0.0.1:${port}`], sentinelName: 'gg', keyPrefix: 'gg-sentinel:', commandTimeoutMs: 2000, connectTimeoutMs: 5000 },
     tiers: {
@@ -33,8 +32,7 @@ t.test('Redis Sentinel: limits kept on the master the Sentinel names', async (t)
       tier2: { models: ['llama-*'], capabilities: ['chat'] },
       embargoed: { deny: true }
     }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const codes = await Promise.all(Array.from({ length: 12 }, async () => (await gw.app.inject({
     method: 'POST',
     url: '/v1/chat/completions',

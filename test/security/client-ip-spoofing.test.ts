@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { gatewayWithUpstream } from '../helpers/gateway.js'
 import { rawRequest } from '../helpers/raw-http.js'
 
 const US = '8.8.8.8'
@@ -100,15 +100,13 @@ const cases: Case[] = [
 
 t.test('client IP spoofing table', async (t) => {
   t.ok(cases.length >= 30, `${cases.length} cases`)
-  const up = await startUpstream((_req, res) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
-  })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  }, {
     server: { trustedProxies: ['10.0.0.0/8', '2001:db8:ffff::/48'] },
     locations: { tiers: { embargoed: ['CU', 'IR', 'KP', 'SY', 'UA-43'], tier1: ['US', 'GB', 'DE'] }, default: 'tier2', unknown: 'embargoed', anonymizers: 'embargoed' }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   const seen: Array<{ ip: string, country: string | null }> = []
   // onSend runs before the answer leaves (onResponse may come after inject resolves on a streamed answer)
   gw.app.addHook('onSend', async (request) => { seen.push({ ip: request.ctx.clientIp, country: request.ctx.geo?.country ?? null }) })
@@ -131,12 +129,10 @@ t.test('client IP spoofing table', async (t) => {
 })
 
 t.test('several X-Forwarded-For lines on a real socket are one list, in order', async (t) => {
-  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') })
-  const gw = await buildTestGateway(baseConfig(up.url, {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') }, {
     server: { trustedProxies: ['127.0.0.1/32', '::1/128'] },
     locations: { tiers: { embargoed: ['CU'], tier1: ['US'] }, default: 'tier2', unknown: 'embargoed' }
-  }))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  })
   await gw.app.listen({ port: 0, host: '127.0.0.1' })
   const port = (gw.app.server.address() as AddressInfo).port
   const body = JSON.stringify({ model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] })

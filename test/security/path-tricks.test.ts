@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
+import { gatewayWithUpstream } from '../helpers/gateway.js'
 import { rawRequest } from '../helpers/raw-http.js'
 
 const TOOLS_BODY = JSON.stringify({
@@ -57,9 +57,7 @@ const tricks: Array<[string, 400 | 404]> = [
 ]
 
 t.test('no path trick reaches the backend or escapes the tools decision', async (t) => {
-  const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') })
   await gw.app.listen({ port: 0, host: '127.0.0.1' })
   const port = (gw.app.server.address() as AddressInfo).port
   const auth: [string, string] = ['authorization', 'Bearer test-key-tier2']
@@ -85,9 +83,7 @@ t.test('no path trick reaches the backend or escapes the tools decision', async 
 
 // (inject resolves `..` and `%2e%2e` itself, as WHATWG URL does: dot segments are covered on the raw socket above)
 t.test('the same tricks through inject, for other methods and endpoints', async (t) => {
-  const up = await startUpstream((_req, res) => { res.end('{}') })
-  const gw = await buildTestGateway(baseConfig(up.url))
-  t.teardown(async () => { await gw.close(); await up.close() })
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.end('{}') })
   const cases: Array<[string, string, number]> = [
     ['GET', '/v1/chat/completions', 404],
     ['DELETE', '/v1/chat/completions', 404],
