@@ -40,8 +40,14 @@ function isMessage (m: unknown): m is Message {
 
 /** How long the primary waits for workers' metrics (a worker busy for longer is left out of that scrape). */
 const COLLECT_MS = 2_000
-/** A worker that dies is forked again after this; one that dies before it ever listened stops the gateway. */
+/**
+ * A worker that dies is forked again after RESTART_DELAY_MS, doubled (up to RESTART_MAX_MS) each time it dies
+ * again within STABLE_MS of its start, so a crash loop does not spin; one that dies before it ever listened stops
+ * the gateway (a bad file, a port in use: starting it again would fail the same way).
+ */
 const RESTART_DELAY_MS = 250
+const RESTART_MAX_MS = 10_000
+const STABLE_MS = 10_000
 
 export function redisConfigured (c: Readonly<Config>): boolean {
   return c.redis.url !== undefined || (c.redis.nodes !== undefined && c.redis.nodes.length > 0)
@@ -109,9 +115,11 @@ export async function runPrimary (n: number, loaded: LoadedConfig, opts: StartOp
     if (entry.waiting === 0) entry.done()
   }
 
+  const restarts = new Map<number, { startedAt: number, delayMs: number }>()
   const fork = (id: number): void => {
     const w = cluster.fork({ GEOGATE_WORKER_ID: String(id), GEOGATE_WORKER_ADMIN: id === 1 ? '1' : '0' })
     slots.set(id, w)
+    restarts.set(id, { startedAt: Date.now(), delayMs: restarts.get(id)?.delayMs ?? RESTART_DELAY_MS })
     w.on('message', (m: unknown) => {
       if (!isMessage(m)) return
       if (m.gg === 'listening') {
@@ -151,8 +159,11 @@ export async function runPrimary (n: number, loaded: LoadedConfig, opts: StartOp
         stopAll('SIGTERM', 1)
         return
       }
-      log.error({ worker: id, code, signal }, 'worker died; starting it again (its audit chain recovers what it had in flight)')
-      setTimeout(() => { if (!stopping) fork(id) }, RESTART_DELAY_MS)
+      const r = restarts.get(id) ?? { startedAt: 0, delayMs: RESTART_DELAY_MS }
+      const delayMs = Date.now() - r.startedAt < STABLE_MS ? r.delayMs : RESTART_DELAY_MS
+      restarts.set(id, { startedAt: r.startedAt, delayMs: Math.min(RESTART_MAX_MS, delayMs * 2) })
+      log.error({ worker: id, code, signal, restartInMs: delayMs }, 'worker died; starting it again (its audit chain recovers what it had in flight)')
+      setTimeout(() => { if (!stopping) fork(id) }, delayMs)
     })
   }
 
