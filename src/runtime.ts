@@ -10,7 +10,9 @@ import { openGeo } from './geo/service.js'
 import { createLimiter } from './limits/limiter.js'
 import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
+import { policyVersionChange } from './policy/version.js'
 import { createRedis, redisReady, type RedisClient } from './infra/redis.js'
+import { createObjectRoutes, type ObjectRoutes } from './infra/object-routes.js'
 
 /**
  * The services one gateway instance runs on. Built once at start, hung off both Fastify instances
@@ -32,6 +34,8 @@ export interface Runtime {
   readonly metrics: Metrics
   /** null when no Redis is configured (in-memory stores, one replica) */
   readonly redis: RedisClient | null
+  /** id -> backend of stored objects (responses, jobs), for the endpoints whose body names no model */
+  readonly objects: ObjectRoutes
 }
 
 export interface RuntimeOverrides {
@@ -42,6 +46,8 @@ export interface RuntimeOverrides {
   redis?: RedisClient | null
   /** this process's audit chain id instead of audit.writerId (serve --workers: one chain per worker) */
   auditWriterId?: string
+  /** epoch ms for the policy's schedule (tests move it past a switch) */
+  clock?: () => number
 }
 
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
@@ -57,7 +63,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     await geo.close() // its file watchers would otherwise keep a failed start alive
     throw err
   }
-  const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }))
+  const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }), overrides.clock === undefined ? {} : { clock: overrides.clock })
+  recordPolicyVersions(live, audit)
   const backends = new BackendPools(config.backends)
   metrics.attach({ audit, live, backends, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
@@ -71,8 +78,25 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     audit,
     backends,
     metrics,
-    redis
+    redis,
+    objects: createObjectRoutes(redis, config.redis.keyPrefix, config.server.objectRoutesTtlSeconds, log.child({ stage: 'forward' }))
   }
+}
+
+/**
+ * Every effective policy this replica serves goes into its audit chain once, in full, before any record it decided:
+ * the one in force at start, then each new one (reload, admin change, another replica's change, a scheduled switch).
+ */
+function recordPolicyVersions (live: LivePolicy, audit: AuditLog): void {
+  const written = new Set<string>()
+  const write = (hash: string, config: Readonly<Config>, cause: string, previous: string | null): void => {
+    if (written.has(hash)) return
+    written.add(hash)
+    audit.appendAdminChange(policyVersionChange(config, hash, cause, previous, new Date().toISOString()))
+  }
+  const snap = live.snapshot()
+  write(snap.hash, live.config(), 'start', null)
+  live.onChange((c) => { write(c.snapshot.hash, c.config, c.cause, c.previous) })
 }
 
 export async function closeRuntime (rt: Runtime): Promise<void> {

@@ -2,9 +2,11 @@ import type { FastifyInstance } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import { explain, ExplainError } from '../policy/explain.js'
 import { requireRole } from './auth.js'
+import { snapshotFromConfig } from '../policy/snapshot.js'
+import { PolicyRejected } from '../policy/live.js'
 import { BadRequestError, NotFoundError } from '../core/errors.js'
 
-interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string }
+interface ExplainQs { ip?: string, keyId?: string, model?: string, endpoint?: string, tools?: string, stream?: string, maxTokens?: string, at?: string }
 
 function flag (v: string | undefined, name: string): boolean | undefined {
   if (v === undefined) return undefined
@@ -14,7 +16,7 @@ function flag (v: string | undefined, name: string): boolean | undefined {
 }
 
 /**
- * GET /admin/explain?ip=&keyId=&model=&endpoint=[&tools=&stream=&maxTokens=] (roles: admin, auditor): the decision
+ * GET /admin/explain?ip=&keyId=&model=&endpoint=[&tools=&stream=&maxTokens=&at=] (roles: admin, auditor): the decision
  * the data plane would make, with its whole trace, against the live policy and the databases in service.
  */
 export async function registerExplain (admin: FastifyInstance, rt: Runtime): Promise<void> {
@@ -27,13 +29,21 @@ export async function registerExplain (admin: FastifyInstance, rt: Runtime): Pro
       maxTokens = Number(q.maxTokens)
       if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new BadRequestError('maxTokens must be a non-negative integer')
     }
+    let at: number | null = null
+    if (q.at !== undefined && q.at !== '') {
+      at = Date.parse(q.at)
+      if (Number.isNaN(at)) throw new BadRequestError(`at: not a date and time: ${q.at}`)
+    }
     try {
-      return explain(rt.policy.snapshot(), rt.geo, {
+      // as of another instant: the schedule then, with today's live overrides
+      const policy = at === null ? rt.policy.snapshot() : snapshotFromConfig(rt.live.configAt(at))
+      return explain(policy, rt.geo, {
         ip: q.ip ?? '', keyId: q.keyId ?? '', model: q.model ?? '', endpoint: q.endpoint,
         tools: flag(q.tools, 'tools'), stream: flag(q.stream, 'stream'), maxTokens
-      }, rt.config.backends)
+      }, rt.config.backends, at === null ? null : new Date(at).toISOString())
     } catch (err) {
       if (err instanceof ExplainError) throw err.status === 404 ? new NotFoundError(err.message) : new BadRequestError(err.message)
+      if (err instanceof PolicyRejected) throw new BadRequestError(err.message)
       throw err
     }
   })

@@ -6,6 +6,7 @@ import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
 export type { AdminState }
 
@@ -39,7 +40,7 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     if (OPEN.has(path)) return
     const p = adminPrincipal(request, rt.config.admin)
     request.admin = p
-    if (!READ.has(request.method) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
+    if (!READ.has(request.method) && !(request.method === 'POST' && READ_ONLY_POSTS.has(path)) && p.role !== 'admin') throw new ForbiddenError('Changes need the admin role; this token is read-only')
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
@@ -54,5 +55,6 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
+  await registerPolicyCode(admin, rt)
   return admin
 }

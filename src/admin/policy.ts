@@ -38,7 +38,9 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
   })
 
   admin.get<{ Params: NameParams }>('/admin/tiers/:name', async (request, reply) => {
-    const tier = rt.config.tiers[request.params.name]
+    const tiers = rt.config.tiers
+    // a name from the URL: never Object.prototype's toString or constructor
+    const tier = Object.hasOwn(tiers, request.params.name) ? tiers[request.params.name] : undefined
     if (tier === undefined) throw new NotFoundError(`No tier named "${request.params.name}"`)
     reply.header('x-geogate-source', live.tierSource(request.params.name) ?? 'file')
     return tier

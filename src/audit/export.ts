@@ -11,6 +11,7 @@ export const CSV_COLUMNS = [
   'kind', 'ts', 'requestId', 'keyId', 'org', 'ip', 'country', 'subdivision', 'anonymizer', 'geodbBuild', 'model',
   'classification', 'servingRegion', 'endpoint', 'crossBorder', 'decision', 'rule', 'status', 'tokensIn', 'tokensOut',
   'latencyMs', 'locationTier', 'keyTier', 'degraded', 'shadow', 'outcome', 'upstreamStatus', 'stream',
+  'policyVersion', 'capabilities', 'keyCountry', 'maxOutputTokens', 'n', 'choices',
   'actor', 'role', 'action', 'target', 'event', 'writer', 'seq', 'prev', 'hash'
 ] as const
 

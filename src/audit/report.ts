@@ -109,15 +109,15 @@ export function reportCsv (r: UsageReport): string {
 
 // ── HTML: one self-contained page, charts as inline SVG, no script, no external assets ─────────────────────────
 
-function esc (s: string | number): string {
+export function esc (s: string | number): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c)
 }
 
-const fmt = new Intl.NumberFormat('en-US')
+export const fmt = new Intl.NumberFormat('en-US')
 
-interface Bar { label: string, parts: Array<{ value: number, color: string, name: string }> }
+export interface Bar { label: string, parts: Array<{ value: number, color: string, name: string }> }
 
-function barChart (title: string, bars: Bar[], legend: Array<{ name: string, color: string }>): string {
+export function barChart (title: string, bars: Bar[], legend: Array<{ name: string, color: string }>): string {
   const width = 720
   const labelW = 170
   const rowH = 22
@@ -199,17 +199,7 @@ export function reportHtml (r: UsageReport, source: string): string {
   const body = r.rows.map((row) => `<tr><td>${esc(row.country)}</td><td>${esc(row.locationTier)}</td><td>${esc(row.model)}</td><td>${esc(row.tier)}</td>` +
     [row.interactions, row.allowed, row.denied, row.shadowDenied, row.crossBorder, row.unknownOutcome, row.tokensIn, row.tokensOut].map((v) => `<td class="n">${fmt.format(v)}</td>`).join('') +
     `<td>${esc(Object.entries(row.refusalsByRule).map(([k, v]) => `${k}: ${v}`).join(', '))}</td></tr>`).join('\n')
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>geogate usage report ${esc(r.period)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1b1b}
-h1{font-size:1.4em}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}
-svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}.kpi{display:flex;gap:2em;flex-wrap:wrap}.kpi div{border:1px solid #ddd;padding:.6em 1em}
-.kpi b{display:block;font-size:1.3em}
-</style></head><body>
-<h1>geogate usage report — ${esc(r.period)}</h1>
+  return htmlPage(`geogate usage report ${esc(r.period)}`, `<h1>geogate usage report — ${esc(r.period)}</h1>
 <p>Period ${esc(r.from)} to ${esc(r.to)} (UTC, end exclusive). Source: ${esc(source)}. Generated ${esc(r.generatedAt)}.
 Every interaction in the audit log for the period is counted (the log records cross-border interactions, or all of them with <code>audit.scope: all</code>).
 Check the log's integrity with <code>geogate audit verify</code>.</p>
@@ -219,7 +209,22 @@ ${charts}
 <h2>Per country × model × tier</h2>
 <table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>
 ${body}
-</tbody></table>
+</tbody></table>`)
+}
+
+/** One self-contained page in the report style (the usage report, the replay report). `title` is already escaped. */
+export function htmlPage (title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1b1b}
+h1{font-size:1.4em}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}
+svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}.kpi{display:flex;gap:2em;flex-wrap:wrap}.kpi div{border:1px solid #ddd;padding:.6em 1em}
+.kpi b{display:block;font-size:1.3em}
+</style></head><body>
+${body}
 </body></html>
 `
 }

@@ -57,6 +57,25 @@ export interface InteractionFields {
   stream: boolean
   /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
   tokensEstimated: boolean
+  // ── what a re-decision needs (absent in records written before policy versions existed) ──
+  /** hash of the effective policy that decided (policy/version.ts); its text is in a `policy.version` admin record */
+  policyVersion?: string | null
+  /** the capabilities the request asked for (chat, tools, streaming, …) */
+  capabilities?: string[]
+  /** every ISO 3166-2 subdivision the caller was placed in, largest first (`subdivision` is the first) */
+  subdivisions?: string[]
+  /** the key's declared country and verified-entity flag, as the policy saw them */
+  keyCountry?: string | null
+  verifiedEntity?: boolean
+  /** the output-token bound asked for (max_tokens …), and `n` when the body had one */
+  maxOutputTokens?: number | null
+  n?: number | null
+  /** outputs the policy counted (the larger of n and best_of; 1 when not asked) */
+  choices?: number
+  /** the prompt size estimate the policy checked against maxContextTokens */
+  promptTokens?: number
+  /** how the caller's address was placed: public (located by the databases), internal, or unlocated */
+  address?: 'public' | 'internal' | 'unlocated'
 }
 
 /** An admin change (tiers, locations, keys, reload), in the same chain. */

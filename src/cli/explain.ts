@@ -2,9 +2,10 @@ import pino from 'pino'
 import { parse, configPath, loadConfigOrExit } from './args.js'
 import { openGeo } from '../geo/service.js'
 import { snapshotFromConfig } from '../policy/snapshot.js'
+import { applySchedule } from '../config/schedule.js'
 import { explain, formatTrace, ExplainError } from '../policy/explain.js'
 
-const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--json] [--config FILE]\n'
+const USAGE = 'usage: geogate explain --ip IP --key-id ID --model M [--endpoint E] [--tools] [--stream] [--max-tokens N] [--at TIME] [--json] [--config FILE]\n'
 
 /**
  * `geogate explain`: the decision for IP X, key Y, model Z, against the configuration file and its databases.
@@ -23,6 +24,7 @@ export async function run (argv: string[]): Promise<number> {
       tools: { type: 'boolean' },
       stream: { type: 'boolean' },
       'max-tokens': { type: 'string' },
+      at: { type: 'string' },
       json: { type: 'boolean' }
     }).values
   } catch (err) {
@@ -40,12 +42,20 @@ export async function run (argv: string[]): Promise<number> {
     maxTokens = Number(values['max-tokens'])
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) { process.stderr.write('geogate explain: --max-tokens must be a non-negative integer\n'); return 2 }
   }
+  let at: number | null = null
+  if (values.at !== undefined) {
+    at = Date.parse(values.at)
+    if (Number.isNaN(at)) { process.stderr.write(`geogate explain: --at: not a date and time: ${values.at}\n`); return 2 }
+  }
   const file = configPath(values.config)
   const loaded = await loadConfigOrExit(file)
   if (typeof loaded === 'number') return loaded
   const geo = await openGeo(loaded.config.geo, loaded.baseDir, pino({ level: 'silent' }))
   try {
-    const trace = explain(snapshotFromConfig(loaded.config), geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends)
+    // The policy as of --at (its schedule applied up to then), or as of now.
+    const policy = snapshotFromConfig(applySchedule(loaded.config, at ?? Date.now()))
+    const trace = explain(policy, geo, { ip, keyId, model, endpoint: values.endpoint, tools: values.tools, stream: values.stream, maxTokens }, loaded.config.backends,
+      at === null ? null : new Date(at).toISOString())
     process.stdout.write(values.json === true ? JSON.stringify(trace, null, 2) + '\n' : formatTrace(trace))
     return 0
   } catch (err) {

@@ -11,6 +11,7 @@ const commands: Record<string, { describe: string, load: () => Promise<{ run: Co
   keys: { describe: 'create, list, rotate and revoke API keys', load: async () => await import('./keys.js') },
   geodb: { describe: 'geodb info | geodb lookup IP: inspect the GeoIP databases', load: async () => await import('./geodb.js') },
   audit: { describe: 'audit verify DIR | audit export: check and pull the audit log', load: async () => await import('./audit.js') },
+  policy: { describe: 'policy test FILE… | diff OLD NEW | replay --audit DIR --config NEW: change policy safely', load: async () => await import('./policy.js') },
   report: { describe: 'usage report per period × country × model × tier', load: async () => await import('./report.js') },
   schema: { describe: 'print the configuration JSON Schema', load: async () => await import('./schema.js') }
 }

@@ -4,7 +4,8 @@ import { parseDocument, visit, isScalar, isPair } from 'yaml'
 import { Ajv, type ErrorObject } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { ConfigSchema, type Config } from './schema/index.js'
-import { trustedProxyIssues } from '../net/client-ip.js'
+import { cidrIssues } from '../net/address.js'
+import { scheduleOrderIssues, scheduleStage } from './schedule.js'
 
 export interface ConfigIssue { path: string, message: string }
 
@@ -50,12 +51,14 @@ export function interpolateEnv (value: unknown, env: NodeJS.ProcessEnv, path: st
     return out
   }
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
+    // fromEntries defines own properties: a `__proto__:` key stays a key (and is refused by the schema) instead
+    // of replacing the prototype and vanishing
+    const out: Array<[string, unknown]> = []
     for (const [k, v] of Object.entries(value)) {
       const r = interpolateEnv(v, env, `${path}/${k}`, issues)
-      if (r !== undefined) out[k] = r
+      if (r !== undefined) out.push([k, r])
     }
-    return out
+    return Object.fromEntries(out)
   }
   return value
 }
@@ -65,8 +68,15 @@ ajvFormats.default(ajv)
 const validateSchema = ajv.compile<Config>(ConfigSchema)
 
 function ajvIssue (e: ErrorObject): ConfigIssue {
+  // A map key refused by its propertyNames schema (models, tiers, backends): name the key and why.
+  const key = (e as ErrorObject & { propertyName?: string }).propertyName
+  if (key !== undefined) {
+    const why = e.keyword === 'not' ? 'is a reserved name' : e.keyword === 'pattern' ? `must match ${String(e.params.pattern)}` : 'is not a valid name'
+    return { path: `${e.instancePath}/${key}`, message: `name "${key}" ${why}` }
+  }
   let message = e.message ?? 'invalid'
   if (e.keyword === 'additionalProperties') message = `unknown property "${String(e.params.additionalProperty)}"`
+  if (e.keyword === 'not' && e.instancePath.endsWith('/id')) message = 'is a reserved name'
   if (e.keyword === 'enum' || e.keyword === 'anyOf') message = `${message}${e.params.allowedValues !== undefined ? ': ' + JSON.stringify(e.params.allowedValues) : ''}`
   return { path: e.instancePath, message }
 }
@@ -80,14 +90,14 @@ export function checkReferences (c: Config): ConfigIssue[] {
   }
   for (const [name, m] of Object.entries(c.models)) {
     for (const b of [m.backend, ...(m.backends ?? [])]) {
-      if (c.backends[b] === undefined) issues.push({ path: `/models/${name}/backend`, message: `unknown backend "${b}"` })
+      if (!Object.hasOwn(c.backends, b)) issues.push({ path: `/models/${name}/backend`, message: `unknown backend "${b}"` })
     }
   }
   needTier('/locations/default', c.locations.default)
   needTier('/locations/unknown', c.locations.unknown)
   needTier('/locations/anonymizers', c.locations.anonymizers)
   needTier('/locations/internal', c.locations.internal)
-  for (const i of trustedProxyIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
+  for (const i of cidrIssues(c.server.trustedProxies)) issues.push({ path: `/server/trustedProxies/${i.index}`, message: `"${i.value}": ${i.message}` })
   const seen = new Map<string, string>()
   for (const [tier, places] of Object.entries(c.locations.tiers)) {
     needTier(`/locations/tiers/${tier}`, tier)
@@ -107,6 +117,25 @@ export function checkReferences (c: Config): ConfigIssue[] {
   return issues
 }
 
+/**
+ * A schedule is checked stage by stage: the policy as it will be once each entry applies must be as valid as the
+ * file itself (known tiers, no place in two tiers, …), so a change due next year cannot fail on the day.
+ */
+function scheduleIssues (c: Config): ConfigIssue[] {
+  const issues = scheduleOrderIssues(c)
+  if (issues.length > 0) return issues
+  c.schedule.forEach((e, i) => {
+    const stage = structuredClone(scheduleStage(c, i))
+    const at = `/schedule/${i} (from ${e.effectiveFrom})`
+    if (!validateSchema(stage)) {
+      for (const x of validateSchema.errors ?? []) { const j = ajvIssue(x); issues.push({ path: `${at}${j.path}`, message: j.message }) }
+      return
+    }
+    for (const x of checkReferences(stage)) issues.push({ path: `${at}${x.path}`, message: x.message })
+  })
+  return issues
+}
+
 export function deepFreeze<T> (o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o)
@@ -120,8 +149,10 @@ export function parseConfig (raw: unknown, source = 'config', envIssues: ConfigI
   const data = structuredClone(raw ?? {})
   const ok = validateSchema(data)
   const issues = [...envIssues]
-  if (!ok) issues.push(...(validateSchema.errors ?? []).map(ajvIssue))
+  // propertyNames reports each bad key twice (the inner keyword, then "property name must be valid"): keep the first
+  if (!ok) issues.push(...(validateSchema.errors ?? []).filter((e) => e.keyword !== 'propertyNames').map(ajvIssue))
   if (issues.length === 0) issues.push(...checkReferences(data as Config))
+  if (issues.length === 0) issues.push(...scheduleIssues(data as Config))
   if (issues.length > 0) throw new ConfigError(source, issues)
   return deepFreeze(data as Config)
 }
@@ -147,14 +178,19 @@ function keepAsWritten (doc: ReturnType<typeof parseDocument>): void {
 export async function loadConfig (file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   const abs = resolve(file)
   const text = await readFile(abs, 'utf8')
+  return { config: configFromText(text, abs, env), file: abs, baseDir: process.cwd() }
+}
+
+/** A configuration given as YAML (or JSON) text, e.g. a candidate policy sent to the admin API. */
+export function configFromText (text: string, source: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const doc = parseDocument(text, { prettyErrors: true })
   if (doc.errors.length > 0) {
-    throw new ConfigError(abs, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })))
   }
   keepAsWritten(doc)
   const envIssues: ConfigIssue[] = []
   const raw = interpolateEnv(doc.toJS(), env, '', envIssues)
-  return { config: parseConfig(raw, abs, envIssues), file: abs, baseDir: process.cwd() }
+  return parseConfig(raw, source, envIssues)
 }
 
 /** Resolve a path from the config against the working directory the gateway started in, unless absolute. */

@@ -32,11 +32,25 @@ export interface RequestShape {
   forwardPath: string
   model: string | null
   capabilities: Capability[]
-  /** max_tokens / max_completion_tokens asked for, if any */
+  /** max_tokens / max_completion_tokens asked for, if any: a bound on each output (choice) */
   maxOutputTokens: number | null
+  /** `n` (choices asked for) when the body has one: recorded, not decided on */
+  n?: number | null
+  /**
+   * How many outputs one request asks for: `n` (chat, completions, images), `best_of` for completions (the larger
+   * of the two: best_of are generated, n returned); 1 when not asked. Output bounds and reservations multiply by it.
+   */
+  choices: number
   /** rough prompt size in tokens (bytes / 4 of the prompt text) used for reservations and maxContextTokens */
   promptTokens: number
   stream: boolean
+  /**
+   * Set on endpoints that name a stored object instead of a model (`/v1/responses/{id}`, `/v1/fine_tuning/jobs`):
+   * the object's id, or null on a list. Absent on every other endpoint.
+   */
+  objectId?: string | null | undefined
+  /** the answer creates an object later requests address by id (POST /v1/responses, POST /v1/fine_tuning/jobs) */
+  createsObject?: boolean | undefined
 }
 
 export type DecisionStatus = 200 | 403 | 404 | 451
@@ -52,7 +66,7 @@ export interface Decision {
   keyTier: string
   /** policy.mode shadow: a refusal that was not enforced */
   shadow: boolean
-  /** set when the tier clamps max_tokens */
+  /** set when the tier clamps max_tokens: the bound of each output (the tier's bound / the request's choices) */
   clampOutputTokens?: number | undefined
   /** what gave the location tier: `subdivision:UA-43`, `country:CU`, `default`, `unknown`, `internal`, `anonymizer:tor` */
   locationSource?: string | undefined

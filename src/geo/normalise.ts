@@ -4,6 +4,7 @@
  * schema of open databases. Anything else in a record is ignored.
  */
 import type { AnonymizerFlags } from './types.js'
+import { ANONYMIZER_TRAITS, noAnonymizer } from '../core/anonymizers.js'
 
 export interface LayerAnswer {
   country: string | null
@@ -39,27 +40,20 @@ function isoOf (v: unknown): string | null {
 /** ISO 3166-2 subdivision codes are 1–3 alphanumerics after the country (UA-43, GB-ENG, FR-75C). */
 const SUBDIVISION = /^[A-Z0-9]{1,3}$/
 
-const FLAG_KEYS = {
-  vpn: 'is_anonymous_vpn',
-  tor: 'is_tor_exit_node',
-  hosting: 'is_hosting_provider',
-  publicProxy: 'is_public_proxy',
-  residentialProxy: 'is_residential_proxy'
-} as const
-
 function flagsFrom (r: Rec): AnonymizerFlags | null {
   let said = false
-  const f: AnonymizerFlags = { vpn: false, tor: false, hosting: false, publicProxy: false, residentialProxy: false, any: false }
-  for (const [name, key] of Object.entries(FLAG_KEYS) as Array<[keyof typeof FLAG_KEYS, string]>) {
-    const v = r[key]
+  const f = noAnonymizer()
+  for (const t of ANONYMIZER_TRAITS) {
+    const v = r[t.mmdb]
     if (typeof v === 'boolean') {
       said = true
-      f[name] = v
+      f[t.flag] = v
+      if (v) f.any = true
     }
   }
   const anonymous = r.is_anonymous
   if (typeof anonymous === 'boolean') said = true
-  f.any = anonymous === true || f.vpn || f.tor || f.hosting || f.publicProxy || f.residentialProxy
+  if (anonymous === true) f.any = true
   return said ? f : null
 }
 
@@ -78,7 +72,7 @@ export function normaliseRecord (rec: unknown, databaseType: string): LayerAnswe
   }
   out.anonymizer = flagsFrom(rec) ?? (isRec(rec.traits) ? flagsFrom(rec.traits) : null)
   if (out.anonymizer === null && /anonymous-ip/i.test(databaseType)) {
-    out.anonymizer = { vpn: false, tor: false, hosting: false, publicProxy: false, residentialProxy: false, any: false }
+    out.anonymizer = noAnonymizer()
   }
   return out
 }

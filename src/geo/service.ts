@@ -16,7 +16,7 @@ import type { Metrics } from '../infra/metrics.js'
 import { resolvePath } from '../config/load.js'
 import { lookupAddress } from './address.js'
 import { normaliseRecord, type LayerAnswer } from './normalise.js'
-import { parseIPv4, parseIPv6 } from './tree.js'
+import { ANONYMIZER_TRAITS } from '../core/anonymizers.js'
 import { GeoDatabaseError, embeddedDatabasePath, identityOf, loadLayer, type Layer } from './layer.js'
 import { LayerWatcher } from './watch.js'
 import { type GeoDatabaseInfo, type GeoLookup, type GeoResult, type UnknownReason, unknownGeo } from './types.js'
@@ -93,17 +93,11 @@ export class GeoService extends EventEmitter implements GeoLookup {
   lookup (ip: string): GeoResult {
     const st = this.state
     if (this.opts.failClosedWhenStale && Date.now() >= st.staleAt) return this.unknown(st.build, 'stale')
-    // fast path: a plain dotted quad (what the client-ip stage hands over for IPv4 callers)
-    let v4 = parseIPv4(ip)
-    let v6: Uint8Array | null = null
-    let text = ip
-    if (v4 < 0) {
-      const addr = lookupAddress(ip)
-      if (addr === null) return this.unknown(st.build, 'invalid_ip')
-      text = addr.ip
-      if (addr.version === 4) v4 = parseIPv4(addr.ip)
-      else v6 = addr.bytes ?? parseIPv6(addr.ip)
-    }
+    const addr = lookupAddress(ip)
+    if (addr === null) return this.unknown(st.build, 'invalid_ip')
+    const v4 = addr.v4
+    const v6 = addr.bytes ?? null
+    const text = addr.ip
     const res = unknownGeo(st.build)
     for (const layer of st.layers) {
       let off: number
@@ -128,11 +122,7 @@ export class GeoService extends EventEmitter implements GeoLookup {
       const a = ans.anonymizer
       if (a !== null) {
         const r = res.anonymizer
-        r.vpn ||= a.vpn
-        r.tor ||= a.tor
-        r.hosting ||= a.hosting
-        r.publicProxy ||= a.publicProxy
-        r.residentialProxy ||= a.residentialProxy
+        for (const t of ANONYMIZER_TRAITS) r[t.flag] ||= a[t.flag]
         r.any ||= a.any
       }
     }

@@ -1,13 +1,7 @@
-/** What the geo stage knows about a caller's address. Unknown is a value, not an error. */
-export interface AnonymizerFlags {
-  vpn: boolean
-  tor: boolean
-  hosting: boolean
-  publicProxy: boolean
-  residentialProxy: boolean
-  /** any of the above, or the database's own is_anonymous */
-  any: boolean
-}
+import { noAnonymizer, type AnonymizerFlags } from '../core/anonymizers.js'
+
+/** What the geo stage knows about a caller's address (flags: core/anonymizers.ts). Unknown is a value, not an error. */
+export type { AnonymizerFlags }
 
 /** Why a lookup resolved no country: no layer knows the address, the databases are stale and fail closed, or no IP. */
 export type UnknownReason = 'not_found' | 'stale' | 'invalid_ip'
@@ -50,9 +44,7 @@ export interface GeoLookup {
   close (): Promise<void>
 }
 
-export const NO_ANONYMIZER: Readonly<AnonymizerFlags> = Object.freeze({
-  vpn: false, tor: false, hosting: false, publicProxy: false, residentialProxy: false, any: false
-})
+export const NO_ANONYMIZER: Readonly<AnonymizerFlags> = Object.freeze(noAnonymizer())
 
 export function unknownGeo (build: string | null): GeoResult {
   return { country: null, subdivisions: [], registeredCountry: null, representedCountry: null, anonymizer: { ...NO_ANONYMIZER }, build }

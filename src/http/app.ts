@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Runtime } from '../runtime.js'
 import { newContext, type RequestContext } from './context.js'
-import { ClientIpResolver } from '../net/client-ip.js'
+import { ClientIpResolver } from '../net/forwarded.js'
 import { authenticate } from './identity.js'
 import { describeRequest, applyOutputClamp } from '../policy/endpoint.js'
 import { decide } from '../policy/decide.js'
@@ -21,13 +21,24 @@ import { isMultipart, readForm } from './multipart.js'
 import { answerModels } from '../policy/models.js'
 import { applyLimits, settleLimits } from './limits.js'
 import { forward } from './forward.js'
+import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction, recordStart } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
-import { rawBodyParser } from './forward-body.js'
+import { boundedJsonParser, rawBodyParser } from './forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/**
+ * How often Node looks for connections past headersTimeout / requestTimeout. Its default, 30 s, lets a slowloris
+ * hold a socket for up to the timeout plus 30 s (60 s against a 30 s headersTimeout); a quarter of the shorter
+ * timeout (at least 100 ms) cuts one within 1.25 × the timeout.
+ */
+export function checkingIntervalMs (headersTimeoutMs: number, requestTimeoutMs: number): number {
+  const shortest = requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs
+  return Math.max(100, Math.floor(shortest / 4))
+}
 
 export function fastifyOptions (rt: Runtime): FastifyServerOptions {
   const s = rt.config.server
@@ -41,11 +52,12 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
         maxHeaderSize: s.maxHeaderSize,
         requestTimeout: s.requestTimeoutMs,
         headersTimeout: s.headersTimeoutMs,
-        keepAliveTimeout: s.keepAliveTimeoutMs
+        keepAliveTimeout: s.keepAliveTimeoutMs,
+        connectionsCheckingInterval: checkingIntervalMs(s.headersTimeoutMs, s.requestTimeoutMs)
       }, handler)
       return server
     },
-    // Client IP is resolved by net/client-ip.ts from trusted peers only; Fastify's trustProxy takes the
+    // Client IP is resolved by net/forwarded.ts from trusted peers only; Fastify's trustProxy takes the
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
     // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
@@ -87,6 +99,10 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorateRequest('ctx', null as unknown as never)
   // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
+  // Fastify's JSON parser, behind a nesting bound (forward-body.ts MAX_JSON_DEPTH): too deep is a 400
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
   // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
   let proxies = rt.config.server.trustedProxies
   let clientIp = new ClientIpResolver(proxies)
@@ -124,11 +140,15 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       request.body = form.stream()
       body = form
     }
-    ctx.shape = describeRequest(request.method, request.url, body)
-    if (ctx.principal === null || ctx.client === null) return
+    const shape = describeRequest(request.method, request.url, body)
+    if (ctx.principal === null || ctx.client === null) { ctx.shape = shape; return }
+    // No model in the body: the backend that created the object (and its model), or a 404 that is no interaction
+    await routeByObject(rt, shape, ctx)
+    ctx.shape = shape
     ctx.geo = locate(rt.geo, ctx.client)
     const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
     ctx.decision = decision
+    ctx.policyVersion = policy.hash
     if (!decision.allow && !decision.shadow) {
       if (decision.status === 451) {
         reply.header('link', `<${policy.blockedByUrl}>; rel="blocked-by"`)

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { AuditEntry, Outcome } from '../audit/types.js'
 import type { RequestContext } from './context.js'
-import type { AnonymizerFlags } from '../geo/types.js'
+import { anonymizerFlagList } from '../core/anonymizers.js'
 import { auditIp } from '../audit/ip.js'
 import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
 
@@ -16,13 +16,6 @@ import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
  * Scope `cross-border` keeps those whose caller is not in the serving region (unknown location and anonymizers
  * count as crossing); `all` keeps every one. Listing models is an interaction only under `all`.
  */
-
-const ANONYMIZER_TRAITS = ['vpn', 'tor', 'hosting', 'publicProxy', 'residentialProxy'] as const
-
-function anonymizerList (a: AnonymizerFlags | undefined): string[] {
-  if (a === undefined || !a.any) return []
-  return ANONYMIZER_TRAITS.filter((t) => a[t])
-}
 
 function inScope (ctx: RequestContext, crossBorder: boolean): boolean {
   if (ctx.principal === null || ctx.shape === null) return false
@@ -44,10 +37,10 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
   // the policy the decision was made by (taken when the request arrived), not whatever is in force now
   const policy = ctx.policy
   const model = ctx.shape.model
-  const modelCfg = model === null || !Object.hasOwn(policy.models, model) ? undefined : policy.models[model]
+  const modelCfg = model === null ? undefined : policy.models.get(model)
   const servingRegion = servingRegionOf(policy, ctx.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
-  const anonymizer = anonymizerList(ctx.geo?.anonymizer)
+  const anonymizer = anonymizerFlagList(ctx.geo?.anonymizer)
   const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion)
   if (!inScope(ctx, crossBorder)) return null
   const d = ctx.decision
@@ -83,7 +76,17 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     outcome: status === null ? 'unknown' : outcomeOf(ctx, denied, status),
     upstreamStatus: ctx.upstreamStatus,
     stream: ctx.shape.stream,
-    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true
+    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true,
+    policyVersion: ctx.policyVersion,
+    capabilities: ctx.shape.capabilities,
+    subdivisions: ctx.geo?.subdivisions ?? [],
+    keyCountry: ctx.principal.country ?? null,
+    verifiedEntity: ctx.principal.verifiedEntity,
+    maxOutputTokens: ctx.shape.maxOutputTokens,
+    n: ctx.shape.n ?? null,
+    choices: ctx.shape.choices,
+    promptTokens: ctx.shape.promptTokens,
+    address: ctx.client === null || !ctx.client.located ? 'unlocated' : ctx.client.internal ? 'internal' : 'public'
   }
 }
 

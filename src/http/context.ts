@@ -1,5 +1,5 @@
 import type { GeoResult } from '../geo/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 import type { Config } from '../config/schema/index.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
@@ -21,8 +21,12 @@ export interface RequestContext {
   shape: RequestShape | null
   geo: GeoResult | null
   decision: Decision | null
+  /** hash of the policy snapshot that made the decision (the audit record's policyVersion) */
+  policyVersion: string | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
+  /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
+  route: string | null
   usage: Usage | null
   upstreamStatus: number | null
   /** how the interaction ended when not by a normal response */
@@ -47,8 +51,10 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     shape: null,
     geo: null,
     decision: null,
+    policyVersion: null,
     limit: null,
     backend: null,
+    route: null,
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',

@@ -9,7 +9,7 @@ const HOP_BY_HOP = new Set([
 /** Never forwarded upstream: the caller's credentials, and what the gateway recomputes or owns. */
 const REQUEST_DROP = new Set([
   'authorization', 'x-api-key', 'cookie', 'host', 'content-length', 'expect', 'accept-encoding',
-  // The caller's forwarding claims were already judged by client-ip.ts; the backend gets none of them.
+  // The caller's forwarding claims were already judged by net/forwarded.ts; the backend gets none of them.
   'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id'
 ])
 

@@ -36,6 +36,8 @@ export interface SseTapOptions {
   estimatedIn: number
   onUsage: (usage: Usage) => void
   onFirstByte: () => void
+  /** the first `data:` payload (a Responses stream opens with `response.created`, which carries the id) */
+  onFirstData?: ((payload: string) => void) | undefined
 }
 
 /**
@@ -56,6 +58,7 @@ export class SseUsageTap extends Transform {
   #chunks = 0
   #exact = false
   #first = true
+  #firstData = true
 
   constructor (opts: SseTapOptions) {
     super()
@@ -122,6 +125,10 @@ export class SseUsageTap extends Transform {
     if (end - start < 5 || data[start] !== 0x64 || data.toString('latin1', start, start + 5) !== 'data:') return
     const payload = data.toString('utf8', data[start + 5] === 0x20 ? start + 6 : start + 5, end)
     if (payload === '[DONE]') return
+    if (this.#firstData) {
+      this.#firstData = false
+      this.#opts.onFirstData?.(payload)
+    }
     if (USAGE_OBJECT.test(payload)) {
       let parsed: unknown
       try { parsed = JSON.parse(payload) } catch { return }
@@ -145,15 +152,18 @@ export class SseUsageTap extends Transform {
 export class JsonUsageTap extends Transform {
   readonly #onUsage: (usage: Usage) => void
   readonly #onFirstByte: () => void
+  readonly #onBody: ((body: unknown) => void) | undefined
   #parts: Buffer[] = []
   #size = 0
   #tail: Buffer = Buffer.alloc(0)
   #started = false
 
-  constructor (onUsage: (usage: Usage) => void, onFirstByte: () => void) {
+  /** onBody: the parsed answer (bodies up to 1 MiB), e.g. to read the id of a created response */
+  constructor (onUsage: (usage: Usage) => void, onFirstByte: () => void, onBody?: (body: unknown) => void) {
     super()
     this.#onUsage = onUsage
     this.#onFirstByte = onFirstByte
+    this.#onBody = onBody
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -173,8 +183,9 @@ export class JsonUsageTap extends Transform {
     let usage: Usage | null = null
     if (this.#size <= MAX_JSON) {
       try {
-        const body = JSON.parse(Buffer.concat(this.#parts).toString('utf8')) as { usage?: unknown }
-        usage = readUsage(body.usage)
+        const body = JSON.parse(Buffer.concat(this.#parts).toString('utf8')) as { usage?: unknown } | null
+        usage = readUsage(body?.usage)
+        this.#onBody?.(body)
       } catch { /* not JSON after all: no usage */ }
     } else {
       const text = this.#tail.toString('utf8')

@@ -7,6 +7,7 @@ import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { createdId, createdIdFromEvent } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 
 /*
@@ -50,10 +51,16 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
   const policy = ctx.policy
   const model = shape.model
-  const modelCfg = model === null ? undefined : policy.models[model]
-  if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
-  const backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
-  if (backend === undefined) throw new BadGatewayError(`no backend serves ${model}`)
+  const modelCfg = model === null ? undefined : policy.models.get(model)
+  let backend: Backend | undefined
+  if (ctx.route !== null) {
+    // a stored object: the backend that created it (forward-routes.ts)
+    backend = rt.backends.get(ctx.route)
+  } else {
+    if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
+    backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
+  }
+  if (backend === undefined) throw new BadGatewayError(`no backend serves ${model ?? shape.forwardPath}`)
   ctx.backend = { name: backend.name, region: backend.region }
 
   const raw = request.body
@@ -64,7 +71,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     body = raw
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
-    body = rewriteJson(json, { upstreamModel: modelCfg.upstreamModel })
+    body = rewriteJson(json, { upstreamModel: modelCfg?.upstreamModel })
     dropUsageChunk = shape.stream && !wantsUsageChunk(json)
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)
@@ -101,9 +108,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const sse = type.startsWith('text/event-stream')
   const onUsage = (u: Usage): void => { ctx.usage = u }
   const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, secondsSince(sentAt)) }
+  // An answer creating a response or a job: remember which backend holds it, for the requests naming its id
+  const created = shape.createsObject === true && res.statusCode < 300
+  const remember = (id: string | null): void => { if (id !== null) rt.objects.remember(shape.endpoint, id, { backend: backend.name, model }) }
   let out: SseUsageTap | JsonUsageTap | PassThrough
-  if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte })
-  else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte)
+  if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte, onFirstData: created ? (p) => { remember(createdIdFromEvent(p)) } : undefined })
+  else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte, created ? (b) => { remember(createdId(b)) } : undefined)
   else out = new PassThrough()
 
   const upstream = res.body
@@ -137,10 +147,10 @@ function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend
   return upstreamError(err, backend.name)
 }
 
-function countTokens (rt: Runtime, ctx: RequestContext, model: string): void {
+function countTokens (rt: Runtime, ctx: RequestContext, model: string | null): void {
   const u = ctx.usage
   if (u === null) return
-  const labels = { model, location_tier: ctx.decision?.locationTier ?? 'unknown' }
+  const labels = { model: model ?? 'none', location_tier: ctx.decision?.locationTier ?? 'unknown' }
   rt.metrics.tokens.inc({ ...labels, direction: 'in' }, u.tokensIn)
   rt.metrics.tokens.inc({ ...labels, direction: 'out' }, u.tokensOut)
 }

@@ -3,6 +3,7 @@ import type { Runtime } from '../runtime.js'
 import type { RequestContext } from './context.js'
 import type { Decision, Usage } from '../core/types.js'
 import { RateLimitedError, UnavailableError } from '../core/errors.js'
+import { reservedTokens } from '../limits/limiter.js'
 
 /**
  * Stage 5: charge the request to its key's limits (requests, tokens, concurrency — of the key's tier and of
@@ -16,18 +17,18 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
   const principal = ctx.principal
   const shape = ctx.shape
   if (principal === null || shape === null || ctx.geo === null) return
-  const tier = policy.tiers[principal.tier]
+  const tier = policy.tiers.get(principal.tier)
   if (tier === undefined) return
   const limit = await rt.limiter.acquire({
     principal,
     tier,
     tierName: principal.tier,
     locationTier: decision.locationTier,
-    locationTierConfig: policy.tiers[decision.locationTier],
+    locationTierConfig: policy.tiers.get(decision.locationTier),
     quotas: policy.quotas,
     geo: ctx.geo,
     shape,
-    estimatedTokens: shape.promptTokens + (decision.clampOutputTokens ?? shape.maxOutputTokens ?? tier.maxOutputTokens ?? 0)
+    estimatedTokens: reservedTokens(shape, decision.clampOutputTokens, tier.maxOutputTokens)
   })
   ctx.limit = limit
   if (limit.degraded) request.log.warn({ degraded: true, allowed: limit.allowed, rule: limit.rule, tier: principal.tier }, 'limit decided without Redis')

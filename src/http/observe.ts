@@ -2,6 +2,7 @@ import type { Metrics } from '../infra/metrics.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
 import type { RequestContext } from './context.js'
+import { ANONYMIZER_TRAITS } from '../core/anonymizers.js'
 
 const COUNTRY = /^[A-Z]{2}$/
 
@@ -17,7 +18,7 @@ export function ruleOf (ctx: RequestContext, status: number): string {
  */
 export function observeRequest (m: Metrics, ctx: RequestContext, status: number, policy: PolicySnapshot, backends: Readonly<Record<string, { region: string }>>): void {
   const decision = ctx.decision
-  const model = m.modelLabel(ctx.shape?.model ?? null, { has: (name) => Object.hasOwn(policy.models, name) })
+  const model = m.modelLabel(ctx.shape?.model ?? null, policy.models)
   const denied = (decision !== null && !decision.allow && !decision.shadow) || status === 429 || status === 503
   // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
   const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
@@ -35,11 +36,7 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
   const d = denied ? 'deny' : 'allow'
   const a = geo.anonymizer
   if (a.any) {
-    if (a.vpn) m.anonymizer.inc({ kind: 'vpn', decision: d })
-    if (a.tor) m.anonymizer.inc({ kind: 'tor', decision: d })
-    if (a.hosting) m.anonymizer.inc({ kind: 'hosting', decision: d })
-    if (a.publicProxy) m.anonymizer.inc({ kind: 'public_proxy', decision: d })
-    if (a.residentialProxy) m.anonymizer.inc({ kind: 'residential_proxy', decision: d })
+    for (const t of ANONYMIZER_TRAITS) if (a[t.flag]) m.anonymizer.inc({ kind: t.metric, decision: d })
   }
   const country = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
   const region = servingRegionOf(policy, backends, ctx.shape?.model ?? null, ctx.backend)

@@ -48,6 +48,11 @@ export class BackendPools {
     }
   }
 
+  /** A backend by name (the one that created a stored object, forward-routes.ts). */
+  get (name: string): Backend | undefined { return this.#backends.get(name) }
+  /** The only backend, when exactly one is configured: a request naming no model can only be meant for it. */
+  only (): Backend | undefined { return this.#backends.size === 1 ? this.#backends.values().next().value : undefined }
+
   /**
    * The backend for a model: with several (`backends`), the one in the caller's country or subdivision,
    * so traffic stays in-country where it can; otherwise the first listed.

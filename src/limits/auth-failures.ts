@@ -2,7 +2,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify'
 import type { RedisClient } from '../infra/redis.js'
 import { RateLimitedError } from '../core/errors.js'
-import { canonicalIp } from '../net/client-ip.js'
+import { canonicalIp } from '../net/address.js'
 
 export type AuthFailureGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 

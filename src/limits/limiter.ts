@@ -22,8 +22,19 @@ export interface LimitRequest {
   quotas?: readonly QuotaConfig[] | undefined
   geo: GeoResult
   shape: RequestShape
-  /** tokens to reserve before forwarding: prompt estimate + max output */
+  /** tokens to reserve before forwarding: prompt estimate + max output (reservedTokens) */
   estimatedTokens: number
+}
+
+/**
+ * What a request may cost, reserved before it is forwarded: the prompt estimate plus every output it may produce,
+ * i.e. choices × the bound of each (the clamp the policy wrote, else what the caller asked), or — with neither —
+ * the key tier's maxOutputTokens, which bounds the whole request. `n: 8, max_tokens: 1000` reserves 8,000.
+ */
+export function reservedTokens (shape: Readonly<RequestShape>, clampOutputTokens: number | undefined, tierMaxOutputTokens: number | undefined): number {
+  const each = clampOutputTokens ?? shape.maxOutputTokens
+  const out = each !== null ? each * shape.choices : tierMaxOutputTokens ?? 0
+  return shape.promptTokens + out
 }
 
 export interface Limiter {

@@ -14,6 +14,6 @@ export function isCrossBorder (country: string | null, anonymized: boolean, serv
 /** Where a request is (or would be) served: the backend that took it, else the model's configured backend. */
 export function servingRegionOf (policy: PolicySnapshot, backends: Readonly<Record<string, { region: string }>>, model: string | null, chosen: { region: string } | null): string | null {
   if (chosen !== null) return chosen.region
-  const m = model === null ? undefined : policy.models[model]
-  return m === undefined ? null : backends[m.backend]?.region ?? null
+  const m = model === null ? undefined : policy.models.get(model)
+  return m === undefined || !Object.hasOwn(backends, m.backend) ? null : backends[m.backend]?.region ?? null
 }

@@ -10,15 +10,16 @@
  *   location:<tier> | location:unknown | location:internal | anonymizer:<kind>     → 451 geo_restricted
  *   model:unknown                                                                  → 404 model_not_found
  *   key-tier:<t>:deny | (key-)tier:<t>:model | :classification | :capability:<c>
- *   | :max-context-tokens | :max-output-tokens                                     → 403 capability_not_permitted
+ *   | :max-context-tokens | :max-choices | :max-output-tokens                       → 403 capability_not_permitted
  * The message tells the caller what was refused; tiers, places and rule ids stay in the record and in explain.
  */
 import type { AnonymizerKind, TierConfig } from '../config/schema/index.js'
 import type { GeoResult } from '../geo/types.js'
 import type { PolicySnapshot } from './snapshot.js'
 import type { Decision, DecisionStatus, Principal, RequestShape } from '../core/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import { TOKEN_OUTPUT } from './endpoint.js'
+import { ANONYMIZER_PRECEDENCE, DEFAULT_ANONYMIZER_KINDS } from '../core/anonymizers.js'
 
 /** What the policy needs to know about the address itself (not its geography). */
 export type CallerAddress = Pick<ClientAddress, 'located' | 'internal'>
@@ -33,9 +34,6 @@ export interface LocationVerdict {
   rule: string
 }
 
-const KIND_ORDER: ReadonlyArray<[AnonymizerKind, keyof GeoResult['anonymizer']]> = [
-  ['tor', 'tor'], ['vpn', 'vpn'], ['public-proxy', 'publicProxy'], ['residential-proxy', 'residentialProxy'], ['hosting', 'hosting']
-]
 
 /** The tier a place maps to, if any. */
 function placeTier (policy: PolicySnapshot, place: string): string | null {
@@ -63,11 +61,11 @@ export function locationTier (geo: GeoResult, principal: Principal, policy: Poli
       : { tier: loc.default, source: 'default', rule: `location:${loc.default}` }
   }
   // A place that is refused outright stays refused whatever else is true of the address.
-  if (place !== null && policy.tiers[place.tier]?.deny === true) return place
+  if (place !== null && policy.tiers.get(place.tier)?.deny === true) return place
   if (loc.anonymizers !== undefined && !principal.verifiedEntity) {
-    const kinds = loc.anonymizerKinds ?? ['vpn', 'tor', 'public-proxy', 'residential-proxy']
-    for (const [kind, flag] of KIND_ORDER) {
-      if (kinds.includes(kind) && geo.anonymizer[flag]) return { tier: loc.anonymizers, source: `anonymizer:${kind}`, rule: `anonymizer:${kind}` }
+    const kinds: readonly AnonymizerKind[] = loc.anonymizerKinds ?? DEFAULT_ANONYMIZER_KINDS
+    for (const t of ANONYMIZER_PRECEDENCE) {
+      if (geo.anonymizer[t.flag] && kinds.includes(t.config)) return { tier: loc.anonymizers, source: `anonymizer:${t.config}`, rule: `anonymizer:${t.config}` }
     }
   }
   return place ?? unknown
@@ -115,18 +113,18 @@ function refuse (rule: string, status: DecisionStatus, message: string, base: Ba
 export function decide (shape: RequestShape, geo: GeoResult, principal: Principal, policy: PolicySnapshot, addr: CallerAddress = LOCATED_PUBLIC): Decision {
   const where = locationTier(geo, principal, policy, addr)
   const base: Base = { locationTier: where.tier, keyTier: principal.tier, locationSource: where.source }
-  const locCfg = policy.tiers[where.tier]
+  const locCfg = policy.tiers.get(where.tier)
   if (locCfg === undefined || locCfg.deny) {
     const message = where.source.startsWith('anonymizer:')
       ? 'This service is not available through an anonymizing network (VPN, Tor or proxy)'
       : 'This service is not available in your location'
     return refuse(locCfg === undefined ? `location:${where.tier}:undefined` : where.rule, 451, message, base, policy)
   }
-  const modelCfg = shape.model === null ? undefined : policy.models[shape.model]
+  const modelCfg = shape.model === null ? undefined : policy.models.get(shape.model)
   if (shape.model !== null && shape.endpoint !== 'models' && modelCfg === undefined) {
     return refuse('model:unknown', 404, `The model \`${shape.model}\` does not exist or you do not have access to it.`, base, policy)
   }
-  const keyCfg = policy.tiers[principal.tier]
+  const keyCfg = policy.tiers.get(principal.tier)
   if (keyCfg === undefined || keyCfg.deny) {
     return refuse(`key-tier:${principal.tier}:${keyCfg === undefined ? 'undefined' : 'deny'}`, 403, 'Your API key does not permit this request', base, policy)
   }
@@ -151,18 +149,32 @@ export function decide (shape: RequestShape, geo: GeoResult, principal: Principa
       return refuse(`${s.scope}:${s.name}:max-context-tokens`, 403, `The prompt is longer than the ${max} tokens permitted ${s.where}`, base, policy)
     }
   }
-  // Output bound: a request over a tier's maxOutputTokens is refused (outputTokens: reject) or lowered (clamp);
-  // a request with no bound gets the smallest one, so "unbounded" never slips past a tier that has a bound.
+  // Several outputs in one request (n, best_of): at most the tier's maxChoices.
+  const choices = shape.choices
+  for (const s of sides) {
+    const max = s.cfg.maxChoices
+    if (max !== undefined && choices > max) {
+      return refuse(`${s.scope}:${s.name}:max-choices`, 403, `${choices} outputs in one request are over the ${max} permitted ${s.where}`, base, policy)
+    }
+  }
+  // Output bound: maxOutputTokens bounds the whole request, all its outputs together (n × max_tokens), so each
+  // output gets floor(bound / choices). A request over it is refused (outputTokens: reject) or lowered (clamp); a
+  // request with no bound gets the smallest one, so "unbounded" never slips past a tier that has a bound.
   let clamp: { n: number, rule: string } | null = null
   if (TOKEN_OUTPUT.has(shape.endpoint)) {
     for (const s of sides) {
       const max = s.cfg.maxOutputTokens
       if (max === undefined) continue
+      const each = Math.floor(max / choices)
       const asked = shape.maxOutputTokens
-      if (asked !== null && asked > max && s.cfg.outputTokens === 'reject') {
-        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `max_tokens ${asked} is over the ${max} permitted ${s.where}`, base, policy)
+      if (each < 1) {
+        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `${choices} outputs of even 1 token each are over the ${max} tokens permitted ${s.where}`, base, policy)
       }
-      if ((asked === null || asked > max) && (clamp === null || max < clamp.n)) clamp = { n: max, rule: `${s.scope}:${s.name}:max-output-tokens:clamp` }
+      if (asked !== null && asked > each && s.cfg.outputTokens === 'reject') {
+        const what = choices === 1 ? `max_tokens ${asked}` : `${choices} × max_tokens ${asked} (${choices * asked} tokens)`
+        return refuse(`${s.scope}:${s.name}:max-output-tokens`, 403, `${what} is over the ${max} permitted ${s.where}`, base, policy)
+      }
+      if ((asked === null || asked > each) && (clamp === null || each < clamp.n)) clamp = { n: each, rule: `${s.scope}:${s.name}:max-output-tokens:clamp` }
     }
   }
   if (clamp !== null) {
@@ -174,11 +186,11 @@ export function decide (shape: RequestShape, geo: GeoResult, principal: Principa
 
 /** The configured models this caller may use from this place (what GET /v1/models lists). */
 export function permittedModels (policy: PolicySnapshot, locationTierName: string, keyTierName: string): string[] {
-  const loc = policy.tiers[locationTierName]
-  const key = policy.tiers[keyTierName]
-  if (policy.mode === 'shadow') return Object.keys(policy.models).sort()
+  const loc = policy.tiers.get(locationTierName)
+  const key = policy.tiers.get(keyTierName)
+  if (policy.mode === 'shadow') return [...policy.models.keys()].sort()
   if (loc === undefined || key === undefined) return []
-  return Object.entries(policy.models)
+  return [...policy.models]
     .filter(([name, m]) => tierAllowsModel(loc, name, m.classification) === 'ok' && tierAllowsModel(key, name, m.classification) === 'ok')
     .map(([name]) => name)
     .sort()

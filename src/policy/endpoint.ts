@@ -25,29 +25,35 @@ interface EndpointSpec {
   outputFields: readonly string[]
   /** takes multipart/form-data uploads (audio, image edits) */
   multipart?: boolean
+  /** body fields asking for several outputs in one request (n, best_of): they multiply the output */
+  choiceFields?: readonly string[]
+  /** names a stored object, not a model: routed to the backend that created it (forward-routes.ts) */
+  byObject?: boolean
+  /** the answer creates such an object: its id is remembered with the backend that answered */
+  createsObject?: boolean
 }
 
-const CHAT: EndpointSpec = { endpoint: 'chat.completions', capability: 'chat', needsModel: true, outputFields: ['max_tokens', 'max_completion_tokens'] }
-const FT: EndpointSpec = { endpoint: 'fine_tuning.jobs', capability: 'fine-tuning', needsModel: false, outputFields: [] }
-const RESP: EndpointSpec = { endpoint: 'responses', capability: 'chat', needsModel: false, outputFields: [] }
+const CHAT: EndpointSpec = { endpoint: 'chat.completions', capability: 'chat', needsModel: true, outputFields: ['max_tokens', 'max_completion_tokens'], choiceFields: ['n'] }
+const FT: EndpointSpec = { endpoint: 'fine_tuning.jobs', capability: 'fine-tuning', needsModel: false, outputFields: [], byObject: true }
+const RESP: EndpointSpec = { endpoint: 'responses', capability: 'chat', needsModel: false, outputFields: [], byObject: true }
 
 /** Exact `METHOD path` → endpoint. `{id}` stands for one identifier segment. */
 const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['POST /v1/chat/completions', CHAT],
-  ['POST /v1/completions', { endpoint: 'completions', capability: 'completions', needsModel: true, outputFields: ['max_tokens'] }],
+  ['POST /v1/completions', { endpoint: 'completions', capability: 'completions', needsModel: true, outputFields: ['max_tokens'], choiceFields: ['n', 'best_of'] }],
   ['POST /v1/embeddings', { endpoint: 'embeddings', capability: 'embeddings', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/generations', { endpoint: 'images.generations', capability: 'images', needsModel: true, outputFields: [] }],
-  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
-  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [], multipart: true }],
+  ['POST /v1/images/generations', { endpoint: 'images.generations', capability: 'images', needsModel: true, outputFields: [], choiceFields: ['n'] }],
+  ['POST /v1/images/edits', { endpoint: 'images.edits', capability: 'images', needsModel: true, outputFields: [], multipart: true, choiceFields: ['n'] }],
+  ['POST /v1/images/variations', { endpoint: 'images.variations', capability: 'images', needsModel: true, outputFields: [], multipart: true, choiceFields: ['n'] }],
   ['POST /v1/audio/transcriptions', { endpoint: 'audio.transcriptions', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
   ['POST /v1/audio/translations', { endpoint: 'audio.translations', capability: 'audio', needsModel: true, outputFields: [], multipart: true }],
   ['POST /v1/audio/speech', { endpoint: 'audio.speech', capability: 'audio', needsModel: true, outputFields: [] }],
-  ['POST /v1/responses', { endpoint: 'responses', capability: 'chat', needsModel: true, outputFields: ['max_output_tokens'] }],
+  ['POST /v1/responses', { endpoint: 'responses', capability: 'chat', needsModel: true, outputFields: ['max_output_tokens'], createsObject: true }],
   ['GET /v1/responses/{id}', RESP],
   ['DELETE /v1/responses/{id}', RESP],
   ['POST /v1/responses/{id}/cancel', RESP],
   ['GET /v1/responses/{id}/input_items', RESP],
-  ['POST /v1/fine_tuning/jobs', { ...FT, needsModel: true }],
+  ['POST /v1/fine_tuning/jobs', { ...FT, needsModel: true, byObject: false, createsObject: true }],
   ['GET /v1/fine_tuning/jobs', FT],
   ['GET /v1/fine_tuning/jobs/{id}', FT],
   ['POST /v1/fine_tuning/jobs/{id}/cancel', FT],
@@ -55,6 +61,12 @@ const ROUTES: ReadonlyMap<string, EndpointSpec> = new Map([
   ['GET /v1/fine_tuning/jobs/{id}/checkpoints', FT],
   ['GET /v1/models', { endpoint: 'models', capability: null, needsModel: false, outputFields: [] }]
 ])
+
+/** The capability an endpoint is (null: none, e.g. listing models, `other`). */
+export function endpointCapability (endpoint: Endpoint): Capability | null {
+  for (const spec of ROUTES.values()) if (spec.endpoint === endpoint) return spec.capability
+  return null
+}
 
 /**
  * The path of each named endpoint (its route without an `{id}`): what explain and policy tests send when they
@@ -79,7 +91,8 @@ const OUTPUT_FIELDS: ReadonlyMap<Endpoint, readonly string[]> = (() => {
 export const TOKEN_OUTPUT: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'responses'])
 
 const PATH_CHARS = /^[A-Za-z0-9/_.~-]*$/
-const ID_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}$/
+/** an object id in a path (`resp_…`, `ftjob-…`); also what an answer's `id` must look like to be remembered */
+export const ID_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}$/
 // RFC 3986 query characters (pchar / "/" / "?"); a percent sign must start a valid escape
 const QUERY = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/
 const MODEL_ID_PREFIX = '/v1/models/'
@@ -89,15 +102,15 @@ function invalid (why: string): never {
 }
 
 /** The route template of a canonical path: identifier segments after a known collection become `{id}`. */
-function template (segments: string[]): string {
+function template (segments: string[]): { key: string, id: string | null } {
   const out: string[] = []
+  let id: string | null = null
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i] as string
     const prev = out.join('/')
-    if ((prev === '/v1/responses' || prev === '/v1/fine_tuning/jobs') && ID_SEGMENT.test(s)) out.push('{id}')
-    else out.push(s)
+    if ((prev === '/v1/responses' || prev === '/v1/fine_tuning/jobs') && ID_SEGMENT.test(s)) { out.push('{id}'); id = s } else out.push(s)
   }
-  return out.join('/')
+  return { key: out.join('/'), id }
 }
 
 /** Split and check the path; returns the path (for matching) and the query (kept verbatim). */
@@ -137,6 +150,27 @@ function num (b: Record<string, unknown>, field: string): number | null {
   // so the size the policy checked is the size the backend uses.
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new BadRequestError(`${field} must be a non-negative integer`)
   return v
+}
+
+/** n / best_of: a positive integer (a backend would read 0, 2.5 or "4" in its own way), or absent. */
+function count (field: string, v: unknown): number | null {
+  if (v === undefined || v === null) return null
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new BadRequestError(`${field} must be a positive integer`)
+  return v
+}
+
+/** How many outputs the request asks for; best_of (completions) must be at least n, as OpenAI requires. */
+function choicesOf (spec: EndpointSpec, get: (field: string) => unknown): number {
+  let choices = 1
+  let n: number | null = null
+  for (const f of spec.choiceFields ?? []) {
+    const c = count(f, get(f))
+    if (c === null) continue
+    if (f === 'n') n = c
+    else if (f === 'best_of' && n !== null && c < n) throw new BadRequestError('best_of must be at least n')
+    choices = Math.max(choices, c)
+  }
+  return choices
 }
 
 function nonEmpty (v: unknown): boolean {
@@ -182,6 +216,7 @@ export function estimatePromptTokens (b: Record<string, unknown>): number {
 export function describeRequest (method: string, url: string, body: unknown): RequestShape {
   let spec: EndpointSpec | undefined
   let pathModel: string | null = null
+  let objectId: string | null = null
   let path: string
   if (method === 'GET' && url.startsWith(MODEL_ID_PREFIX)) {
     // GET /v1/models/{model} is answered by the gateway itself, never forwarded, so the id may be percent-encoded
@@ -193,7 +228,9 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     spec = ROUTES.get('GET /v1/models')
   } else {
     path = canonicalPath(url).path
-    spec = ROUTES.get(`${method} ${template(path.split('/'))}`)
+    const tpl = template(path.split('/'))
+    spec = ROUTES.get(`${method} ${tpl.key}`)
+    objectId = tpl.id
   }
   if (spec === undefined) throw new NotFoundError(`Unknown endpoint ${method} ${path}`)
   if (body instanceof FormFields) return describeForm(spec, url, pathModel, body)
@@ -203,7 +240,9 @@ export function describeRequest (method: string, url: string, body: unknown): Re
   }
   const b = (body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body) ? body : {}) as Record<string, unknown>
   if (b.model !== undefined && b.model !== null && typeof b.model !== 'string') throw new BadRequestError('model must be a string')
-  const model = pathModel ?? (typeof b.model === 'string' ? b.model : null)
+  // an endpoint naming a stored object is decided on the model that created it (forward-routes.ts), never on a
+  // model the caller writes in the body
+  const model = pathModel ?? (spec.byObject !== true && typeof b.model === 'string' ? b.model : null)
   if (spec.needsModel && (model === null || model === '')) throw new BadRequestError('you must provide a model parameter')
   if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') throw new BadRequestError('stream must be a boolean')
   const caps: Capability[] = spec.capability === null ? [] : [spec.capability]
@@ -216,15 +255,20 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     const n = num(b, f)
     if (n !== null) maxOut = maxOut === null ? n : Math.max(maxOut, n)
   }
-  return {
+  const shape: RequestShape = {
     endpoint: spec.endpoint,
     forwardPath: url,
     model,
     capabilities: caps,
     maxOutputTokens: maxOut,
+    n: typeof b.n === 'number' && Number.isSafeInteger(b.n) ? b.n : null,
+    choices: choicesOf(spec, (f) => b[f]),
     promptTokens: spec.capability === null ? 0 : estimatePromptTokens(b),
     stream
   }
+  if (spec.byObject === true) shape.objectId = objectId
+  if (spec.createsObject === true) shape.createsObject = true
+  return shape
 }
 
 /** A multipart upload: the model and the stream flag are form fields (text, so `stream` is "true"/"false"). */
@@ -243,6 +287,8 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
     model,
     capabilities: caps,
     maxOutputTokens: null,
+    // a form field is text: "4" is 4, anything but a plain positive integer is refused
+    choices: choicesOf(spec, (f) => { const v = form.one(f); return v === null ? null : /^[1-9][0-9]{0,8}$/.test(v) ? Number(v) : v }),
     promptTokens: prompt === null ? 0 : estimatePromptTokens({ prompt }),
     stream: s === 'true'
   }
@@ -250,7 +296,8 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
 
 /**
  * Write a clamp decided by the policy into the body that will be forwarded: every output bound the caller sent is
- * lowered to `limit`; if they sent none, the endpoint's usual one is added (an absent bound means "as long as the
+ * lowered to `limit`, a bound on each output — the policy has already divided the tier's bound by the request's
+ * choices (decide.ts), so n × max_tokens stays within it; if they sent none, the endpoint's usual one is added (an absent bound means "as long as the
  * model likes", which a tier with maxOutputTokens does not allow).
  */
 export function applyOutputClamp (endpoint: Endpoint, body: unknown, limit: number): void {

@@ -8,7 +8,8 @@ import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
 import type { Decision, Endpoint, RequestShape } from '../core/types.js'
 import { decisionCode } from '../core/errors.js'
 import { principalOf, type PolicySnapshot } from './snapshot.js'
-import { canonicalIp, isInternalIp, type ClientAddress } from '../net/client-ip.js'
+import { canonicalIp, isInternalIp } from '../net/address.js'
+import type { ClientAddress } from '../net/forwarded.js'
 import { describeRequest, ENDPOINT_PATHS } from './endpoint.js'
 import { decide } from './decide.js'
 import { locate } from './locate.js'
@@ -57,7 +58,8 @@ export interface ExplainTrace {
     message: string
     clampOutputTokens: number | null
   }
-  policy: { version: number, mode: 'enforce' | 'shadow' }
+  /** hash: the policyVersion audit records carry; at: the instant the policy was taken as of (null: now) */
+  policy: { version: number, hash: string, mode: 'enforce' | 'shadow', at: string | null }
 }
 
 /** A query that cannot be explained: the status is what the admin route answers. */
@@ -65,7 +67,8 @@ export class ExplainError extends Error {
   constructor (readonly status: 400 | 404, message: string) { super(message); this.name = 'ExplainError' }
 }
 
-function shapeFor (q: ExplainQuery): RequestShape {
+/** The request shape a synthetic query stands for (explain, policy tests). */
+export function shapeFor (q: ExplainQuery): RequestShape {
   const e = q.endpoint ?? 'chat.completions'
   const path = e.startsWith('/') ? e : ENDPOINT_PATHS.get(e as Endpoint)
   if (path === undefined) throw new ExplainError(400, `unknown endpoint "${e}"; one of ${[...ENDPOINT_PATHS.keys()].join(', ')} or a /v1 path`)
@@ -84,7 +87,7 @@ function shapeFor (q: ExplainQuery): RequestShape {
 }
 
 /** Explain one decision against this policy and these databases (`backends`: for the serving regions). */
-export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery, backends: Readonly<Record<string, { region: string }>> = {}): ExplainTrace {
+export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery, backends: Readonly<Record<string, { region: string }>> = {}, at: string | null = null): ExplainTrace {
   const ip = canonicalIp(q.ip)
   if (ip === null) throw new ExplainError(400, `"${q.ip}" is not an IP address`)
   const key = policy.keysById.get(q.keyId)
@@ -94,7 +97,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
   const g = locate(geo, client)
   const d = decide(shape, g, principalOf(key), policy, client)
   const capabilities: Capability[] = shape.capabilities
-  const modelCfg = policy.models[q.model]
+  const modelCfg = policy.models.get(q.model)
   return {
     query: q,
     client: { ip, internal: client.internal },
@@ -118,7 +121,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
           name: q.model,
           classification: modelCfg.classification,
           origin: modelCfg.origin ?? null,
-          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => backends[b]?.region).filter((r): r is string => r !== undefined))]
+          servingRegions: [...new Set([modelCfg.backend, ...(modelCfg.backends ?? [])].map((b) => (Object.hasOwn(backends, b) ? backends[b]?.region : undefined)).filter((r): r is string => r !== undefined))]
         },
     request: { endpoint: shape.endpoint, forwardPath: shape.forwardPath, model: q.model, capabilities, maxOutputTokens: shape.maxOutputTokens },
     locationTier: d.locationTier,
@@ -131,7 +134,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
       message: d.message,
       clampOutputTokens: d.clampOutputTokens ?? null
     },
-    policy: { version: policy.version, mode: policy.mode }
+    policy: { version: policy.version, hash: policy.hash, mode: policy.mode, at }
   }
 }
 
@@ -155,7 +158,7 @@ export function formatTrace (t: ExplainTrace): string {
     ['decision', `${t.decision.outcome.toUpperCase()} ${t.decision.status}${t.decision.code === null ? '' : ' ' + t.decision.code}` +
       (t.decision.clampOutputTokens === null ? '' : `, max_tokens clamped to ${t.decision.clampOutputTokens}`)],
     ['caller sees', t.decision.message],
-    ['policy', `version ${t.policy.version}, mode ${t.policy.mode}`]
+    ['policy', `${t.policy.hash}, mode ${t.policy.mode}${t.policy.at === null ? '' : `, as of ${t.policy.at}`}`]
   ]
   return lines.map(([k, v]) => `${k.padEnd(14)} ${v}`).join('\n') + '\n'
 }

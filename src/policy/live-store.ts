@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { Cluster } from 'ioredis'
 import type { KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
 import type { RedisClient } from '../infra/redis.js'
+import { isReservedName } from '../core/names.js'
 
 /**
  * Live overrides of the file's policy, made through the admin API. What is not overridden comes from the
@@ -45,6 +46,7 @@ function fieldOf (c: OverrideChange): string {
 }
 
 function applyTo (o: Overrides, c: OverrideChange): void {
+  if (isReservedName(c.kind === 'tier' ? c.name : c.kind === 'key' ? c.id : '')) return
   if (c.kind === 'tier') {
     if (c.value === null) Reflect.deleteProperty(o.tiers, c.name)
     else o.tiers[c.name] = c.value
@@ -63,7 +65,7 @@ export class MemoryOverrideStore implements OverrideStore {
   async load (): Promise<StoredOverrides> { return { version: this.#version, overrides: structuredClone(this.#o) } }
   async version (): Promise<number> { return this.#version }
   async apply (c: OverrideChange): Promise<{ applied: boolean, version: number }> {
-    if (c.kind === 'key' && c.ifAbsent === true && this.#o.keys[c.id] !== undefined && this.#o.keys[c.id] !== null) {
+    if (c.kind === 'key' && c.ifAbsent === true && Object.hasOwn(this.#o.keys, c.id) && (this.#o.keys[c.id] ?? null) !== null) {
       return { applied: false, version: this.#version }
     }
     applyTo(this.#o, structuredClone(c))
@@ -142,9 +144,12 @@ export class RedisOverrideStore implements OverrideStore {
         this.#log.error({ field }, 'policy override is not JSON; ignored')
         continue
       }
-      if (field.startsWith('tier:')) o.tiers[field.slice(5)] = value as TierConfig
+      const name = field.slice(field.indexOf(':') + 1)
+      // a name no replica can have written (the admin plane refuses them) is ignored, not laid over a prototype
+      if (field !== 'locations' && isReservedName(name)) { this.#log.error({ field }, 'policy override with a reserved name; ignored'); continue }
+      if (field.startsWith('tier:')) o.tiers[name] = value as TierConfig
       else if (field === 'locations') o.locations = value as LocationsConfig | null
-      else if (field.startsWith('key:')) o.keys[field.slice(4)] = value as KeyConfig | null
+      else if (field.startsWith('key:')) o.keys[name] = value as KeyConfig | null
     }
     return { version: Number(v ?? 0), overrides: o }
   }

@@ -5,7 +5,9 @@ import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/s
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
+import { nameProblem } from '../core/names.js'
 import { snapshotFromConfig, type PolicySnapshot, type PolicySource } from './snapshot.js'
+import { applySchedule, upcomingSwitches } from '../config/schedule.js'
 import { MemoryOverrideStore, RedisOverrideStore, emptyOverrides, type OverrideChange, type OverrideStore, type Overrides } from './live-store.js'
 
 /** A change or reload that fails the same checks as the configuration file; nothing was applied. */
@@ -32,7 +34,6 @@ export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
 
 const RETRIES = 5
 const RETRY_MS = 150
-const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
 
 /** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
@@ -46,7 +47,7 @@ export function keyView (k: Readonly<KeyConfig>, source: 'file' | 'admin'): KeyV
 function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown> {
   const keys: KeyConfig[] = []
   for (const k of file.keys) {
-    const over = o.keys[k.id]
+    const over = Object.hasOwn(o.keys, k.id) ? o.keys[k.id] : undefined
     if (over === undefined) keys.push(k)
     else if (over !== null) keys.push(over)
   }
@@ -55,19 +56,50 @@ function compose (file: Readonly<Config>, o: Overrides): Record<string, unknown>
   return { ...file, tiers: { ...file.tiers, ...o.tiers }, locations: o.locations ?? file.locations, keys }
 }
 
-function validate (what: string, file: Readonly<Config>, o: Overrides): Readonly<Config> {
+function validate (what: string, file: Readonly<Config>, o: Overrides, atMs: number): Readonly<Config> {
   try {
-    return parseConfig(compose(file, o), what)
+    return parseConfig(compose(applySchedule(file, atMs), o), what)
   } catch (err) {
     if (err instanceof ConfigError) throw new PolicyRejected(what, err.issues)
     throw err
   }
 }
 
+/** One stretch of time with one effective policy: from `from` (epoch ms) until the next stage. */
+interface Stage { from: number, config: Readonly<Config> }
+
+/**
+ * The policy now and at every scheduled switch still to come, each validated in full: a change (or reload) that
+ * would make a future stage invalid is refused today, not discovered on the day.
+ */
+function stages (what: string, file: Readonly<Config>, o: Overrides, nowMs: number): Stage[] {
+  const out: Stage[] = [{ from: nowMs, config: validate(what, file, o, nowMs) }]
+  for (const t of upcomingSwitches(file, nowMs)) {
+    out.push({ from: t, config: validate(`${what} (as of ${new Date(t).toISOString()})`, file, o, t) })
+  }
+  return out
+}
+
+/** Why the effective policy changed: the `cause` of a `policy.version` audit record. */
+export type PolicyChangeCause = 'reload' | 'override' | 'sync' | 'schedule'
+
+export interface PolicyChange {
+  snapshot: PolicySnapshot
+  config: Readonly<Config>
+  /** hash of the policy it replaces */
+  previous: string
+  cause: PolicyChangeCause
+}
+
 export interface LivePolicyOptions {
   /** how often the store's version is re-checked, so a missed pub/sub message heals (ms) */
   pollMs?: number
+  /** epoch ms; injected by tests to move time past a scheduled switch without waiting for it */
+  clock?: () => number
 }
+
+/** setTimeout's longest delay; a switch further away is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * The policy in force: the YAML file as the seed, with live overrides (tiers, locations, keys) from the admin
@@ -79,10 +111,16 @@ export class LivePolicy implements PolicySource {
   readonly #store: OverrideStore
   readonly #log: Logger
   readonly #pollMs: number
+  readonly #clock: () => number
   #file: Readonly<Config>
   #overrides: Overrides = emptyOverrides()
   #config: Readonly<Config>
   #snap: PolicySnapshot
+  /** the scheduled stages still to come, earliest first */
+  #upcoming: Stage[] = []
+  #nextAt = Infinity
+  #switchTimer: NodeJS.Timeout | null = null
+  readonly #listeners: Array<(c: PolicyChange) => void> = []
   #storeVersion = -1
   #timer: NodeJS.Timeout | null = null
   #queue: Promise<unknown> = Promise.resolve()
@@ -96,8 +134,12 @@ export class LivePolicy implements PolicySource {
     this.#store = store
     this.#log = log
     this.#pollMs = opts.pollMs ?? 2000
-    this.#config = file
-    this.#snap = snapshotFromConfig(file)
+    this.#clock = opts.clock ?? Date.now
+    // The file was validated with its schedule, so its stages are valid too.
+    const [now, ...upcoming] = stages('file', file, this.#overrides, this.#clock())
+    this.#config = now?.config ?? file
+    this.#snap = snapshotFromConfig(this.#config)
+    this.#setUpcoming(upcoming)
   }
 
   static async open (file: Readonly<Config>, redis: RedisClient | null, log: Logger, opts: LivePolicyOptions = {}): Promise<LivePolicy> {
@@ -124,9 +166,30 @@ export class LivePolicy implements PolicySource {
     this.#timer.unref()
   }
 
-  snapshot (): PolicySnapshot { return this.#snap }
-  /** The effective configuration: the file with the overrides applied. */
-  config (): Readonly<Config> { return this.#config }
+  /**
+   * The policy in force. Past a scheduled instant the next stage is switched in here, on read, whether or not the
+   * timer has fired yet: a late timer never serves the old policy past its instant.
+   */
+  snapshot (): PolicySnapshot {
+    if (this.#clock() >= this.#nextAt) this.#switchStage()
+    return this.#snap
+  }
+
+  /** The effective configuration: the file, its schedule as of now, with the overrides applied. */
+  config (): Readonly<Config> {
+    if (this.#clock() >= this.#nextAt) this.#switchStage()
+    return this.#config
+  }
+
+  /** The effective configuration as of another instant (explain --at): the schedule then, today's overrides. */
+  configAt (atMs: number): Readonly<Config> {
+    return validate(`policy as of ${new Date(atMs).toISOString()}`, this.#file, this.#overrides, atMs)
+  }
+
+  /** Called on every change of the effective policy (its hash), whatever caused it. */
+  onChange (fn: (c: PolicyChange) => void): void { this.#listeners.push(fn) }
+  /** The instant of the next scheduled switch (epoch ms), or null. */
+  get nextSwitch (): number | null { return Number.isFinite(this.#nextAt) ? this.#nextAt : null }
   fileConfig (): Readonly<Config> { return this.#file }
   overrides (): Readonly<Overrides> { return this.#overrides }
   get shared (): boolean { return this.#store.shared }
@@ -134,8 +197,8 @@ export class LivePolicy implements PolicySource {
   get syncErrors (): number { return this.#syncErrors }
 
   tierSource (name: string): 'override' | 'file' | null {
-    if (this.#overrides.tiers[name] !== undefined) return 'override'
-    return this.#file.tiers[name] !== undefined ? 'file' : null
+    if (Object.hasOwn(this.#overrides.tiers, name)) return 'override'
+    return Object.hasOwn(this.#file.tiers, name) ? 'file' : null
   }
 
   listKeys (): KeyView[] {
@@ -144,15 +207,16 @@ export class LivePolicy implements PolicySource {
   }
 
   async putTier (name: string, body: unknown): Promise<Change<TierConfig>> {
-    if (!NAME.test(name)) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name "${name}" must match ${NAME.source}` }])
-    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => c.tiers[name] ?? null,
-      (c) => { const v = c.tiers[name]; return v === undefined ? null : { kind: 'tier', name, value: v } })
+    const bad = nameProblem(name)
+    if (bad !== null) throw new PolicyRejected('tier change', [{ path: '/tiers', message: `tier name ${bad}` }])
+    return await this.#change(`tier ${name}`, (o) => { o.tiers[name] = body as TierConfig }, (c) => ownTier(c, name),
+      (c) => { const v = ownTier(c, name); return v === null ? null : { kind: 'tier', name, value: v } })
   }
 
   /** Drop a tier's override: the file's definition applies again (or the tier is gone if only the override had it). */
   async resetTier (name: string): Promise<Change<TierConfig>> {
-    if (this.#overrides.tiers[name] === undefined) throw new PolicyNotFound(`tier "${name}" has no live override`)
-    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => c.tiers[name] ?? null,
+    if (!Object.hasOwn(this.#overrides.tiers, name)) throw new PolicyNotFound(`tier "${name}" has no live override`)
+    return await this.#change(`tier ${name}`, (o) => { Reflect.deleteProperty(o.tiers, name) }, (c) => ownTier(c, name),
       () => ({ kind: 'tier', name, value: null }))
   }
 
@@ -169,7 +233,10 @@ export class LivePolicy implements PolicySource {
   /** Create a key; the raw key is returned once and only its SHA-256 is kept. */
   async createKey (input: KeyInput): Promise<{ raw: string, change: Change<KeyView> }> {
     const issues: ConfigIssue[] = Object.keys(input).filter((f) => !KEY_FIELDS.has(f)).map((f) => ({ path: `/${f}`, message: `unknown property "${f}"` }))
-    if (input.id !== undefined && (typeof input.id !== 'string' || !NAME.test(input.id))) issues.push({ path: '/id', message: `must be a string matching ${NAME.source}` })
+    if (input.id !== undefined) {
+      const bad = typeof input.id === 'string' ? nameProblem(input.id) : 'must be a string'
+      if (bad !== null) issues.push({ path: '/id', message: bad })
+    }
     if (issues.length > 0) throw new PolicyRejected('key creation', issues)
     const id = typeof input.id === 'string' ? input.id : `key-${randomBytes(6).toString('hex')}`
     if (this.#config.keys.some((k) => k.id === id)) throw new PolicyConflict(`a key with id "${id}" already exists`)
@@ -214,10 +281,11 @@ export class LivePolicy implements PolicySource {
         if (err instanceof ConfigError) throw new PolicyRejected('reload', err.issues)
         throw err
       }
-      const effective = validate('reload', file, this.#overrides)
+      const staged = stages('reload', file, this.#overrides, this.#clock())
+      const effective = (staged[0] as Stage).config
       const changed = (Object.keys(effective) as Array<keyof Config>).filter((s) => !isDeepStrictEqual(effective[s], this.#config[s]))
       this.#file = file
-      this.#install(effective)
+      this.#install(staged, 'reload')
       return { restartNeeded: [...restartNeeded], changed }
     })
   }
@@ -245,6 +313,7 @@ export class LivePolicy implements PolicySource {
   async close (): Promise<void> {
     this.#closed = true
     if (this.#timer !== null) clearInterval(this.#timer)
+    if (this.#switchTimer !== null) clearTimeout(this.#switchTimer)
     await this.#queue.catch(() => {})
     await this.#store.close()
   }
@@ -259,7 +328,8 @@ export class LivePolicy implements PolicySource {
     return await this.#serial(async () => {
       const trial = structuredClone(this.#overrides)
       mutate(trial)
-      const effective = validate(what, this.#file, trial)
+      const next = stages(what, this.#file, trial, this.#clock())
+      const effective = (next[0] as Stage).config
       const before = pick(this.#config)
       const change = toStore(effective)
       if (change === null) throw new PolicyRejected(what, [{ path: '/', message: 'nothing to store' }])
@@ -275,7 +345,7 @@ export class LivePolicy implements PolicySource {
       if (!res.applied) throw new PolicyConflict(`${what} was created concurrently on another replica`)
       const exact = res.version === this.#storeVersion + 1 || !this.#store.shared
       this.#overrides = trial
-      this.#install(effective)
+      this.#install(next, 'override')
       this.#storeVersion = res.version
       // Another replica changed something in between: read the whole set so nothing is lost.
       if (!exact) this.#scheduleRefresh(true)
@@ -286,8 +356,9 @@ export class LivePolicy implements PolicySource {
   /** Overrides from the store, validated; an override that no longer fits the file is skipped (and logged). */
   #adopt (o: Overrides): void {
     try {
+      const next = stages('stored overrides', this.#file, o, this.#clock())
       this.#overrides = o
-      this.#install(validate('stored overrides', this.#file, o))
+      this.#install(next, 'sync')
       return
     } catch (err) {
       if (!(err instanceof PolicyRejected)) throw err
@@ -299,12 +370,12 @@ export class LivePolicy implements PolicySource {
       ...(o.locations === null ? [] : [['locations', (x: Overrides) => { x.locations = o.locations }] as [string, (x: Overrides) => void]]),
       ...Object.entries(o.keys).map(([id, k]): [string, (x: Overrides) => void] => [`key:${id}`, (x) => { x.keys[id] = k }])
     ]
-    let effective = validate('file', this.#file, kept)
+    let effective = stages('file', this.#file, kept, this.#clock())
     for (const [field, step] of steps) {
       const trial = structuredClone(kept)
       step(trial)
       try {
-        effective = validate('stored override', this.#file, trial)
+        effective = stages('stored override', this.#file, trial, this.#clock())
         step(kept)
       } catch (err) {
         if (!(err instanceof PolicyRejected)) throw err
@@ -312,12 +383,57 @@ export class LivePolicy implements PolicySource {
       }
     }
     this.#overrides = kept
-    this.#install(effective)
+    this.#install(effective, 'sync')
   }
 
-  #install (effective: Readonly<Config>): void {
+  #install (next: Stage[], cause: PolicyChangeCause): void {
+    const [now, ...upcoming] = next
+    if (now === undefined) return
+    this.#setUpcoming(upcoming)
+    this.#use(now.config, cause)
+  }
+
+  #use (effective: Readonly<Config>, cause: PolicyChangeCause): void {
+    const previous = this.#snap.hash
     this.#config = effective
     this.#snap = snapshotFromConfig(effective, this.#snap.version + 1)
+    if (this.#snap.hash === previous) return
+    const change: PolicyChange = { snapshot: this.#snap, config: effective, previous, cause }
+    for (const fn of this.#listeners) {
+      try { fn(change) } catch (err) { this.#log.error({ err }, 'policy change listener failed') }
+    }
+  }
+
+  #setUpcoming (upcoming: Stage[]): void {
+    this.#upcoming = upcoming
+    this.#nextAt = upcoming[0]?.from ?? Infinity
+    this.#armSwitchTimer()
+  }
+
+  /** Move to the latest stage whose instant has come (several, if the process slept through some). */
+  #switchStage (): void {
+    const now = this.#clock()
+    let stage: Stage | undefined
+    while (this.#upcoming[0] !== undefined && this.#upcoming[0].from <= now) stage = this.#upcoming.shift()
+    this.#nextAt = this.#upcoming[0]?.from ?? Infinity
+    if (stage === undefined) return
+    const before = this.#snap.hash
+    this.#use(stage.config, 'schedule')
+    this.#log.info({ effectiveFrom: new Date(stage.from).toISOString(), policyVersion: this.#snap.hash, previous: before }, 'scheduled policy change in force')
+    this.#armSwitchTimer()
+  }
+
+  #armSwitchTimer (): void {
+    if (this.#switchTimer !== null) clearTimeout(this.#switchTimer)
+    this.#switchTimer = null
+    if (this.#closed || !Number.isFinite(this.#nextAt)) return
+    const delay = Math.min(Math.max(0, this.#nextAt - this.#clock()), MAX_TIMER_MS)
+    this.#switchTimer = setTimeout(() => {
+      this.#switchTimer = null
+      if (this.#clock() >= this.#nextAt) this.#switchStage()
+      else this.#armSwitchTimer()
+    }, delay)
+    this.#switchTimer.unref()
   }
 
   #poll (): void {
@@ -345,6 +461,11 @@ export class LivePolicy implements PolicySource {
     this.#queue = run.catch(() => {})
     return await run
   }
+}
+
+/** A tier of this configuration by name, never one of Object.prototype's members. */
+function ownTier (c: Readonly<Config>, name: string): TierConfig | null {
+  return Object.hasOwn(c.tiers, name) ? c.tiers[name] ?? null : null
 }
 
 function viewChange (c: Change<KeyConfig>): Change<KeyView> {

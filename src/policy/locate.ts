@@ -1,6 +1,6 @@
 import type { GeoLookup, GeoResult } from '../geo/types.js'
 import { unknownGeo } from '../geo/types.js'
-import type { ClientAddress } from '../net/client-ip.js'
+import type { ClientAddress } from '../net/forwarded.js'
 
 /**
  * Where the caller is, for the policy. An address that cannot be located (broken forwarding chain, no socket

@@ -16,11 +16,13 @@ export interface PolicySnapshot {
   readonly hash: string
   readonly mode: 'enforce' | 'shadow'
   readonly blockedByUrl: string
-  readonly tiers: Readonly<Record<string, Readonly<TierConfig>>>
+  /** name -> tier; a Map, so a name from a request or an admin call never finds Object.prototype's members */
+  readonly tiers: ReadonlyMap<string, Readonly<TierConfig>>
   readonly locations: Readonly<LocationsConfig>
   /** country or ISO 3166-2 subdivision -> tier, from locations.tiers (built once per snapshot, not per request) */
   readonly placeTiers: ReadonlyMap<string, string>
-  readonly models: Readonly<Record<string, Readonly<ModelConfig>>>
+  /** name -> model, likewise a Map (`"model": "toString"` is unknown, not a function) */
+  readonly models: ReadonlyMap<string, Readonly<ModelConfig>>
   readonly quotas: readonly QuotaConfig[]
   /** sha256 hex of the raw key -> key */
   readonly keysByHash: ReadonlyMap<string, Readonly<KeyConfig>>
@@ -37,10 +39,10 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     hash: policyHash(c, keys),
     mode: c.policy.mode,
     blockedByUrl: c.policy.blockedByUrl,
-    tiers: c.tiers,
+    tiers: new Map(Object.entries(c.tiers)),
     locations: c.locations,
     placeTiers: new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier]))),
-    models: c.models,
+    models: new Map(Object.entries(c.models)),
     quotas: c.quotas,
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),
     keysById: new Map(keys.map((k) => [k.id, k]))

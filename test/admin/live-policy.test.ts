@@ -93,7 +93,7 @@ t.test('two replicas sharing Redis', async (t) => {
       const r = await b.admin.inject({ method: 'GET', url: '/admin/tiers/tier2', headers: ADMIN })
       return (r.json() as { failMode: string }).failMode === 'open' && r.headers['x-geogate-source'] === 'override'
     }, 1000, 'the tier on B')
-    t.equal(b.rt.policy.snapshot().tiers.tier2?.limits?.requestsPerMinute, 5, 'the pipeline reads it from the snapshot')
+    t.equal(b.rt.policy.snapshot().tiers.get('tier2')?.limits?.requestsPerMinute, 5, 'the pipeline reads it from the snapshot')
     t.match((await adminChanges(a.rt)).find((c) => c.action === 'tier.put'), { target: 'tier2', before: { models: ['llama-*'] }, after: { models: ['*'] } })
 
     const reset = await b.admin.inject({ method: 'DELETE', url: '/admin/tiers/tier2', headers: ADMIN })
@@ -137,7 +137,7 @@ t.test('a missed pub/sub message is healed by the version poll', async (t) => {
   // Written the way a replica would, but with no PUBLISH: only the poll can notice.
   await raw.hset(`${prefix}{policy}:overrides`, 'tier:tier2', JSON.stringify({ ...config.tiers.tier2, maxOutputTokens: 77 }))
   await raw.incr(`${prefix}{policy}:version`)
-  await waitFor(() => live.snapshot().tiers.tier2?.maxOutputTokens === 77, 2000, 'the poll to pick up the change')
+  await waitFor(() => live.snapshot().tiers.get('tier2')?.maxOutputTokens === 77, 2000, 'the poll to pick up the change')
   t.pass('picked up without a message')
 })
 
@@ -155,7 +155,7 @@ t.test('without Redis, changes apply in memory on the one replica', async (t) =>
   t.teardown(gw.close)
   const res = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/gold', headers: ADMIN, payload: { models: ['frontier-1'], capabilities: ['chat'] } })
   t.equal(res.statusCode, 200)
-  t.ok(gw.rt.policy.snapshot().tiers.gold, 'new tier in the snapshot')
+  t.ok(gw.rt.policy.snapshot().tiers.get('gold'), 'new tier in the snapshot')
   const key = await gw.admin.inject({ method: 'POST', url: '/admin/keys', headers: ADMIN, payload: { org: 'Gold', tier: 'gold', id: 'gold-1' } })
   t.equal(key.statusCode, 201)
   t.equal(key.json().id, 'gold-1')

@@ -32,8 +32,9 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
   t.test('GET /admin/audit streams JSONL, filtered', async (t) => {
     const res = await gw.admin.inject({ method: 'GET', url: '/admin/audit', headers: auditor })
     t.match(res.headers['content-type'], /ndjson/)
-    const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as { requestId: string, keyId: string, hash: string })
-    t.same(lines.map((l) => l.requestId), ['adm-0', 'adm-1', 'adm-2', 'adm-3'], 'queued records are flushed before the export')
+    const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as { requestId?: string, action?: string, keyId: string, hash: string })
+    t.same(lines.map((l) => l.requestId ?? l.action), ['policy.version', 'adm-0', 'adm-1', 'adm-2', 'adm-3'],
+      'the policy version in force at start, then the queued records, flushed before the export')
     const k2 = await gw.admin.inject({ method: 'GET', url: '/admin/audit?keyId=k2&decision=allow', headers: auditor })
     t.same(k2.body.trim().split('\n').map((l) => (JSON.parse(l) as { requestId: string }).requestId), ['adm-1', 'adm-3'])
     const none = await gw.admin.inject({ method: 'GET', url: '/admin/audit?country=CU', headers: auditor })
@@ -49,7 +50,9 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
     t.match(res.headers['content-type'], /text\/csv/)
     const rows = res.body.trim().split('\r\n')
     t.match(rows[0], /^kind,ts,requestId,keyId,org,ip,country,subdivision,anonymizer,geodbBuild,model,classification,servingRegion,endpoint,crossBorder,decision,rule,status,tokensIn,tokensOut,latencyMs/)
-    t.equal(rows.length, 5)
+    t.equal(rows.length, 6, 'header, the policy version record, 4 interactions')
+    t.match(rows[0], /,stream,policyVersion,capabilities,keyCountry,maxOutputTokens,n,choices,actor,/)
+    t.match(rows[2], /,p-[0-9a-f]{16},chat,/, 'an interaction with the version that decided it')
   })
 
   t.test('GET /admin/audit/verify', async (t) => {
@@ -57,7 +60,7 @@ t.test('admin API: audit query/export, verify, public key and usage reports (adm
     t.equal(res.statusCode, 200)
     const body = res.json() as { ok: boolean, records: number }
     t.equal(body.ok, true)
-    t.equal(body.records, 4)
+    t.equal(body.records, 5, '4 interactions and the policy version record')
   })
 
   t.test('GET /admin/audit/public-key is the key the digests are signed with', async (t) => {

@@ -50,7 +50,7 @@ async function direct (redisUrl: string | null): Promise<{ acquire: number[], to
     tierName: 'tier1',
     locationTier: 'tier1',
     geo: { country: 'US', subdivisions: [], registeredCountry: 'US', representedCountry: null, anonymizer: { vpn: false, tor: false, hosting: false, publicProxy: false, residentialProxy: false, any: false }, build: null },
-    shape: { endpoint: 'chat.completions', forwardPath: '/v1/chat/completions', model: 'm', capabilities: ['chat'], maxOutputTokens: 256, promptTokens: 50, stream: false },
+    shape: { endpoint: 'chat.completions', forwardPath: '/v1/chat/completions', model: 'm', capabilities: ['chat'], maxOutputTokens: 256, choices: 1, promptTokens: 50, stream: false },
     estimatedTokens: 306
   }
   const acquire: number[] = []

@@ -3,7 +3,7 @@
  * description, and decide() against the shipped configuration. Run: node --import tsx test/bench/policy.ts
  */
 import { performance } from 'node:perf_hooks'
-import { ClientIpResolver } from '../../src/net/client-ip.js'
+import { ClientIpResolver } from '../../src/net/forwarded.js'
 import { describeRequest } from '../../src/policy/endpoint.js'
 import { decide } from '../../src/policy/decide.js'
 import { loadConfig } from '../../src/config/load.js'

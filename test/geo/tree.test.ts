@@ -4,12 +4,16 @@ import { readFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { join } from 'node:path'
 import { Reader, type Response } from 'maxmind'
-import { TreeWalker, parseIPv4, parseIPv6 } from '../../src/geo/tree.js'
+import { TreeWalker } from '../../src/geo/tree.js'
+import { parseIPv4, parseIPv6 as parseGroups, ipv6Bytes } from '../../src/net/address.js'
 import { verifyMmdb } from '../../src/geo/verify.js'
 import { lookupAddress } from '../../src/geo/address.js'
 import { embeddedDatabasePath } from '../../src/geo/service.js'
 import { buildMmdb } from '../helpers/mmdb-writer.js'
 import { requireOfficialFixtures } from '../helpers/official-geodb.js'
+
+/** The 16 bytes of a valid IPv6 address, as the tree walk reads them. */
+function parseIPv6 (s: string): Uint8Array { return ipv6Bytes(parseGroups(s) ?? []) }
 
 t.test('parseIPv4 accepts exactly what net.isIPv4 accepts', async (t) => {
   const cases = ['1.2.3.4', '0.0.0.0', '255.255.255.255', '256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1..2.3', '', 'a.b.c.d', '1.2.3.4 ', ' 1.2.3.4', '10.0.0.01', '1.2.3.-4', '0.0.0.00']
@@ -40,12 +44,13 @@ t.test('parseIPv6 and lookupAddress', async (t) => {
     }
   }
   t.same(wrong, [], '3000 random addresses in three forms')
-  t.same(lookupAddress('::ffff:1.2.3.4'), { ip: '1.2.3.4', version: 4 })
-  t.same(lookupAddress('::FFFF:0102:0304'), { ip: '1.2.3.4', version: 4 })
-  t.same(lookupAddress('0:0:0:0:0:ffff:102:304'), { ip: '1.2.3.4', version: 4 })
+  t.same(lookupAddress('::ffff:1.2.3.4'), { ip: '1.2.3.4', version: 4, v4: 0x01020304 })
+  t.same(lookupAddress('::FFFF:0102:0304'), { ip: '1.2.3.4', version: 4, v4: 0x01020304 })
+  t.same(lookupAddress('0:0:0:0:0:ffff:102:304'), { ip: '1.2.3.4', version: 4, v4: 0x01020304 })
+  t.same(lookupAddress('64:ff9b::102:304'), { ip: '1.2.3.4', version: 4, v4: 0x01020304 }, 'NAT64 well-known prefix, as the client-IP stage maps it')
   t.match(lookupAddress('[2001:db8::1]'), { ip: '2001:db8::1', version: 6 })
   t.match(lookupAddress('fe80::1%eth0'), { ip: 'fe80::1', version: 6 })
-  t.match(lookupAddress('::ffff:0:1.2.3.4'), { ip: '::ffff:0:1.2.3.4', version: 6 }, 'not the mapped prefix')
+  t.match(lookupAddress('::ffff:0:1.2.3.4'), { ip: '::ffff:0:102:304', version: 6 }, 'not the mapped prefix (canonical text)')
   t.equal(lookupAddress('1.2.3.4:80'), null)
   t.equal(lookupAddress('1.2.3.4%eth0'), null, 'a zone id on an IPv4 address is junk')
   t.match(lookupAddress(' 1.2.3.4 '), { ip: '1.2.3.4', version: 4 })

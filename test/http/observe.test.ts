@@ -44,7 +44,7 @@ for (const c of cases) {
     const ctx = newContext('192.0.2.1', policy, config)
     ctx.geo = c.geo
     ctx.principal = { keyId: 'k1', org: 'Org One', tier: 'tier1', verifiedEntity: false }
-    ctx.shape = { endpoint: 'chat.completions', forwardPath: '/v1/chat/completions', model: c.model, capabilities: ['chat'], maxOutputTokens: null, promptTokens: 1, stream: false }
+    ctx.shape = { endpoint: 'chat.completions', forwardPath: '/v1/chat/completions', model: c.model, capabilities: ['chat'], maxOutputTokens: null, choices: 1, promptTokens: 1, stream: false }
     ctx.decision = { allow: true, rule: 'allow', status: 200, message: '', locationTier: 'tier1', keyTier: 'tier1', shadow: false }
     ctx.backend = c.backend
     observeRequest(m, ctx, 200, policy, config.backends)

@@ -97,10 +97,10 @@ for (const storeKind of ['memory', 'redis'] as const) {
     t.test('tokens: settle reconciles the reservation with the reported usage', async (t) => {
       const gw = await gateway(await usageUpstream(), { tiers: tiers({ tokensPerMinute: 1000, concurrency: 1 }) })
       const policy = gw.rt.policy.snapshot()
-      const tier = policy.tiers.tier1
+      const tier = policy.tiers.get('tier1')
       const principal = { keyId: 'k1', org: 'Org One', tier: 'tier1', verifiedEntity: false }
       const geo = gw.rt.geo.lookup('127.0.0.1')
-      const shape = { endpoint: 'chat.completions' as const, forwardPath: '/v1/chat/completions', model: 'llama-3.1-8b', capabilities: [], maxOutputTokens: 600, promptTokens: 10, stream: true, }
+      const shape = { endpoint: 'chat.completions' as const, forwardPath: '/v1/chat/completions', model: 'llama-3.1-8b', capabilities: [], maxOutputTokens: 600, choices: 1, promptTokens: 10, stream: true, }
       if (tier === undefined) throw new Error('no tier1')
       const req = { principal, tier, tierName: 'tier1', locationTier: 'tier1', geo, shape, estimatedTokens: 610 }
       const a = await gw.rt.limiter.acquire(req)

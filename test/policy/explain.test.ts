@@ -32,7 +32,7 @@ t.test('explain: the whole trace of one decision', async (t) => {
   t.match(cu.geo.databases[0]?.buildEpoch, /^\d{4}-\d\d-\d\dT/)
   t.equal(cu.geo.build, cu.geo.databases[0]?.buildEpoch, 'the build date the decision used')
   t.same(cu.key, { id: 'k1', org: 'Org One', tier: 'tier1', country: 'US', verifiedEntity: false })
-  t.same(cu.policy, { version: 1, mode: 'enforce' })
+  t.same(cu.policy, { version: 1, hash: policy.hash, mode: 'enforce', at: null }, 'the version audit records carry, and as of now')
 
   const us = explain(policy, geo, { ip: '8.8.8.8', keyId: 'k2', model: 'frontier-1' })
   t.same([us.location.country, us.locationTier, us.keyTier, us.rule, us.decision.status, us.decision.code], ['US', 'tier1', 'tier2', 'key-tier:tier2:model', 403, 'capability_not_permitted'])

@@ -30,7 +30,9 @@ t.test('the US AI export tiers example decides as documented', async (t) => {
   const { config } = await loadConfig(join(dir, 'us-ai-export-tiers.example.yaml'), {})
   const policy = snapshotFromConfig(config)
   const tierOf = (place: string): string | undefined => Object.entries(config.locations.tiers).find(([, places]) => places.includes(place))?.[0]
-  for (const p of ['CU', 'IR', 'KP', 'SY', 'UA-43', 'UA-40', 'UA-14', 'UA-09']) t.equal(tierOf(p), 'embargoed', p)
+  for (const p of ['CU', 'IR', 'KP', 'UA-43', 'UA-40', 'UA-14', 'UA-09']) t.equal(tierOf(p), 'embargoed', p)
+  t.equal(tierOf('SY'), 'syria-ear99', 'Syria since the end of its OFAC program: EAR99 models only')
+  t.same(config.tiers['syria-ear99']?.classifications, ['EAR99'])
   for (const p of ['US', 'GB', 'JP', 'KR', 'TW', 'AU', 'CA', 'NZ', 'NO']) t.equal(tierOf(p), 'allied', p)
   for (const p of ['CN', 'MO', 'RU', 'BY']) t.equal(tierOf(p), 'restricted', p)
   t.equal(tierOf('UA'), undefined, 'the rest of Ukraine is the default tier')

@@ -95,7 +95,8 @@ const cases: Case[] = [
   { name: 'two addresses glued with a space', peer: PROXY, headers: { 'x-forwarded-for': `${US} ${CU}` }, ip: PROXY, country: null, reaches: false },
   { name: 'only trusted entries: an internal caller', peer: PROXY, headers: { 'x-forwarded-for': '10.5.5.5' }, ip: '10.5.5.5', country: null, reaches: false },
   { name: 'blank XFF from a trusted peer', peer: PROXY, headers: { 'x-forwarded-for': ' ' }, ip: PROXY, country: null, reaches: false },
-  { name: 'empty list elements are ignored', peer: PROXY, headers: { 'x-forwarded-for': `${CU}, ,${US},` }, ip: US, country: 'US', reaches: true }
+  { name: 'an empty element where the client belongs is junk', peer: PROXY, headers: { 'x-forwarded-for': `${CU}, ,${US},` }, ip: PROXY, country: null, reaches: false },
+  { name: 'an empty element left of the client is never read', peer: PROXY, headers: { 'x-forwarded-for': `${CU}, ,${US}` }, ip: US, country: 'US', reaches: true }
 ]
 
 t.test('client IP spoofing table', async (t) => {

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { namesSchema } from '../../core/names.js'
 
 export const BackendSchema = Type.Object({
   url: Type.String({ pattern: '^https?://', description: 'Base URL of an OpenAI-compatible server (vLLM, TGI, SGLang, …)' }),
@@ -10,6 +11,6 @@ export const BackendSchema = Type.Object({
   bodyTimeoutMs: Type.Integer({ minimum: 1, default: 120_000, description: 'Longest silence between two body chunks' })
 }, { additionalProperties: false })
 
-export const BackendsSchema = Type.Record(Type.String(), BackendSchema, { default: {} })
+export const BackendsSchema = Type.Record(Type.String(), BackendSchema, { default: {}, propertyNames: namesSchema() })
 
 export type BackendConfig = Static<typeof BackendSchema>

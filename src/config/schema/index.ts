@@ -4,9 +4,10 @@ import { GeoSchema } from './geo.js'
 import { RedisSchema } from './redis.js'
 import { LimiterSchema } from './limiter.js'
 import { BackendsSchema } from './backends.js'
-import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema } from './policy.js'
+import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema, ScheduleEntrySchema } from './policy.js'
 import { AuditSchema } from './audit.js'
 import { AdminSchema } from './admin.js'
+import { namesSchema } from '../../core/names.js'
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 function LogLevel (opts: { default: typeof LEVELS[number], description?: string }) {
@@ -20,12 +21,15 @@ export const ConfigSchema = Type.Object({
   redis: RedisSchema,
   limiter: LimiterSchema,
   backends: BackendsSchema,
-  models: Type.Record(Type.String(), ModelSchema, { default: {} }),
+  models: Type.Record(Type.String(), ModelSchema, { default: {}, propertyNames: namesSchema('model') }),
   locations: LocationsSchema,
-  tiers: Type.Record(Type.String(), TierSchema),
+  tiers: Type.Record(Type.String(), TierSchema, { propertyNames: namesSchema() }),
   quotas: Type.Array(QuotaSchema, { default: [], description: 'Aggregate token caps per location per period' }),
   keys: Type.Array(KeySchema, { default: [] }),
   policy: PolicyModeSchema,
+  schedule: Type.Array(ScheduleEntrySchema, {
+    default: [], description: 'Policy changes that take effect at a set instant, in order: each a partial policy laid over the one before'
+  }),
   audit: AuditSchema,
   admin: AdminSchema,
   log: Type.Object({

@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 import { CAPABILITIES, type Capability } from '../../core/types.js'
-export { CAPABILITIES, type Capability }
+import { ANONYMIZER_KINDS, DEFAULT_ANONYMIZER_KINDS, type AnonymizerKind } from '../../core/anonymizers.js'
+import { RESERVED_NAMES, namesSchema } from '../../core/names.js'
+export { CAPABILITIES, type Capability, ANONYMIZER_KINDS, type AnonymizerKind }
 
-export const ANONYMIZER_KINDS = ['vpn', 'tor', 'public-proxy', 'residential-proxy', 'hosting'] as const
-export type AnonymizerKind = typeof ANONYMIZER_KINDS[number]
 export const AnonymizerKindSchema = Type.Union(ANONYMIZER_KINDS.map((c) => Type.Literal(c)))
 
 export const CapabilitySchema = Type.Union(CAPABILITIES.map((c) => Type.Literal(c)))
@@ -31,7 +31,12 @@ export const TierSchema = Type.Object({
     description: 'Export classifications (ECCN, e.g. EAR99) of the models this tier may use; absent: all of them'
   })),
   capabilities: Type.Array(CapabilitySchema, { default: [] }),
-  maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxOutputTokens: Type.Optional(Type.Integer({
+    minimum: 1, description: 'Output bound of one request: all its choices together (n × max_tokens; best_of for completions)'
+  })),
+  maxChoices: Type.Optional(Type.Integer({
+    minimum: 1, description: 'Most outputs one request may ask for (n, best_of, images n); absent: no limit'
+  })),
   maxContextTokens: Type.Optional(Type.Integer({ minimum: 1 })),
   outputTokens: Type.Union([Type.Literal('reject'), Type.Literal('clamp')], {
     default: 'clamp', description: 'A max_tokens over maxOutputTokens: clamp it, or refuse with 403'
@@ -42,13 +47,13 @@ export const TierSchema = Type.Object({
 
 export const LocationsSchema = Type.Object({
   tiers: Type.Record(Type.String(), Type.Array(Type.String()), {
-    default: {}, description: 'tier -> ISO 3166-1 alpha-2 countries and ISO 3166-2 subdivisions (UA-43)'
+    default: {}, description: 'tier -> ISO 3166-1 alpha-2 countries and ISO 3166-2 subdivisions (UA-43)', propertyNames: namesSchema()
   }),
   default: Type.String({ description: 'Tier of every other resolved location' }),
   unknown: Type.String({ description: 'Tier when the location cannot be resolved' }),
   anonymizers: Type.Optional(Type.String({ description: 'Tier of VPN / Tor / proxy callers unless the key is a verified entity' })),
   anonymizerKinds: Type.Array(AnonymizerKindSchema, {
-    default: ['vpn', 'tor', 'public-proxy', 'residential-proxy'],
+    default: [...DEFAULT_ANONYMIZER_KINDS],
     description: 'Which anonymizer traits put a caller in the anonymizers tier (hosting is off by default: API callers run in clouds)'
   }),
   internal: Type.Optional(Type.String({
@@ -64,7 +69,7 @@ export const QuotaSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const KeySchema = Type.Object({
-  id: Type.String({ minLength: 1 }),
+  id: Type.String({ minLength: 1, not: { enum: [...RESERVED_NAMES] } }),
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex SHA-256 of the raw key' }),
   org: Type.String(),
   tier: Type.String(),
@@ -79,9 +84,30 @@ export const PolicyModeSchema = Type.Object({
   blockedByUrl: Type.String({ default: 'https://geogate.invalid/policy', description: 'Link rel="blocked-by" target of 451 answers' })
 }, { additionalProperties: false, default: {} })
 
+/** A location section in a schedule: only what changes (no defaults, so nothing unnamed is reset). */
+export const PartialLocationsSchema = Type.Object({
+  tiers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), {
+    description: "tier -> places, each replacing that tier's list; a place named here leaves the tier it was in"
+  })),
+  default: Type.Optional(Type.String()),
+  unknown: Type.Optional(Type.String()),
+  anonymizers: Type.Optional(Type.String()),
+  anonymizerKinds: Type.Optional(Type.Array(AnonymizerKindSchema)),
+  internal: Type.Optional(Type.String())
+}, { additionalProperties: false })
+
+export const ScheduleEntrySchema = Type.Object({
+  effectiveFrom: Type.String({ format: 'date-time', description: 'The instant (RFC 3339, e.g. 2027-01-15T00:00:00Z) from which this change applies' }),
+  note: Type.Optional(Type.String({ description: 'Why (e.g. the rule and its Federal Register citation); kept in the logs' })),
+  locations: Type.Optional(PartialLocationsSchema),
+  tiers: Type.Optional(Type.Record(Type.String(), TierSchema, { description: 'tier definitions replacing (or adding) those of the same name' })),
+  models: Type.Optional(Type.Record(Type.String(), ModelSchema, { description: 'model definitions replacing (or adding) those of the same name' }))
+}, { additionalProperties: false })
+
 export type ModelConfig = Static<typeof ModelSchema>
 export type TierConfig = Static<typeof TierSchema>
 export type LocationsConfig = Static<typeof LocationsSchema>
 export type KeyConfig = Static<typeof KeySchema>
 export type QuotaConfig = Static<typeof QuotaSchema>
 export type LimitsConfig = Static<typeof LimitsSchema>
+export type ScheduleEntry = Static<typeof ScheduleEntrySchema>

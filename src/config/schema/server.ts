@@ -18,6 +18,10 @@ export const ServerSchema = Type.Object({
     default: 'auto',
     description: 'Worker processes sharing the data-plane port (serve --workers overrides); auto: the cores this process may use (os.availableParallelism()) when redis is configured, else 1; 1: one process'
   }),
+  objectRoutesTtlSeconds: Type.Integer({
+    minimum: 1, default: 30 * 86_400,
+    description: 'How long the gateway remembers which backend created a response or job, for /v1/responses/{id} and the like'
+  }),
   shutdownGraceMs: Type.Integer({ minimum: 0, default: 30_000, description: 'SIGTERM: time in-flight requests get to finish' })
 }, { additionalProperties: false, default: {} })
 

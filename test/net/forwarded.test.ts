@@ -1,5 +1,6 @@
 import t from 'tap'
-import { canonicalIp, isInternalIp, trustedProxyIssues, forwardedFor, ClientIpResolver } from '../../src/net/client-ip.js'
+import { canonicalIp, isInternalIp, cidrIssues as trustedProxyIssues } from '../../src/net/address.js'
+import { forwardedFor, ClientIpResolver } from '../../src/net/forwarded.js'
 import { parseConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/load.js'
 import { baseConfig } from '../helpers/gateway.js'
@@ -80,7 +81,7 @@ t.test('forwardedFor: RFC 7239 elements', async (t) => {
   t.same(forwardedFor('for=1.1.1.1;for=2.2.2.2'), ['!junk'], 'two for= in one element is junk')
   t.same(forwardedFor('for="1.1.1.1, for=2.2.2.2"'), ['1.1.1.1, for=2.2.2.2'], 'commas inside quotes do not split')
   t.same(forwardedFor('for=unknown, for=_hidden'), ['unknown', '_hidden'])
-  t.same(forwardedFor(', ,for=1.1.1.1'), ['1.1.1.1'], 'empty elements are ignored')
+  t.same(forwardedFor(', ,for=1.1.1.1'), ['!junk', '!junk', '1.1.1.1'], 'empty elements are junk in their place')
 })
 
 t.test('resolver: the right-most untrusted hop', async (t) => {
@@ -96,7 +97,14 @@ t.test('resolver: the right-most untrusted hop', async (t) => {
     ['10.0.0.1', { 'x-forwarded-for': '1.1.1.1, junk' }, '10.0.0.1', false, 'x-forwarded-for'],
     ['10.0.0.1', { 'x-forwarded-for': '1.1.1.1, junk, 10.2.2.2' }, '10.2.2.2', false, 'x-forwarded-for'],
     ['10.0.0.1', { 'x-forwarded-for': ['9.9.9.9', '1.1.1.1'] }, '1.1.1.1', true, 'x-forwarded-for'],
-    ['10.0.0.1', { 'x-forwarded-for': '1.1.1.1,,' }, '1.1.1.1', true, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': '1.1.1.1,,' }, '10.0.0.1', false, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': ',,,' }, '10.0.0.1', false, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': ' ' }, '10.0.0.1', false, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': '' }, '10.0.0.1', false, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': ', 1.1.1.1' }, '1.1.1.1', true, 'x-forwarded-for'],
+    ['10.0.0.1', { 'x-forwarded-for': '1.1.1.1, , 10.2.2.2' }, '10.2.2.2', false, 'x-forwarded-for'],
+    ['10.0.0.1', { forwarded: 'for=1.1.1.1, ' }, '10.0.0.1', false, 'forwarded'],
+    ['10.0.0.1', { forwarded: '' }, '10.0.0.1', false, 'forwarded'],
     ['10.0.0.1', { forwarded: 'for=9.9.9.9, for=1.1.1.1' }, '1.1.1.1', true, 'forwarded'],
     ['10.0.0.1', { forwarded: 'for=1.1.1.1, for=unknown' }, '10.0.0.1', false, 'forwarded'],
     ['10.0.0.1', { forwarded: 'for=1.1.1.1', 'x-forwarded-for': '1.1.1.1' }, '1.1.1.1', true, 'x-forwarded-for'],
