@@ -83,13 +83,16 @@ function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runti
 
 /** The one access-log line of a request (its logger carries reqId). Never the query: it may hold what the caller typed. */
 function accessLine (request: FastifyRequest, ctx: RequestContext, status: number): void {
+  if (ctx.logged) return
+  ctx.logged = true
   const q = request.url.indexOf('?')
   request.log[ctx.config.log.accessLevel]({
     method: request.method,
     path: q === -1 ? request.url : request.url.slice(0, q),
     status,
     rule: ruleOf(ctx, status),
-    ms: Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100
+    ms: Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100,
+    ...(ctx.outcome === 'ok' ? {} : { outcome: ctx.outcome })
   }, 'request')
 }
 
@@ -120,7 +123,11 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     request.ctx.client = client
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) endInteraction(request, reply, rt, 'client_abort') })
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return
+      endInteraction(request, reply, rt, 'client_abort')
+      accessLine(request, request.ctx, reply.statusCode)
+    })
     try {
       request.ctx.principal = authenticate(request.headers, request.ctx.policy)
     } catch (err) {

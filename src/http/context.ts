@@ -32,6 +32,8 @@ export interface RequestContext {
   /** how the interaction ended when not by a normal response */
   outcome: 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error'
   audited: boolean
+  /** its one access-log line is written (at the response, or when the connection closed first) */
+  logged: boolean
 }
 
 declare module 'fastify' {
@@ -58,6 +60,7 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     usage: null,
     upstreamStatus: null,
     outcome: 'ok',
-    audited: false
+    audited: false,
+    logged: false
   }
 }

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
+import { request as httpRequest } from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +10,7 @@ import { baseConfig, startUpstream } from '../helpers/gateway.js'
 import { parseConfig } from '../../src/config/load.js'
 import { createRuntime, closeRuntime } from '../../src/runtime.js'
 import { buildApp } from '../../src/http/app.js'
+import { waitFor } from '../helpers/ops.js'
 
 /** A gateway whose log lines are collected; `log` is the config's log section. */
 async function gatewayWithLog (t: Test, backendUrl: string, log: Record<string, unknown>): Promise<{ app: FastifyInstance, lines: Array<Record<string, unknown>> }> {
@@ -52,4 +54,23 @@ t.test('log.accessLevel sets the level of the line', async (t) => {
   const loud = await gatewayWithLog(t, 'http://127.0.0.1:9', { level: 'info', accessLevel: 'warn' })
   await loud.app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer test-key-tier1', 'x-request-id': 'acc-4' } })
   t.match(loud.lines.filter((l) => l.reqId === 'acc-4'), [{ level: 40, msg: 'request', status: 200, path: '/v1/models' }])
+})
+
+t.test('a caller who hangs up still gets its one line, with the outcome', async (t) => {
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const up = await startUpstream((_req, res) => { void held.then(() => { res.end('{}') }) })
+  t.teardown(async () => { release(); await up.close() })
+  const gw = await gatewayWithLog(t, up.url, { level: 'info' })
+  const url = await gw.app.listen({ host: '127.0.0.1', port: 0 })
+  const req = httpRequest(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer test-key-tier1', 'content-type': 'application/json', 'x-request-id': 'acc-5' } })
+  req.on('error', () => {})
+  req.end(JSON.stringify(chat))
+  await waitFor(() => up.requests.length === 1, 5000, 'the request to reach the backend')
+  req.destroy()
+  await waitFor(() => gw.lines.some((l) => l.reqId === 'acc-5' && l.msg === 'request'), 5000, 'the access line')
+  t.match(gw.lines.filter((l) => l.reqId === 'acc-5' && l.msg === 'request'), [{ outcome: 'client_abort', path: '/v1/chat/completions' }])
+  release()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(gw.lines.filter((l) => l.reqId === 'acc-5' && l.msg === 'request').length, 1, 'exactly one access line')
 })
