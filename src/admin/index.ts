@@ -44,9 +44,12 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   })
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
+  // Not ready while draining, or while the audit log cannot make records durable (interactions are refused then).
   admin.get('/readyz', async (_req, reply) => {
-    if (!state.ready) return await reply.code(503).send({ status: 'draining' })
-    return { status: 'ready' }
+    if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
+    const audit = rt.audit.health()
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons })
+    return { status: 'ready', ready: true, reasons: [] }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)

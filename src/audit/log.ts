@@ -30,7 +30,10 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       digestIntervalMs: config.digestIntervalMs,
       signer,
       log,
-      retentionDays: config.retentionDays
+      retentionDays: config.retentionDays,
+      maxBacklog: config.maxBacklog,
+      maxHeldRecords: config.maxHeldRecords,
+      journalTimeoutMs: config.journalTimeoutMs
     })
   } catch (err) {
     await lock.release()

@@ -95,7 +95,12 @@ export interface AdminFields extends AdminChange { kind: 'admin' }
 export interface SystemFields {
   kind: 'system'
   ts: string
-  event: 'recovered' | 'torn-tail' | 'retention-delete'
+  /**
+   * recovered, torn-tail: after an unclean stop; retention-delete; write-failure: records could not be made
+   * durable for a while (written once they could); records-dropped: the in-memory backlog was full, records lost;
+   * rewritten: a repaired filesystem had lost the newest durable records, written again from memory.
+   */
+  event: 'recovered' | 'torn-tail' | 'retention-delete' | 'write-failure' | 'records-dropped' | 'rewritten'
   detail: Record<string, unknown>
 }
 
@@ -111,7 +116,7 @@ export type AnyEntry = InteractionFields | AdminFields | SystemFields
 
 /** The writer's backlog and progress, read by /metrics at scrape time. */
 export interface AuditStats {
-  /** records accepted but not yet written and fsynced */
+  /** everything accepted and not yet durable: queued records, records being retried, journal entries */
   queueDepth: number
   /** age of the oldest of them, seconds (0 when none) */
   lagSeconds: number
@@ -124,8 +129,19 @@ export interface AuditStats {
   writeErrors: number
   /** group commits (write + fdatasync) done */
   commits: number
+  /** journal fdatasyncs done; begins / journalCommits is how many requests share one */
+  journalCommits: number
   lastSeq: number
+  /** records dropped because the in-memory backlog was full (audit.maxHeldRecords) while writes failed */
+  dropped: number
+  /** writes are failing or stuck */
+  failing: boolean
 }
+
+/** What begin() found: the journal entry is durable (forward), or not, and why. */
+export type BeginResult = { durable: true } | { durable: false, reason: string }
+
+export interface AuditHealth { ok: boolean, reasons: string[] }
 
 export interface AuditLog {
   /** The directory holding the segments (read by the admin routes and the CLI). */
@@ -137,10 +153,14 @@ export interface AuditLog {
   /** Queue an admin change record; same chain, `kind: 'admin'`. */
   appendAdminChange (change: AdminChange): void
   /**
-   * Note that an interaction is being forwarded (in-flight journal). If the process dies before append() is called
-   * for the same requestId, the next start writes its record with outcome `unknown`.
+   * Write-ahead: note that an interaction is about to be forwarded (in-flight journal) and resolve once that note is
+   * durable — or, within audit.journalTimeoutMs, with the reason it is not (never rejects, never hangs). If the
+   * process dies before append() is durable for the same requestId, the next start writes its record with outcome
+   * `unknown`.
    */
-  begin (entry: AuditEntry): void
+  begin (entry: AuditEntry): Promise<BeginResult>
+  /** The interaction begun will not be forwarded after all (its journal entry was not durable in time). */
+  withdraw (requestId: string): void
   /** Queue a record; never throws, never blocks the request. */
   append (entry: AuditEntry): void
   /** Drop the in-flight mark of an interaction that ends without a record (out of scope). */
@@ -148,5 +168,7 @@ export interface AuditLog {
   /** Write and fsync what is queued. */
   flush (): Promise<void>
   stats (): AuditStats
+  /** Can records be made durable now? The reasons when not (for /readyz). */
+  health (): AuditHealth
   close (): Promise<void>
 }

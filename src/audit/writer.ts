@@ -1,27 +1,32 @@
-import { createHash, type Hash } from 'node:crypto'
-import { mkdir, open, readFile, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises'
-import { createReadStream } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { GENESIS, checkLine, sealDigest, sealJson, sha256, type Signer } from './chain.js'
-import {
-  DIGEST_DIR, TORN_DIR, dayOf, digestFile, listDigests, listSegments, segmentFile, type SegmentName
-} from './segments.js'
-import { readLines } from './lines.js'
-import { readExported } from './export.js'
-import type { AdminChange, AnyEntry, AuditEntry, AuditLog, AuditStats, SystemFields } from './types.js'
+import type { Signer } from './chain.js'
+import { DIGEST_DIR } from './segments.js'
+import { DigestChain } from './digests.js'
+import { SegmentWriter } from './segment-writer.js'
+import { Journal, type JournalLine } from './journal.js'
+import { recoverChain } from './recover.js'
+import { sweepRetention } from './retention.js'
+import { Sealer, type Item, type Queued } from './seal.js'
+import { WriteHealth } from './health.js'
+import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditStats, BeginResult, SystemFields } from './types.js'
 
 /**
  * One replica's audit writer: a single hash chain, written as append-only JSONL segments with group commit.
+ * This file holds the queue and the commit loop; its parts live beside it:
+ *   seal.ts (seq, prev, hash) · segment-writer.ts (segments, rotation) · digests.ts (signed digests)
+ *   journal.ts (write-ahead in-flight journal) · recover.ts (after a crash) · retention.ts · health.ts (failures)
  *
- *   append() ─► seal (seq, prev, hash) ─► queue ──(every fsyncIntervalMs, or at flushBytes)──► write + fdatasync
- *                                                                       │ rotate: new UTC day, or rotateBytes
- *                                                                       └► digests/ (signed; on rotation, periodically)
- *   begin()  ─► in-flight journal (same group commit): what was forwarded; on the next start, an interaction
- *               begun but never recorded gets a record with outcome `unknown`.
+ *   begin()  ─► journal line ──(next commit, at once)──► write + fdatasync ─► begin() resolves ─► forward
+ *   append() ─► queue (JSON text) ──(fsyncIntervalMs, flushBytes, or with a journal commit)──► seal ─► write + fdatasync
  *
- * append() only serialises and hashes (a few µs); no I/O on the request path. A crash can lose at most the records
- * of the last group-commit window that had not reached write(2) yet; the journal covers longer interactions.
+ * Write-ahead: a request is forwarded only once its journal line is durable; commits are grouped (every begin
+ * queued while the previous sync ran shares the next one). When writes fail (ENOSPC, EIO, EROFS, a dead mount),
+ * everything stays queued in order and is retried with backoff; begin() then answers "not durable" within
+ * journalTimeoutMs — at once once the backlog passes maxBacklog — so the caller refuses (or, with onFailure
+ * serve, counts) the interaction. The backlog is held in memory up to maxHeldRecords; beyond, records are dropped,
+ * counted, and a `records-dropped` record says how many once writes resume.
  */
 
 export interface WriterOptions {
@@ -38,100 +43,139 @@ export interface WriterOptions {
   journalCompactBytes?: number
   /** delete segments older than this many days, once verified and exported */
   retentionDays?: number
+  /** while writes fail: begin() answers "not durable" at once past this many records not durable */
+  maxBacklog?: number
+  /** records kept in memory while writes fail; beyond, dropped and counted */
+  maxHeldRecords?: number
+  /** longest a begin() waits for its journal line to be durable */
+  journalTimeoutMs?: number
 }
 
-interface Item { line: string, bytes: number, seq: number, hash: string, day: string, closes: string | null }
-
-interface OpenSegment {
-  name: string
-  fh: FileHandle
-  day: string
-  firstSeq: number
-  lastSeq: number
-  lastHash: string
-  bytes: number
-  records: number
-  hasher: Hash
-  digestedBytes: number
-}
-
-interface ChainTip { seq: number, hash: string }
+interface Inflight { entry: AuditEntry, line: JournalLine }
 
 const JOURNAL_COMPACT_BYTES = 1 << 20
 const RETENTION_SWEEP_MS = 3_600_000
-
-async function finalDigests (dir: string, writer: string): Promise<Map<string, { sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }>> {
-  const out = new Map<string, { sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }>()
-  for (const d of (await listDigests(dir)).get(writer) ?? []) {
-    const j = JSON.parse(await readFile(join(dir, DIGEST_DIR, d.file), 'utf8')) as { segment: string, final: boolean, sha256: string, firstSeq: number, lastSeq: number, lastHash: string, records: number }
-    if (j.final) out.set(j.segment, j)
-  }
-  return out
-}
+const DEFAULT_MAX_BACKLOG = 1000
+const DEFAULT_MAX_HELD = 100_000
+const DEFAULT_JOURNAL_TIMEOUT_MS = 1000
 
 export class AuditWriter implements AuditLog {
   readonly dir: string
   readonly writer: string
   readonly publicKeyPem: string | null
-  readonly #o: WriterOptions
+  readonly #o: Required<Omit<WriterOptions, 'retentionDays'>> & { retentionDays?: number }
   readonly #log: Logger
-  #seq = 0
-  #prev = GENESIS
-  #durableSeq = 0
-  #queue: Item[] = []
-  #queueBytes = 0
-  #journalQueue: string[] = []
-  /** requestId -> begin entry, until its record is durable */
-  readonly #inflight = new Map<string, AuditEntry>()
+  readonly #sealer: Sealer
+  readonly #digests: DigestChain
+  readonly #segments: SegmentWriter
+  readonly #journal: Journal
+  readonly #health: WriteHealth
+  /** accepted, not sealed yet */
+  #unsealed: Queued[] = []
+  #unsealedBytes = 0
+  /** sealed, not durable yet (a failed commit leaves them here, in order) */
+  #sealed: Item[] = []
+  /** requestId → its begin, until its record is durable */
+  readonly #inflight = new Map<string, Inflight>()
   /** begun, and neither appended nor ended yet */
   readonly #open = new Set<string>()
   #openWaiters: Array<() => void> = []
   readonly #unknownAtClose = new Set<string>()
-  #seg: OpenSegment | null = null
-  #digestSeq = 0
-  #prevDigest = GENESIS
-  #journal: FileHandle | null = null
-  #journalBytes = 0
   #running = false
   #idle: Array<() => void> = []
-  #timer: NodeJS.Timeout | null = null
-  #digestTimer: NodeJS.Timeout | null = null
+  #wake: { at: number, cancel: () => void } | null = null
+  #timers: NodeJS.Timeout[] = []
   #digestDue = false
-  #retentionTimer: NodeJS.Timeout | null = null
   #sweeping: Promise<number> = Promise.resolve(0)
   #closed = false
   #appended = 0
-  #oldestQueuedAt = 0
-  #writeErrors = 0
   #commits = 0
-  #retryAt = 0
+  #dropped = 0
+  #droppedRun: { count: number, firstTs: string, lastTs: string } | null = null
 
   private constructor (o: WriterOptions) {
-    this.#o = o
+    this.#o = {
+      journalCompactBytes: JOURNAL_COMPACT_BYTES,
+      maxBacklog: DEFAULT_MAX_BACKLOG,
+      maxHeldRecords: DEFAULT_MAX_HELD,
+      journalTimeoutMs: DEFAULT_JOURNAL_TIMEOUT_MS,
+      ...o
+    }
     this.dir = o.dir
     this.writer = o.writer
     this.publicKeyPem = o.signer?.publicKeyPem ?? null
     this.#log = o.log
+    this.#sealer = new Sealer(o.writer)
+    this.#digests = new DigestChain(o.dir, o.writer, o.signer)
+    this.#segments = new SegmentWriter(o.dir, o.writer, o.rotateBytes, this.#digests)
+    this.#journal = new Journal(join(o.dir, `${o.writer}.inflight.jsonl`))
+    this.#health = new WriteHealth(o.dir, this.#o.journalTimeoutMs)
+    this.#segments.onRewrite = (detail) => {
+      this.#log.warn(detail, 'audit: the repaired filesystem had lost durable records; written again from memory')
+      this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'rewritten', detail })
+    }
   }
 
   /** Open (and recover) the writer's chain in `dir`. */
   static async open (o: WriterOptions): Promise<AuditWriter> {
     const w = new AuditWriter(o)
-    await w.#recover()
+    await w.#start()
     return w
   }
 
   // ── request path ──────────────────────────────────────────────────────────────────────────────────────────
 
+  async begin (entry: AuditEntry): Promise<BeginResult> {
+    if (this.#closed) return { durable: false, reason: 'audit: the log is closed' }
+    if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) {
+      return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
+    }
+    return await new Promise<BeginResult>((resolve) => {
+      const timer = setTimeout(() => {
+        resolve({ durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
+      }, this.#o.journalTimeoutMs)
+      const line = this.#journal.queueBegin(entry, () => {
+        clearTimeout(timer)
+        resolve({ durable: true })
+      })
+      this.#inflight.set(entry.requestId, { entry, line })
+      this.#open.add(entry.requestId)
+      this.#schedule()
+    })
+  }
+
+  withdraw (requestId: string): void {
+    const f = this.#inflight.get(requestId)
+    if (f === undefined) return
+    this.#journal.cancel(f.line)
+    this.#inflight.delete(requestId)
+  }
+
   append (entry: AuditEntry): void {
-    const closes = this.#inflight.has(entry.requestId) ? entry.requestId : null
+    if (this.#refuseAfterClose(entry.requestId)) return
     if (this.#unknownAtClose.has(entry.requestId)) {
       this.#log.error({ requestId: entry.requestId }, 'audit record arrived after close had recorded the interaction as unknown')
       return
     }
+    const closes = this.#inflight.has(entry.requestId) ? entry.requestId : null
     // '{"kind":"interaction",' + the entry's own fields: the record without copying the entry object.
-    this.#enqueueJson('{"kind":"interaction",' + JSON.stringify(entry).slice(1), entry.ts, closes)
+    this.#enqueue('{"kind":"interaction",' + JSON.stringify(entry).slice(1), entry.ts, closes)
     this.#settle(entry.requestId)
+  }
+
+  appendAdminChange (change: AdminChange): void {
+    if (this.#refuseAfterClose(change.action)) return
+    this.#enqueueEntry({ kind: 'admin', ...change, before: redactKeys(change.before), after: redactKeys(change.after) })
+  }
+
+  end (requestId: string): void {
+    // No record will come: forget the begin (recovery only writes `unknown` for begins still in the journal).
+    const f = this.#inflight.get(requestId)
+    if (f !== undefined) {
+      this.#inflight.delete(requestId)
+      if (!f.line.cancelled) this.#journal.queueEnd(requestId)
+    }
+    this.#settle(requestId)
   }
 
   /** The interaction is no longer open (its record is queued, or none will come). */
@@ -143,65 +187,70 @@ export class AuditWriter implements AuditLog {
     }
   }
 
-  appendAdminChange (change: AdminChange): void {
-    this.#enqueue({ kind: 'admin', ...change, before: redactKeys(change.before), after: redactKeys(change.after) }, null)
+  #enqueueEntry (entry: AnyEntry): void {
+    this.#enqueue(JSON.stringify(entry), entry.ts, null)
   }
 
-  begin (entry: AuditEntry): void {
-    if (this.#closed) return
-    this.#inflight.set(entry.requestId, entry)
-    this.#open.add(entry.requestId)
-    this.#journalQueue.push(JSON.stringify({ b: entry }) + '\n')
-    this.#schedule()
+  #refuseAfterClose (what: string): boolean {
+    if (this.#closed) this.#log.error({ record: what }, 'audit record after close: not written')
+    return this.#closed
   }
 
-  end (requestId: string): void {
-    // No record will come: forget the begin. The journal line stays until compaction; recovery only writes
-    // `unknown` records for begins still in the journal, so compact now if it matters (it is rare: out of scope).
-    if (this.#inflight.delete(requestId)) this.#journalQueue.push(JSON.stringify({ e: requestId }) + '\n')
-    this.#settle(requestId)
-  }
-
-  #enqueue (entry: AnyEntry, closes: string | null): void {
-    if (this.#closed) {
-      this.#log.error({ record: summary(entry) }, 'audit record after close: not written')
+  #enqueue (json: string, ts: string, closes: string | null): void {
+    if (this.#backlog() >= this.#o.maxHeldRecords) {
+      this.#drop(ts)
       return
     }
-    this.#enqueueJson(JSON.stringify(entry), entry.ts, closes)
-  }
-
-  #enqueueJson (json: string, ts: string, closes: string | null): void {
-    if (this.#closed) {
-      this.#log.error({ record: json.slice(0, 200) }, 'audit record after close: not written')
-      return
-    }
-    const seq = this.#seq + 1
-    const { line, hash } = sealJson(json, this.writer, seq, this.#prev)
-    this.#seq = seq
-    this.#prev = hash
     this.#appended++
-    const bytes = Buffer.byteLength(line)
-    if (this.#queue.length === 0) this.#oldestQueuedAt = Date.now()
-    this.#queue.push({ line, bytes, seq, hash, day: dayOf(ts), closes })
-    this.#queueBytes += bytes
+    this.#unsealed.push({ json, ts, closes, at: Date.now() })
+    this.#unsealedBytes += json.length
     this.#schedule()
   }
 
-  #schedule (): void {
-    if (this.#running) return
-    if (this.#queueBytes >= this.#o.flushBytes) {
-      if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null }
-      this.#kick()
-      return
+  /** The in-memory backlog is full (writes have been failing for long): the record is lost, and counted. */
+  #drop (ts: string): void {
+    this.#dropped++
+    const run = this.#droppedRun
+    if (run === null) {
+      this.#droppedRun = { count: 1, firstTs: ts, lastTs: ts }
+      this.#log.error({ maxHeldRecords: this.#o.maxHeldRecords }, 'audit backlog full: records are being dropped until writes resume')
+    } else {
+      run.count++
+      run.lastTs = ts
     }
-    if (this.#timer === null) {
-      const wait = Math.max(this.#o.fsyncIntervalMs, this.#retryAt - Date.now())
-      this.#timer = setTimeout(() => { this.#timer = null; this.#kick() }, wait)
-      this.#timer.unref()
-    }
+  }
+
+  /** Everything accepted and not yet durable. */
+  #backlog (): number {
+    return this.#unsealed.length + this.#sealed.length + this.#journal.pending
   }
 
   // ── group commit ──────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Arrange the next commit: at once for journal lines (a request waits), else after the window or the backoff. */
+  #schedule (): void {
+    if (this.#running) return
+    const now = Date.now()
+    let at: number
+    if (this.#health.retryAt > now) at = this.#health.retryAt
+    else if (this.#journal.pending > 0 || this.#unsealedBytes >= this.#o.flushBytes || this.#digestDue) at = now
+    else if (this.#unsealed.length + this.#sealed.length > 0) at = now + this.#o.fsyncIntervalMs
+    else return
+    if (this.#wake !== null) {
+      if (this.#wake.at <= at) return
+      this.#wake.cancel()
+    }
+    const run = (): void => { this.#wake = null; this.#kick() }
+    if (at <= now) {
+      // setImmediate: begins arriving in this turn of the event loop share the commit.
+      const h = setImmediate(run)
+      this.#wake = { at, cancel: () => { clearImmediate(h) } }
+    } else {
+      const h = setTimeout(run, at - now)
+      h.unref()
+      this.#wake = { at, cancel: () => { clearTimeout(h) } }
+    }
+  }
 
   #kick (): void {
     if (this.#running) return
@@ -209,338 +258,184 @@ export class AuditWriter implements AuditLog {
     void this.#loop()
   }
 
+  #hasWork (): boolean {
+    return this.#backlog() > 0 || this.#digestDue
+  }
+
   async #loop (): Promise<void> {
     let failed = false
     try {
-      while (this.#queue.length > 0 || this.#journalQueue.length > 0 || this.#digestDue) {
+      while (this.#hasWork() && this.#health.retryAt <= Date.now()) {
         try {
           await this.#commit()
+          this.#resumed()
         } catch (err) {
           failed = true
-          this.#writeErrors++
-          this.#retryAt = Date.now() + 1000
-          this.#log.error({ err, queued: this.#queue.length }, 'audit write failed; records kept in memory, retrying')
+          if (this.#health.failed(err)) this.#log.error({ err, dir: this.dir, backlog: this.#backlog() }, 'audit write failed; records kept in order, retrying')
           break
         }
       }
     } finally {
       this.#running = false
-      if (this.#queue.length > 0 || this.#journalQueue.length > 0) this.#schedule()
       // flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back.
-      if (failed || this.#queue.length === 0) {
+      if (failed || this.#backlog() === 0) {
         const idle = this.#idle
         this.#idle = []
         for (const r of idle) r()
       }
+      this.#schedule()
     }
   }
 
+  /** Seal what is queued, write it and the journal lines (each fdatasync'd, in parallel), keep what failed. */
   async #commit (): Promise<void> {
-    const batch = this.#queue
-    const journal = this.#journalQueue
-    this.#queue = []
-    this.#queueBytes = 0
-    this.#journalQueue = []
+    this.#health.startCommit()
     try {
-      await Promise.all([this.#writeRecords(batch), this.#writeJournal(journal)])
-    } catch (err) {
-      // Put back what was not made durable, in order, ahead of anything queued since.
-      const done = this.#durableSeq
-      const left = batch.filter((i) => i.seq > done)
-      if (this.#queue.length === 0) this.#oldestQueuedAt = Date.now()
-      this.#queue = [...left, ...this.#queue]
-      this.#queueBytes = this.#queue.reduce((n, i) => n + i.bytes, 0)
-      this.#journalQueue = [...journal, ...this.#journalQueue]
-      throw err
-    }
-    if (batch.length > 0) this.#commits++
-    for (const i of batch) if (i.closes !== null) this.#inflight.delete(i.closes)
-    if (this.#digestDue) {
-      this.#digestDue = false
-      const seg = this.#seg
-      if (seg !== null && seg.bytes > seg.digestedBytes) await this.#writeDigest(seg, false)
-    }
-    if (this.#journalBytes > (this.#o.journalCompactBytes ?? JOURNAL_COMPACT_BYTES)) await this.#compactJournal()
-  }
-
-  async #writeRecords (batch: Item[]): Promise<void> {
-    let pending: Item[] = []
-    let pendingBytes = 0
-    for (const item of batch) {
-      const seg = this.#seg
-      const full = seg !== null && seg.records + pending.length > 0 && seg.bytes + pendingBytes + item.bytes > this.#o.rotateBytes
-      if (seg === null || seg.day !== item.day || full) {
-        if (seg !== null) {
-          await this.#writeItems(seg, pending)
-          pending = []
-          pendingBytes = 0
-          await this.#finishSegment(seg)
-        }
-        this.#seg = await this.#openSegment(item.day, item.seq)
+      for (const q of this.#unsealed) this.#sealed.push(this.#sealer.seal(q))
+      this.#unsealed = []
+      this.#unsealedBytes = 0
+      const batch = this.#sealed
+      const [journal, records] = await Promise.allSettled([this.#journal.commit(), this.#segments.write(batch)])
+      const durable = this.#segments.durableSeq
+      let n = 0
+      for (; n < batch.length && (batch[n] as Item).seq <= durable; n++) this.#closeInflight((batch[n] as Item).closes)
+      this.#sealed = batch.slice(n)
+      if (n > 0) this.#commits++
+      if (records.status === 'rejected') throw records.reason
+      if (journal.status === 'rejected') throw journal.reason
+      if (this.#digestDue) {
+        this.#digestDue = false
+        await this.#segments.digestOpen()
       }
-      pending.push(item)
-      pendingBytes += item.bytes
-    }
-    const seg = this.#seg
-    if (seg !== null && pending.length > 0) await this.#writeItems(seg, pending)
-  }
-
-  async #writeItems (seg: OpenSegment, items: Item[]): Promise<void> {
-    if (items.length === 0) return
-    const buf = Buffer.from(items.map((i) => i.line).join(''))
-    try {
-      await writeAll(seg.fh, buf)
-      await seg.fh.datasync()
-    } catch (err) {
-      // Never leave a partial line behind: the next attempt would append after it and break the chain.
-      await seg.fh.truncate(seg.bytes).catch(() => {})
-      throw err
-    }
-    seg.hasher.update(buf)
-    seg.bytes += buf.length
-    seg.records += items.length
-    const last = items[items.length - 1]
-    if (last !== undefined) {
-      seg.lastSeq = last.seq
-      seg.lastHash = last.hash
-      this.#durableSeq = last.seq
+      // A journal that came back shorter after a repair is rewritten from what is known to be open.
+      if (this.#journal.bytes > this.#o.journalCompactBytes || this.#journal.lost) {
+        this.#journal.lost = false
+        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.entry))
+      }
+    } finally {
+      this.#health.endCommit()
     }
   }
 
-  async #writeJournal (lines: string[]): Promise<void> {
-    if (lines.length === 0 || this.#journal === null) return
-    const buf = Buffer.from(lines.join(''))
-    await writeAll(this.#journal, buf)
-    await this.#journal.datasync()
-    this.#journalBytes += buf.length
+  /** A durable final record makes its journal entry obsolete (a line still queued is not written at all). */
+  #closeInflight (requestId: string | null): void {
+    if (requestId === null) return
+    const f = this.#inflight.get(requestId)
+    if (f === undefined) return
+    this.#journal.cancel(f.line)
+    this.#inflight.delete(requestId)
   }
 
-  async #compactJournal (): Promise<void> {
-    const path = this.#journalPath()
-    const tmp = path + '.tmp'
-    const lines = [JSON.stringify({ sinceSeq: this.#durableSeq + 1 }) + '\n']
-    for (const e of this.#inflight.values()) lines.push(JSON.stringify({ b: e }) + '\n')
-    const text = lines.join('')
-    await writeFile(tmp, text, { flush: true })
-    await this.#journal?.close()
-    await rename(tmp, path)
-    this.#journal = await open(path, 'a')
-    this.#journalBytes = Buffer.byteLength(text)
+  /** After a commit: when it ends a failure (or a run of dropped records), say so in the chain itself. */
+  #resumed (): void {
+    const f = this.#health.succeeded()
+    const dropped = this.#droppedRun
+    this.#droppedRun = null
+    if (f !== null) {
+      const detail = { code: f.code, since: new Date(f.since).toISOString(), until: new Date().toISOString(), failedWrites: f.errors }
+      this.#log.warn(detail, 'audit writes resumed; the backlog was written in order')
+      this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'write-failure', detail })
+    }
+    if (dropped !== null) {
+      this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'records-dropped', detail: { ...dropped, maxHeldRecords: this.#o.maxHeldRecords } })
+    }
   }
 
-  #journalPath (): string { return join(this.dir, `${this.writer}.inflight.jsonl`) }
+  // ── start: recovery ───────────────────────────────────────────────────────────────────────────────────────
 
-  async #openSegment (day: string, firstSeq: number): Promise<OpenSegment> {
-    const name = segmentFile(this.writer, day, firstSeq)
-    // 'ax': a segment is never reopened or overwritten once another took its place.
-    const fh = await open(join(this.dir, name), 'ax')
-    await fsyncDir(this.dir)
-    return { name, fh, day, firstSeq, lastSeq: firstSeq - 1, lastHash: '', bytes: 0, records: 0, hasher: createHash('sha256'), digestedBytes: 0 }
-  }
-
-  async #finishSegment (seg: OpenSegment): Promise<void> {
-    await seg.fh.close()
-    if (this.#seg === seg) this.#seg = null
-    if (seg.records > 0) await this.#writeDigest(seg, true)
-  }
-
-  async #writeDigest (seg: { name: string, bytes: number, hasher: Hash, firstSeq: number, lastSeq: number, lastHash: string, records: number, digestedBytes: number }, final: boolean): Promise<void> {
-    const digestSeq = this.#digestSeq + 1
-    const text = sealDigest({
-      kind: 'digest',
-      version: 1,
-      writer: this.writer,
-      digestSeq,
-      ts: new Date().toISOString(),
-      segment: seg.name,
-      bytes: seg.bytes,
-      sha256: seg.hasher.copy().digest('hex'),
-      firstSeq: seg.firstSeq,
-      lastSeq: seg.lastSeq,
-      lastHash: seg.lastHash,
-      records: seg.records,
-      final,
-      prevDigest: this.#prevDigest
-    }, this.#o.signer)
-    const ddir = join(this.dir, DIGEST_DIR)
-    // Written aside and renamed into place, so a reader (a live verify, a shipper to WORM storage) never sees half.
-    const name = digestFile(this.writer, digestSeq)
-    const tmp = join(ddir, `.${name}.tmp`)
-    await writeFile(tmp, text, { flag: 'w', flush: true })
-    await rename(tmp, join(ddir, name))
-    await fsyncDir(ddir)
-    this.#digestSeq = digestSeq
-    this.#prevDigest = sha256(text)
-    seg.digestedBytes = seg.bytes
-  }
-
-  // ── recovery ──────────────────────────────────────────────────────────────────────────────────────────────
-
-  async #recover (): Promise<void> {
+  async #start (): Promise<void> {
     await mkdir(join(this.dir, DIGEST_DIR), { recursive: true })
     if (this.#o.signer !== null) await publishKey(this.dir, this.#o.signer)
-    const system: SystemFields[] = []
-    const segments = (await listSegments(this.dir)).get(this.writer) ?? []
-    const digests = (await listDigests(this.dir)).get(this.writer) ?? []
-    const lastDigest = digests.at(-1)
-    let lastDigestText: string | null = null
-    if (lastDigest !== undefined) {
-      lastDigestText = await readFile(join(this.dir, DIGEST_DIR, lastDigest.file), 'utf8')
-      this.#digestSeq = lastDigest.digestSeq
-      this.#prevDigest = sha256(lastDigestText)
-    }
-    // The last segment: move a torn last line aside, drop a segment left empty, find the chain's tip.
-    let tip: ChainTip | null = null
-    while (segments.length > 0 && tip === null) {
-      const last = segments[segments.length - 1] as SegmentName
-      const path = join(this.dir, last.file)
-      const torn = await cutTornTail(this.dir, path)
-      if (torn !== null) system.push({ kind: 'system', ts: new Date().toISOString(), event: 'torn-tail', detail: { segment: last.file, ...torn } })
-      tip = await lastRecord(path)
-      if (tip === null) {
-        await unlink(path)
-        segments.pop()
-      }
-    }
+    await this.#digests.load()
+    const { tip, segments, events } = await recoverChain(this.dir, this.writer, this.#digests)
     if (tip !== null) {
-      this.#seq = tip.seq
-      this.#prev = tip.hash
-      this.#durableSeq = tip.seq
-      const last = segments[segments.length - 1] as SegmentName
-      const lastDigestJson = lastDigestText === null ? null : JSON.parse(lastDigestText) as { segment: string, final: boolean, bytes: number }
-      const size = (await stat(join(this.dir, last.file))).size
-      // Seal the previous run's last segment with a final digest unless one already covers all of it.
-      if (lastDigestJson === null || lastDigestJson.segment !== last.file || !lastDigestJson.final || lastDigestJson.bytes !== size) {
-        const hasher = await hashFile(join(this.dir, last.file))
-        const firstSeq = last.firstSeq
-        const records = tip.seq - firstSeq + 1
-        await this.#writeDigest({ name: last.file, bytes: size, hasher, firstSeq, lastSeq: tip.seq, lastHash: tip.hash, records, digestedBytes: 0 }, true)
-      }
+      this.#sealer.resume(tip.seq, tip.hash)
+      this.#segments.durableSeq = tip.seq
     }
-    // Interactions begun by the previous run and never recorded.
-    const unknown = await this.#journalLeftovers(segments)
-    if (unknown.length > 0 || system.length > 0) {
-      system.push({ kind: 'system', ts: new Date().toISOString(), event: 'recovered', detail: { unknownOutcomes: unknown.length, lastSeq: this.#seq } })
-    }
-    const path = this.#journalPath()
-    await writeFile(path, JSON.stringify({ sinceSeq: this.#seq + 1 }) + '\n', { flush: true })
-    this.#journal = await open(path, 'a')
-    this.#journalBytes = (await stat(path)).size
-    for (const s of system) this.#enqueue(s, null)
-    for (const e of unknown) this.#enqueue({ kind: 'interaction', ...e }, null)
-    if (system.length > 0 || unknown.length > 0) {
-      this.#log.warn({ unknownOutcomes: unknown.length, events: system.map((s) => s.event) }, 'audit log recovered after an unclean stop')
-      await this.flush()
-    }
-    if (this.#o.digestIntervalMs > 0) {
-      this.#digestTimer = setInterval(() => { this.#digestDue = true; this.#kick() }, this.#o.digestIntervalMs)
-      this.#digestTimer.unref()
-    }
-    if (this.#o.retentionDays !== undefined) {
-      await this.sweepRetention()
-      this.#retentionTimer = setInterval(() => {
-        this.sweepRetention().catch((err: unknown) => { this.#log.error({ err }, 'audit retention sweep failed') })
-      }, RETENTION_SWEEP_MS)
-      this.#retentionTimer.unref()
-    }
-  }
-
-  /** Begins in the journal with no record in the chain since the journal started. */
-  async #journalLeftovers (segments: SegmentName[]): Promise<AuditEntry[]> {
-    let text: string
-    try { text = await readFile(this.#journalPath(), 'utf8') } catch { return [] }
-    let sinceSeq = 1
-    const begun = new Map<string, AuditEntry>()
-    for (const line of text.split('\n')) {
-      if (line === '') continue
-      let j: { sinceSeq?: number, b?: AuditEntry, e?: string }
-      try { j = JSON.parse(line) as typeof j } catch { continue } // a torn journal line: its begin was not durable
-      if (typeof j.sinceSeq === 'number') sinceSeq = j.sinceSeq
-      if (j.b !== undefined) begun.set(j.b.requestId, j.b)
-      if (j.e !== undefined) begun.delete(j.e)
-    }
-    if (begun.size === 0) return []
-    // Read the chain from the segment holding sinceSeq onwards, dropping begins that did get their record.
-    const from = Math.max(0, segments.findLastIndex((s) => s.firstSeq <= sinceSeq))
-    for (const s of segments.slice(from)) {
-      for await (const { text: l } of readLines(join(this.dir, s.file))) {
-        const c = checkLine(l)
-        if (c.ok && c.record.kind === 'interaction' && c.record.seq >= sinceSeq) begun.delete(c.record.requestId)
-      }
+    // Interactions begun by the previous run (forwarded) with no record in the chain.
+    const unknown = await Journal.leftovers(this.#journal.path, this.dir, segments)
+    if (unknown.length > 0 || events.length > 0) {
+      events.push({ kind: 'system', ts: new Date().toISOString(), event: 'recovered', detail: { unknownOutcomes: unknown.length, lastSeq: this.#sealer.seq } })
     }
     const now = new Date().toISOString()
-    return [...begun.values()].map((e) => ({ ...e, ts: now, status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' as const }))
+    for (const s of events) this.#enqueueEntry(s)
+    for (const e of unknown) this.#enqueueEntry({ kind: 'interaction', ...e, ts: now, status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
+    if (this.#backlog() > 0) {
+      this.#log.warn({ unknownOutcomes: unknown.length, events: events.map((s) => s.event) }, 'audit log recovered after an unclean stop')
+      // Durable before the old journal is replaced: a crash in between finds these records and writes no second one.
+      await this.flush()
+    }
+    await this.#journal.compact(this.#sealer.seq + 1, [])
+    this.#startTimers()
+    if (this.#o.retentionDays !== undefined) await this.sweepRetention()
   }
 
-  // ── retention ─────────────────────────────────────────────────────────────────────────────────────────────
+  #startTimers (): void {
+    if (this.#o.digestIntervalMs > 0) {
+      this.#timers.push(setInterval(() => { this.#digestDue = true; this.#schedule() }, this.#o.digestIntervalMs))
+    }
+    if (this.#o.retentionDays !== undefined) {
+      this.#timers.push(setInterval(() => {
+        this.sweepRetention().catch((err: unknown) => { this.#log.error({ err }, 'audit retention sweep failed') })
+      }, RETENTION_SWEEP_MS))
+    }
+    for (const t of this.#timers) t.unref()
+  }
 
-  /**
-   * Delete this writer's oldest segments once they are past retentionDays, verified (their bytes still hash to
-   * their signed final digest) and listed as exported in exported.jsonl with that same hash. Only a prefix of the
-   * chain is ever removed, never the newest segment, and each deletion is first written (durably) into the chain
-   * itself, so `verify` can tell a retention deletion from a deleted segment. Returns how many were deleted.
-   */
+  /** One retention sweep (see retention.ts); returns how many segments were deleted. */
   async sweepRetention (): Promise<number> {
-    const run = this.#sweeping.then(async () => await this.#sweep(), async () => await this.#sweep())
+    const days = this.#o.retentionDays
+    const sweep = async (): Promise<number> => {
+      if (days === undefined || this.#closed) return 0
+      return await sweepRetention({
+        dir: this.dir,
+        writer: this.writer,
+        log: this.#log,
+        current: () => this.#segments.current,
+        record: async (e: SystemFields) => { this.#enqueueEntry(e); await this.flush() }
+      }, days)
+    }
+    const run = this.#sweeping.then(sweep, sweep)
     this.#sweeping = run.catch(() => 0)
     return await run
   }
 
-  async #sweep (): Promise<number> {
-    const days = this.#o.retentionDays
-    if (days === undefined || this.#closed) return 0
-    const cutoff = new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10).replace(/-/g, '')
-    const segments = (await listSegments(this.dir)).get(this.writer) ?? []
-    const exported = await readExported(this.dir)
-    const finals = await finalDigests(this.dir, this.writer)
-    let deleted = 0
-    // Never the newest segment (it holds the chain's tip), nor the one being written.
-    for (const seg of segments.slice(0, -1)) {
-      if (seg.day >= cutoff || seg.file === this.#seg?.name) break
-      const final = finals.get(seg.file)
-      const ex = exported.get(seg.file)
-      if (final === undefined || ex === undefined || ex.sha256 !== final.sha256) break
-      const actual = (await hashFile(join(this.dir, seg.file))).digest('hex')
-      if (actual !== final.sha256) {
-        this.#log.error({ segment: seg.file }, 'audit retention: segment does not match its final digest; kept')
-        break
-      }
-      this.#enqueue({
-        kind: 'system',
-        ts: new Date().toISOString(),
-        event: 'retention-delete',
-        detail: { segment: seg.file, sha256: final.sha256, firstSeq: final.firstSeq, lastSeq: final.lastSeq, lastHash: final.lastHash, records: final.records, exportedAt: ex.exportedAt, retentionDays: days }
-      }, null)
-      await this.flush()
-      await unlink(join(this.dir, seg.file))
-      deleted++
-    }
-    if (deleted > 0) this.#log.info({ deleted, retentionDays: days }, 'audit retention: segments deleted')
-    return deleted
-  }
-
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────────────────────
 
+  /** Write and fsync everything queued now (a failing disk is tried at once, backoff or not); throws if it fails. */
   async flush (): Promise<void> {
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null }
-    if (!this.#running && this.#queue.length === 0 && this.#journalQueue.length === 0) return
+    this.#wake?.cancel()
+    this.#wake = null
+    if (!this.#running && !this.#hasWork()) return
     const done = new Promise<void>((resolve) => { this.#idle.push(resolve) })
+    this.#health.retryAt = 0
     this.#kick()
     await done
-    if (this.#queue.length > 0) throw new Error(`audit flush failed: ${this.#queue.length} record(s) not written`)
+    const left = this.#backlog()
+    if (left > 0) throw new Error(`audit flush failed: ${left} record(s) not written (${this.#health.failure?.code ?? 'unknown error'})`)
   }
 
   stats (): AuditStats {
+    const oldest = Math.min(this.#sealed[0]?.at ?? Infinity, this.#unsealed[0]?.at ?? Infinity, this.#journal.oldestAt ?? Infinity)
     return {
-      queueDepth: this.#queue.length,
-      lagSeconds: this.#queue.length === 0 ? 0 : (Date.now() - this.#oldestQueuedAt) / 1000,
+      queueDepth: this.#backlog(),
+      lagSeconds: oldest === Infinity ? 0 : Math.max(0, Date.now() - oldest) / 1000,
       appended: this.#appended,
-      durable: this.#durableSeq,
+      durable: this.#segments.durableSeq,
       inFlight: this.#inflight.size,
-      writeErrors: this.#writeErrors,
+      writeErrors: this.#health.writeErrors,
       commits: this.#commits,
-      lastSeq: this.#seq
+      journalCommits: this.#journal.commits,
+      lastSeq: this.#sealer.seq,
+      dropped: this.#dropped,
+      failing: this.#health.failing()
     }
+  }
+
+  health (): AuditHealth {
+    if (this.#closed) return { ok: false, reasons: ['audit: the log is closed'] }
+    const reason = this.#health.reason(this.#backlog())
+    return reason === null ? { ok: true, reasons: [] } : { ok: false, reasons: [reason] }
   }
 
   /**
@@ -559,96 +454,21 @@ export class AuditWriter implements AuditLog {
       clearTimeout(timer)
     }
     for (const id of [...this.#open]) {
-      const e = this.#inflight.get(id)
-      if (e === undefined) continue
-      this.append({ ...e, ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
+      const f = this.#inflight.get(id)
+      if (f === undefined) continue
+      this.append({ ...f.entry, ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
       this.#unknownAtClose.add(id)
     }
     this.#closed = true
-    if (this.#digestTimer !== null) clearInterval(this.#digestTimer)
-    if (this.#retentionTimer !== null) clearInterval(this.#retentionTimer)
+    for (const t of this.#timers) clearInterval(t)
     await this.#sweeping
+    // A flush that fails leaves the journal as it is: the next start records what it holds as `unknown`.
     await this.flush()
-    const seg = this.#seg
-    if (seg !== null) await this.#finishSegment(seg)
+    await this.#segments.finish()
     this.#inflight.clear()
-    await this.#compactJournal()
-    await this.#journal?.close()
-    this.#journal = null
+    await this.#journal.compact(this.#sealer.seq + 1, [])
+    await this.#journal.close()
   }
-}
-
-async function writeAll (fh: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off)
-    off += bytesWritten
-  }
-}
-
-async function fsyncDir (dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try { await fh.sync() } catch { /* some filesystems refuse fsync on directories */ } finally { await fh.close() }
-}
-
-async function hashFile (path: string): Promise<Hash> {
-  const h = createHash('sha256')
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
-  return h
-}
-
-/** Bytes after the last newline of a segment: a write cut short by a crash. Moved to torn/ and cut off. */
-async function cutTornTail (dir: string, path: string): Promise<{ offset: number, bytes: number, sha256: string, movedTo: string } | null> {
-  const size = (await stat(path)).size
-  if (size === 0) return null
-  const fh = await open(path, 'r')
-  let offset = -1
-  let tail: Buffer
-  try {
-    let end = size
-    const chunks: Buffer[] = []
-    while (end > 0 && offset === -1) {
-      const start = Math.max(0, end - 65536)
-      const buf = Buffer.alloc(end - start)
-      await fh.read(buf, 0, buf.length, start)
-      const nl = buf.lastIndexOf(0x0a)
-      if (nl !== -1) offset = start + nl + 1
-      chunks.unshift(nl === -1 ? buf : buf.subarray(nl + 1))
-      end = start
-    }
-    if (offset === -1) offset = 0
-    tail = Buffer.concat(chunks)
-  } finally { await fh.close() }
-  if (offset === size) return null
-  const name = path.slice(path.lastIndexOf('/') + 1)
-  const movedTo = join(TORN_DIR, `${name}.${offset}.torn`)
-  await mkdir(join(dir, TORN_DIR), { recursive: true })
-  await writeFile(join(dir, movedTo), tail, { flush: true })
-  await truncate(path, offset)
-  return { offset, bytes: tail.length, sha256: sha256(tail), movedTo }
-}
-
-/** Seq and hash of a segment's last line; null when it holds none. Throws when that line is not a sound record. */
-async function lastRecord (path: string): Promise<ChainTip | null> {
-  const size = (await stat(path)).size
-  if (size === 0) return null
-  const fh = await open(path, 'r')
-  try {
-    let len = Math.min(size, 65536)
-    for (;;) {
-      const buf = Buffer.alloc(len)
-      await fh.read(buf, 0, len, size - len)
-      const text = buf.toString('utf8', 0, buf.length - 1)
-      const nl = text.lastIndexOf('\n')
-      if (nl !== -1 || len === size) {
-        const line = text.slice(nl + 1)
-        const c = checkLine(line)
-        if (!c.ok) throw new Error(`audit: the last record of ${path} is damaged (${c.reason}); run \`geogate audit verify\` and move the directory aside`)
-        return { seq: c.record.seq, hash: c.record.hash }
-      }
-      len = Math.min(size, len * 4)
-    }
-  } finally { await fh.close() }
 }
 
 async function publishKey (dir: string, signer: Signer): Promise<void> {
@@ -664,8 +484,4 @@ function redactKeys (v: unknown): unknown {
   const out: Record<string, unknown> = {}
   for (const [k, x] of Object.entries(v)) out[k] = k === 'key' || k === 'apiKey' || k === 'rawKey' ? '[redacted]' : redactKeys(x)
   return out
-}
-
-function summary (e: AnyEntry): Record<string, unknown> {
-  return e.kind === 'interaction' ? { kind: e.kind, requestId: e.requestId, decision: e.decision } : { kind: e.kind, ts: e.ts }
 }

@@ -19,6 +19,7 @@ export const errorTypes = {
   GG_BAD_GATEWAY: { type: 'api_error', code: 'backend_unavailable' },
   GG_GATEWAY_TIMEOUT: { type: 'api_error', code: 'backend_timeout' },
   GG_UNAVAILABLE: { type: 'api_error', code: 'service_unavailable' },
+  GG_AUDIT_UNAVAILABLE: { type: 'api_error', code: 'audit_unavailable' },
   GG_INTERNAL: { type: 'api_error', code: 'internal_error' }
 } as const
 
@@ -40,6 +41,8 @@ export const RateLimitedError = createError<'GG_RATE_LIMITED', 429, [string, Err
 export const BadGatewayError = createError<'GG_BAD_GATEWAY', 502, [string, ErrorOptions?]>('GG_BAD_GATEWAY', 'The model backend is unavailable: %s', 502)
 export const GatewayTimeoutError = createError<'GG_GATEWAY_TIMEOUT', 504, [string, ErrorOptions?]>('GG_GATEWAY_TIMEOUT', 'The model backend did not answer in time: %s', 504)
 export const UnavailableError = createError<'GG_UNAVAILABLE', 503, [string, ErrorOptions?]>('GG_UNAVAILABLE', '%s', 503)
+/** The interaction's audit journal entry could not be made durable: it is not forwarded (audit.onFailure: refuse). */
+export const AuditUnavailableError = createError<'GG_AUDIT_UNAVAILABLE', 503, [ErrorOptions?]>('GG_AUDIT_UNAVAILABLE', 'The audit log cannot record this request right now, so it was not forwarded; retry later', 503)
 
 /** The code a caller sees for a refusing policy decision's status (the same table the data plane renders with). */
 export function decisionCode (status: number): string | null {

@@ -1,8 +1,8 @@
 /*
  * The data plane. One request flows one way through the stages in src/http, each a plain function:
  *
- *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► limits ─► forward ──► backend
- *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  (429/503)  (502/504)
+ *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► limits ─► journal ─► forward ──► backend
+ *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  (429/503)   (503)     (502/504)
  *                                                                   │
  *   every ending (response, refusal, abort, shutdown) ─────────────► audit
  */
@@ -23,7 +23,7 @@ import { applyLimits, settleLimits } from './limits.js'
 import { forward } from './forward.js'
 import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
-import { recordInteraction, recordStart } from './audit.js'
+import { recordInteraction } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
 import { boundedJsonParser, rawBodyParser } from './forward-body.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
@@ -167,7 +167,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
     await applyLimits(request, reply, rt, decision)
-    recordStart(request, rt)
+    // The in-flight journal entry is written by forward(), once the backend is chosen and before it is asked.
   })
 
   app.addHook('onResponse', async (request, reply) => {
@@ -181,7 +181,8 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, body } = toOpenAIError(err)
-    if (status >= 500) request.log.error({ err }, 'request failed')
+    // A refusal for want of an audit record is logged (warn, with its reason) where it is decided.
+    if (status >= 500 && err.code !== 'GG_AUDIT_UNAVAILABLE') request.log.error({ err }, 'request failed')
     reply.code(status).type('application/json')
     return body
   })

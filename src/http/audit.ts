@@ -5,6 +5,7 @@ import type { RequestContext } from './context.js'
 import { anonymizerFlagList } from '../core/anonymizers.js'
 import { auditIp } from '../audit/ip.js'
 import { isCrossBorder, servingRegionOf } from '../policy/cross-border.js'
+import { AuditUnavailableError } from '../core/errors.js'
 
 /**
  * Step 7: one audit record per model interaction, permitted or refused.
@@ -48,7 +49,7 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
   // No decision at all means the pipeline failed before the policy spoke: not a permitted interaction.
   const denied = d === null || (!d.allow && !d.shadow) || limitRefused
   const a = ctx.config.audit
-  return {
+  const entry: AuditEntry = {
     ts: new Date().toISOString(),
     requestId: request.id,
     keyId: ctx.principal.keyId,
@@ -65,18 +66,18 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     crossBorder,
     decision: denied ? 'deny' : 'allow',
     rule: limitRefused ? (ctx.limit?.rule ?? 'limit') : (d?.rule ?? 'none'),
-    status,
-    tokensIn: ctx.usage?.tokensIn ?? null,
-    tokensOut: ctx.usage?.tokensOut ?? null,
-    latencyMs: status === null ? null : Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100,
+    status: null,
+    tokensIn: null,
+    tokensOut: null,
+    latencyMs: null,
     locationTier: d?.locationTier ?? null,
     keyTier: d?.keyTier ?? ctx.principal.tier,
     degraded: ctx.limit?.degraded ?? false,
     shadow: d !== null && !d.allow && d.shadow,
-    outcome: status === null ? 'unknown' : outcomeOf(ctx, denied, status),
-    upstreamStatus: ctx.upstreamStatus,
+    outcome: 'unknown',
+    upstreamStatus: null,
     stream: ctx.shape.stream,
-    tokensEstimated: (ctx.usage as { estimated?: boolean } | null)?.estimated === true,
+    tokensEstimated: false,
     policyVersion: ctx.policyVersion,
     capabilities: ctx.shape.capabilities,
     subdivisions: ctx.geo?.subdivisions ?? [],
@@ -88,23 +89,62 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     promptTokens: ctx.shape.promptTokens,
     address: ctx.client === null || !ctx.client.located ? 'unlocated' : ctx.client.internal ? 'internal' : 'public'
   }
+  return status === null ? entry : finishEntry(entry, ctx, status)
+}
+
+/** The end of an interaction on its entry: when, the status sent, tokens, latency, outcome. */
+function finishEntry (entry: AuditEntry, ctx: RequestContext, status: number): AuditEntry {
+  if (ctx.auditRefused !== null) {
+    // Permitted by the policy, refused by the gateway: its journal entry could not be made durable.
+    entry.decision = 'deny'
+    entry.rule = 'audit:unavailable'
+  }
+  entry.ts = new Date().toISOString()
+  entry.status = status
+  entry.tokensIn = ctx.usage?.tokensIn ?? null
+  entry.tokensOut = ctx.usage?.tokensOut ?? null
+  entry.latencyMs = Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100
+  entry.outcome = outcomeOf(ctx, entry.decision === 'deny', status)
+  entry.upstreamStatus = ctx.upstreamStatus
+  entry.tokensEstimated = (ctx.usage as { estimated?: boolean } | null)?.estimated === true
+  return entry
 }
 
 /**
- * The request passed policy and limits and is about to be forwarded: note it in the in-flight journal, so that a
- * crash before it finishes still leaves a record (outcome `unknown`) after the next start.
+ * Write-ahead: the request passed policy and limits and its backend is chosen. Its entry is built (once: the same
+ * object becomes its final record) and noted in the in-flight journal; this resolves once that note is durable,
+ * so a crash at any instant after the backend may have seen the request still leaves a record. When the note
+ * cannot be made durable in time, the request is refused with 503 audit_unavailable (audit.onFailure: refuse) or
+ * forwarded anyway, counted and logged (serve).
  */
-export function recordStart (request: FastifyRequest, rt: Runtime): void {
+export async function recordStart (request: FastifyRequest, rt: Runtime): Promise<void> {
+  const ctx = request.ctx
   const entry = buildEntry(request, rt, null)
-  if (entry !== null) rt.audit.begin(entry)
+  if (entry === null) return
+  ctx.auditEntry = entry
+  const t0 = process.hrtime.bigint()
+  const r = await rt.audit.begin(entry)
+  rt.metrics.auditJournalWait.observe(Number(process.hrtime.bigint() - t0) / 1e9)
+  if (r.durable) return
+  if (ctx.config.audit.onFailure === 'serve') {
+    rt.metrics.auditUnrecordedServed.inc()
+    request.log.warn({ reason: r.reason }, 'forwarded without a durable audit journal entry (audit.onFailure: serve)')
+    return
+  }
+  rt.audit.withdraw(request.id)
+  ctx.auditRefused = r.reason
+  ctx.outcome = 'refused'
+  rt.metrics.auditUnavailable.inc()
+  request.log.warn({ reason: r.reason }, 'refused: audit journal entry not durable')
+  throw new AuditUnavailableError()
 }
 
-/** Build the audit entry for a finished interaction and hand it to the log (exactly once per request). */
+/** Finish the audit entry of an interaction and hand it to the log (exactly once per request). */
 export function recordInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime): void {
   const ctx = request.ctx
   if (ctx === null || ctx === undefined || ctx.audited) return
   ctx.audited = true
-  const entry = buildEntry(request, rt, reply.statusCode)
+  const entry = ctx.auditEntry === null ? buildEntry(request, rt, reply.statusCode) : finishEntry(ctx.auditEntry, ctx, reply.statusCode)
   if (entry !== null) rt.audit.append(entry)
   else rt.audit.end(request.id)
 }

@@ -1,5 +1,6 @@
 import type { GeoResult } from '../geo/types.js'
 import type { ClientAddress } from '../net/forwarded.js'
+import type { AuditEntry } from '../audit/types.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 import type { Config } from '../config/schema/index.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
@@ -34,6 +35,10 @@ export interface RequestContext {
   audited: boolean
   /** its one access-log line is written (at the response, or when the connection closed first) */
   logged: boolean
+  /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
+  auditEntry: AuditEntry | null
+  /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
+  auditRefused: string | null
 }
 
 declare module 'fastify' {
@@ -61,6 +66,8 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     upstreamStatus: null,
     outcome: 'ok',
     audited: false,
-    logged: false
+    logged: false,
+    auditEntry: null,
+    auditRefused: null
   }
 }

@@ -7,13 +7,14 @@ import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { recordStart } from './audit.js'
 import { createdId, createdIdFromEvent } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 
 /*
  * forward: the permitted request goes to the backend serving its model, the answer streams back.
  *
- *   body ─► rewrite (model, include_usage) ─► undici Pool ─► backend
+ *   body ─► rewrite (model, include_usage) ─► audit journal (durable) ─► undici Pool ─► backend
  *   client ◄─ SSE/JSON usage tap (pass-through, reads usage on the side) ◄─ response body
  *
  * Endings: the client hanging up aborts the upstream request (AbortSignal); SIGTERM aborts what is left
@@ -77,6 +78,16 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     body = JSON.stringify(raw)
   }
   const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof Readable)
+
+  // Write-ahead: nothing reaches the backend before its audit journal entry is durable (or it is refused, 503).
+  try {
+    await recordStart(request, rt)
+  } catch (err) {
+    reply.header('retry-after', '1')
+    throw err
+  }
+  // The caller hung up while the journal was written: its record (client_abort) is already queued; not forwarded.
+  if (ctx.audited || reply.raw.destroyed) throw new UnavailableError('The caller went away before the request was forwarded')
 
   const controller = new AbortController()
   const inFlight: InFlight = { ctx, controller }

@@ -3,7 +3,7 @@ import type { RedisClient } from './redis.js'
 import { CountrySightings } from './sightings.js'
 
 /** What the audit gauges read: the log's own account of what is not yet durable. */
-export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number } }
+export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number, writeErrors?: number, dropped?: number, failing?: boolean } }
 
 /** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
 export interface MetricSources {
@@ -184,12 +184,65 @@ export class Metrics {
     name: 'geogate_audit_writer_lag_seconds',
     // several workers (serve --workers): their aggregate on /metrics is the max, not the sum
     aggregator: 'max',
-    help: 'Age of the oldest audit record not yet written and fsynced (0 when none)',
+    help: 'Age of the oldest audit record or journal entry not yet written and fsynced, retries included (0 when none)',
     registers: [this.registry],
     collect: () => {
       const s = this.#sources.audit?.stats?.()
       if (s !== undefined) this.auditLag.set(s.lagSeconds)
     }
+  })
+
+  readonly auditWriteFailing: Gauge = new Gauge({
+    name: 'geogate_audit_write_failing',
+    help: '1 while audit writes fail or are stuck (ENOSPC, EIO, EROFS, a dead mount); /readyz says why',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.#sources.audit?.stats?.()
+      if (s !== undefined) this.auditWriteFailing.set(s.failing === true ? 1 : 0)
+    }
+  })
+
+  #auditErrorsCounted = 0
+  readonly auditWriteErrors: Counter = new Counter({
+    name: 'geogate_audit_write_errors_total',
+    help: 'Failed audit group commits (each is retried with backoff; nothing is dropped)',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.#sources.audit?.stats?.().writeErrors ?? 0
+      if (n > this.#auditErrorsCounted) this.auditWriteErrors.inc(n - this.#auditErrorsCounted)
+      this.#auditErrorsCounted = n
+    }
+  })
+
+  #auditDroppedCounted = 0
+  readonly auditRecordsDropped: Counter = new Counter({
+    name: 'geogate_audit_records_dropped_total',
+    help: 'Audit records lost because the in-memory backlog (audit.maxHeldRecords) was full while writes failed',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.#sources.audit?.stats?.().dropped ?? 0
+      if (n > this.#auditDroppedCounted) this.auditRecordsDropped.inc(n - this.#auditDroppedCounted)
+      this.#auditDroppedCounted = n
+    }
+  })
+
+  readonly auditJournalWait = new Histogram({
+    name: 'geogate_audit_journal_wait_seconds',
+    help: 'Time a request waited for its in-flight audit journal entry to be durable (fdatasync, group commit) before it was forwarded',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry]
+  })
+
+  readonly auditUnavailable = new Counter({
+    name: 'geogate_audit_unavailable_total',
+    help: 'Interactions refused with 503 audit_unavailable: their journal entry could not be made durable (audit.onFailure: refuse)',
+    registers: [this.registry]
+  })
+
+  readonly auditUnrecordedServed = new Counter({
+    name: 'geogate_audit_unrecorded_served_total',
+    help: 'Interactions forwarded without a durable journal entry (audit.onFailure: serve)',
+    registers: [this.registry]
   })
 
   readonly policyVersion: Gauge = new Gauge({

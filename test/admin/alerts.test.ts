@@ -67,6 +67,9 @@ t.test('alert rules: promtool accepts them, their unit tests pass, and they cove
   t.ok(covers(/geogate_geodb_stale/), 'a stale GeoIP database')
   t.ok(covers(/geogate_limiter_degraded_total/), 'Redis degraded')
   t.ok(covers(/geogate_audit_writer_lag_seconds/), 'audit lag')
+  t.ok(covers(/geogate_audit_write_failing/), 'audit writes failing (records cannot be made durable)')
+  t.ok(covers(/geogate_audit_unavailable_total/), 'interactions refused with 503 audit_unavailable')
+  t.ok(covers(/geogate_audit_records_dropped_total/) && covers(/geogate_audit_unrecorded_served_total/), 'interactions without a durable record')
 
   const scrape = promtool('check', 'config', '--syntax-only', 'docker/prometheus/prometheus.yml')
   t.equal(scrape.status, 0, scrape.out)

@@ -10,7 +10,14 @@ export const AuditSchema = Type.Object({
   writerId: Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9.-]{1,100}$', description: 'This replica\'s chain id in segment names; default: the host name'
   })),
-  fsyncIntervalMs: Type.Integer({ minimum: 0, default: 50, description: 'Group-commit window' }),
+  fsyncIntervalMs: Type.Integer({ minimum: 0, default: 50, description: 'Group-commit window for final records (journal entries are committed at once)' }),
+  onFailure: Type.Union([Type.Literal('refuse'), Type.Literal('serve')], {
+    default: 'refuse',
+    description: 'When an interaction\'s journal entry cannot be made durable: refuse it (503 audit_unavailable), or serve it anyway (counted in geogate_audit_unrecorded_served_total and logged)'
+  }),
+  maxBacklog: Type.Integer({ minimum: 1, default: 1000, description: 'While audit writes fail, records not yet durable past which interactions are refused at once instead of waiting journalTimeoutMs' }),
+  maxHeldRecords: Type.Integer({ minimum: 1, default: 100_000, description: 'Records held in memory while writes fail; beyond, records are dropped and counted (geogate_audit_records_dropped_total)' }),
+  journalTimeoutMs: Type.Integer({ minimum: 1, default: 1000, description: 'Longest a request waits for its in-flight journal entry to be durable before it is refused' }),
   flushBytes: Type.Integer({ minimum: 1, default: 1024 * 1024, description: 'Queued bytes that trigger a commit before the window ends' }),
   rotateBytes: Type.Integer({ minimum: 4096, default: 256 * 1024 * 1024 }),
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),

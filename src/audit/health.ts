@@ -1,0 +1,68 @@
+/**
+ * Whether the writer can make records durable: the last write failure (errno and since when), a write that has
+ * not returned for too long (a dead mount blocks rather than fails), and the retry backoff. /readyz and the
+ * refusal of new interactions read it; the writer's commit loop feeds it.
+ */
+import { errorCode } from './files.js'
+
+const RETRY_MIN_MS = 50
+const RETRY_MAX_MS = 2000
+
+export interface WriteFailure { code: string, since: number, errors: number }
+
+export class WriteHealth {
+  #failure: WriteFailure | null = null
+  #delay = 0
+  #commitStartedAt: number | null = null
+  /** no commit is attempted before this (Date.now()), unless a flush asks */
+  retryAt = 0
+  writeErrors = 0
+
+  constructor (readonly dir: string, readonly stallMs: number) {}
+
+  get failure (): WriteFailure | null { return this.#failure }
+
+  startCommit (): void { this.#commitStartedAt = Date.now() }
+  endCommit (): void { this.#commitStartedAt = null }
+
+  /** A commit failed: back off (doubling, up to 2 s) and remember why. Returns true when it is a new failure. */
+  failed (err: unknown): boolean {
+    this.writeErrors++
+    this.#delay = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.#delay * 2))
+    this.retryAt = Date.now() + this.#delay
+    const code = errorCode(err)
+    if (this.#failure === null) {
+      this.#failure = { code, since: Date.now(), errors: 1 }
+      return true
+    }
+    this.#failure.code = code
+    this.#failure.errors++
+    return false
+  }
+
+  /** A commit succeeded; returns the failure it ends, if any. */
+  succeeded (): WriteFailure | null {
+    const f = this.#failure
+    this.#failure = null
+    this.#delay = 0
+    this.retryAt = 0
+    return f
+  }
+
+  /** Writes are failing, or one has been stuck for longer than stallMs. */
+  failing (now = Date.now()): boolean {
+    return this.#failure !== null || this.#stalledFor(now) > this.stallMs
+  }
+
+  reason (backlog: number, now = Date.now()): string | null {
+    const f = this.#failure
+    if (f !== null) return `audit: ${f.code} writing ${this.dir} since ${new Date(f.since).toISOString()} (${backlog} record(s) not durable)`
+    const stalled = this.#stalledFor(now)
+    if (stalled > this.stallMs) return `audit: a write to ${this.dir} has not returned for ${(stalled / 1000).toFixed(1)} s (${backlog} record(s) not durable)`
+    return null
+  }
+
+  #stalledFor (now: number): number {
+    return this.#commitStartedAt === null ? 0 : now - this.#commitStartedAt
+  }
+}

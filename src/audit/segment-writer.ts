@@ -1,0 +1,180 @@
+/**
+ * The open segment and rotation: sealed records are appended to `<writer>_<day>_<firstSeq>.jsonl` with one
+ * write + fdatasync per batch; a new segment starts on a new UTC day or past rotateBytes, and the closed one gets
+ * its final digest. A failed write is cut back off the file, so the next attempt never appends after half a line.
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { open, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { segmentFile } from './segments.js'
+import { fsyncDir, writeAll } from './files.js'
+import type { DigestChain, DigestSubject } from './digests.js'
+import type { Item } from './seal.js'
+import { lastRecord } from './recover.js'
+
+/** Bytes of the newest durable records kept to write again if a repaired filesystem lost them (see reopen). */
+const RECENT_BYTES = 1 << 20
+
+interface OpenSegment extends DigestSubject {
+  fh: FileHandle
+  day: string
+  hasher: Hash
+}
+
+export class SegmentWriter {
+  #seg: OpenSegment | null = null
+  /** a closed segment whose final digest could not be written yet (retried before the next write) */
+  #toSeal: OpenSegment | null = null
+  /** the last write failed: reopen the file before the next one (the mount may have been replaced under us) */
+  #reopen = false
+  /** seq of the last record written and fdatasync'd */
+  durableSeq = 0
+  /** the open segment's newest durable records (up to RECENT_BYTES), oldest first */
+  #recent: Item[] = []
+  #recentBytes = 0
+  /** called when records made durable had to be written again after a repair (recorded in the chain) */
+  onRewrite: ((detail: { segment: string, records: number, bytes: number }) => void) | null = null
+
+  constructor (readonly dir: string, readonly writer: string, readonly rotateBytes: number, readonly digests: DigestChain) {}
+
+  /** Name of the segment being written (retention never deletes it). */
+  get current (): string | null { return this.#seg?.name ?? null }
+
+  /** Write a batch in order, rotating as needed; `durableSeq` moves forward as each part is made durable. */
+  async write (batch: Item[]): Promise<void> {
+    if (this.#reopen && this.#seg !== null) await this.#reopenSegment(this.#seg)
+    this.#reopen = false
+    await this.#sealClosed()
+    let pending: Item[] = []
+    let pendingBytes = 0
+    for (const item of batch) {
+      const seg = this.#seg
+      const full = seg !== null && seg.records + pending.length > 0 && seg.bytes + pendingBytes + item.bytes > this.rotateBytes
+      if (seg === null || seg.day !== item.day || full) {
+        if (seg !== null) {
+          await this.#writeItems(seg, pending)
+          pending = []
+          pendingBytes = 0
+          await this.finish()
+        }
+        this.#seg = await this.#open(item.day, item.seq)
+      }
+      pending.push(item)
+      pendingBytes += item.bytes
+    }
+    const seg = this.#seg
+    if (seg !== null && pending.length > 0) await this.#writeItems(seg, pending)
+  }
+
+  /** A periodic digest of the open segment, when it grew since the last one. */
+  async digestOpen (): Promise<void> {
+    const seg = this.#seg
+    if (seg !== null && seg.bytes > seg.digestedBytes) await this.digests.write(seg, false)
+  }
+
+  /** Close the open segment and seal it with a final digest. */
+  async finish (): Promise<void> {
+    const seg = this.#seg
+    if (seg === null) return
+    this.#seg = null
+    await seg.fh.close().catch(() => {})
+    if (seg.records > 0) this.#toSeal = seg
+    await this.#sealClosed()
+  }
+
+  #remember (items: Item[]): void {
+    for (const i of items) {
+      this.#recent.push(i)
+      this.#recentBytes += i.bytes
+    }
+    while (this.#recentBytes > RECENT_BYTES && this.#recent.length > 1) this.#recentBytes -= (this.#recent.shift() as Item).bytes
+  }
+
+  async #sealClosed (): Promise<void> {
+    const seg = this.#toSeal
+    if (seg === null) return
+    await this.digests.write(seg, true)
+    this.#toSeal = null
+  }
+
+  async #writeItems (seg: OpenSegment, items: Item[]): Promise<void> {
+    if (items.length === 0) return
+    const buf = Buffer.from(items.map((i) => i.line).join(''))
+    try {
+      await writeAll(seg.fh, buf)
+      await seg.fh.datasync()
+    } catch (err) {
+      // Never leave a partial line behind: the next attempt would append after it and break the chain.
+      await seg.fh.truncate(seg.bytes).catch(() => {})
+      this.#reopen = true
+      throw err
+    }
+    seg.hasher.update(buf)
+    seg.bytes += buf.length
+    seg.records += items.length
+    this.#remember(items)
+    const last = items[items.length - 1]
+    if (last !== undefined) {
+      seg.lastSeq = last.seq
+      seg.lastHash = last.hash
+      this.durableSeq = last.seq
+    }
+  }
+
+  /**
+   * After a failed write: open the segment again by its path. A filesystem that turned read-only (ext4 on an
+   * error) stays so until it is unmounted; the repair mounts it again on the same path, and the old descriptor
+   * would keep failing. What was made durable must still be there; anything after it (half a line) is cut off.
+   */
+  async #reopenSegment (seg: OpenSegment): Promise<void> {
+    const path = join(this.dir, seg.name)
+    const fh = await open(path, 'a')
+    try {
+      const size = (await fh.stat()).size
+      if (size > seg.bytes) await fh.truncate(seg.bytes)
+      if (size < seg.bytes) await this.#rewriteLost(fh, seg, size)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+    await seg.fh.close().catch(() => {})
+    seg.fh = fh
+  }
+
+  /**
+   * The repaired filesystem lost the tail of what it had acknowledged (ext4 can, on the error that turned it
+   * read-only). When the loss is whole records among the newest ones kept, and the file's last line is the record
+   * before them, they are written again (same bytes, so the chain and digests hold) and the rewrite is recorded.
+   */
+  async #rewriteLost (fh: FileHandle, seg: OpenSegment, size: number): Promise<void> {
+    let bytes = 0
+    let k = this.#recent.length
+    while (k > 0 && bytes < seg.bytes - size) bytes += (this.#recent[--k] as Item).bytes
+    const lost = this.#recent.slice(k)
+    const before = k > 0 ? this.#recent[k - 1] : undefined
+    const tip = await lastRecord(join(this.dir, seg.name))
+    // The file must end exactly on the record before the lost ones (or be empty when they open the segment).
+    const first = lost[0]
+    const fits = first !== undefined && bytes === seg.bytes - size &&
+      (before !== undefined ? tip?.seq === before.seq && tip.hash === before.hash : first.seq === seg.firstSeq && tip === null)
+    if (!fits) throw new Error(`audit: ${seg.name} holds ${size} bytes, ${seg.bytes} were made durable, and the loss cannot be repaired from memory; run \`geogate audit verify\``)
+    await writeAll(fh, Buffer.from(lost.map((i) => i.line).join('')))
+    await fh.datasync()
+    this.onRewrite?.({ segment: seg.name, records: lost.length, bytes })
+  }
+
+  async #open (day: string, firstSeq: number): Promise<OpenSegment> {
+    this.#recent = []
+    this.#recentBytes = 0
+    const name = segmentFile(this.writer, day, firstSeq)
+    // 'ax': a segment is never reopened or overwritten once another took its place.
+    const fh = await open(join(this.dir, name), 'ax')
+    try {
+      await fsyncDir(this.dir)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+    return { name, fh, day, firstSeq, lastSeq: firstSeq - 1, lastHash: '', bytes: 0, records: 0, hasher: createHash('sha256'), digestedBytes: 0 }
+  }
+}
