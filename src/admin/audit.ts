@@ -7,6 +7,7 @@ import { exportChunks } from '../audit/export.js'
 import { parseFilter, type RecordFilter } from '../audit/read.js'
 import { verifyDir } from '../audit/verify.js'
 import { buildReport, reportCsv, reportHtml } from '../audit/report.js'
+import { QueryError, checkSelect, limited, openSql, withTimeout } from '../audit/sql.js'
 
 interface AuditQuery {
   from?: string, to?: string, country?: string, subdivision?: string, model?: string, keyId?: string, org?: string,
@@ -41,6 +42,35 @@ export async function registerAudit (admin: FastifyInstance, rt: Runtime): Promi
     await rt.audit.flush()
     download(reply, format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson', `audit.${format}`)
     return await reply.send(Readable.from(exportChunks(rt.audit.dir, filter, format)))
+  })
+
+  // One read-only SELECT over the view `records` (see audit/sql.ts), capped in rows and time. GET, since an
+  // auditor's token may only read; the SQL comes in the query string (?sql=…).
+  admin.get<{ Querystring: { sql?: string, limit?: string } }>('/admin/audit/query', { preHandler: readers }, async (request) => {
+    const sql = request.query.sql
+    if (sql === undefined || sql.trim() === '') throw new BadRequestError('sql: one SELECT over the view records')
+    const max = rt.config.audit.query.maxRows
+    const asked = request.query.limit === undefined ? max : Number(request.query.limit)
+    if (!Number.isInteger(asked) || asked < 1) throw new BadRequestError('limit: a positive integer')
+    const limit = Math.min(asked, max)
+    await rt.audit.flush()
+    const started = Date.now()
+    // One engine thread: an auditor's query must not take the cores the data plane is serving on.
+    const session = await openSql(rt.audit.dir, { threads: 1 })
+    try {
+      const r = await withTimeout(session, rt.config.audit.query.timeoutMs, async () => {
+        await checkSelect(session.conn, sql) // one SELECT, before it is wrapped in the row cap
+        return await session.internal(limited(sql, limit))
+      })
+      const truncated = r.rows.length > limit
+      const rows = truncated ? r.rows.slice(0, limit) : r.rows
+      return { columns: r.columns, rows, rowCount: rows.length, truncated, limit, elapsedMs: Date.now() - started }
+    } catch (err) {
+      if (err instanceof QueryError || (err instanceof Error && /^[A-Z][A-Za-z ]*Error: /.test(err.message))) throw new BadRequestError(`query: ${err.message}`)
+      throw err
+    } finally {
+      session.close()
+    }
   })
 
   admin.get('/admin/audit/verify', { preHandler: readers }, async () => {

@@ -8,6 +8,7 @@ import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
 import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
+import { boundedJsonParser } from '../core/json-depth.js'
 export type { AdminState }
 
 const OPEN = new Set(['/healthz', '/readyz'])
@@ -22,6 +23,10 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   const admin = Fastify({ loggerInstance: rt.log.child({ plane: 'admin' }) as FastifyBaseLogger, trustProxy: false })
   admin.decorate('gg', rt)
   admin.decorateRequest('admin', null)
+  // Admin bodies are bounded in depth like the data plane's (a 100,000-deep tier body answered 500)
+  const json = admin.getDefaultJsonParser('error', 'error')
+  admin.removeContentTypeParser('application/json')
+  admin.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
   admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[] }, request, reply) => {
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
@@ -48,8 +53,10 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   admin.get('/readyz', async (_req, reply) => {
     if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'] })
     const audit = rt.audit.health()
-    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons })
-    return { status: 'ready', ready: true, reasons: [] }
+    // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
+    const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
+    if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence })
+    return { status: 'ready', ready: true, reasons: [], audit: evidence }
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)

@@ -29,7 +29,8 @@ export class DigestChain {
   /** the newest digest as written, null when none */
   last: FinalDigest | null = null
 
-  constructor (readonly dir: string, readonly writer: string, readonly signer: Signer | null) {}
+  /** onDigest: a digest file is in place (digests/<file>); anchoring (time-stamp, witnesses) takes it from there */
+  constructor (readonly dir: string, readonly writer: string, readonly signer: Signer | null, readonly onDigest?: (file: string, text: string) => void) {}
 
   /** Pick up the chain of digests a previous run left. */
   async load (): Promise<void> {
@@ -66,6 +67,7 @@ export class DigestChain {
     await writeFile(tmp, text, { flag: 'w', flush: true })
     await rename(tmp, join(ddir, name))
     await fsyncDir(ddir)
+    this.onDigest?.(name, text)
     this.#digestSeq = digestSeq
     this.#prevDigest = sha256(text)
     this.last = JSON.parse(text) as FinalDigest

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { AuditConfig } from '../config/schema/index.js'
 import { resolvePath } from '../config/load.js'
-import { loadSigner, type Signer } from './chain.js'
+import { auditSigner } from './signing-key.js'
+import { anchorFor } from './anchor-config.js'
 import { defaultWriterId } from './segments.js'
 import { AuditWriter } from './writer.js'
 import type { AuditLog } from './types.js'
@@ -16,9 +17,9 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   const dir = resolvePath(baseDir, config.dir)
   await mkdir(dir, { recursive: true })
   if (config.ip === 'hashed' && config.ipHashSalt === undefined) throw new Error('audit.ip: hashed needs audit.ipHashSalt (a secret, e.g. ${AUDIT_IP_SALT})')
-  const signer = await signerFrom(config, baseDir)
-  if (signer === null) log.warn('audit.signingKey is not set: digests are hash-chained but unsigned')
+  const signer = await auditSigner(config, baseDir, dir, log)
   const lock = await takeLock(dir, config.writerId ?? defaultWriterId())
+  const anchorer = anchorFor(config, dir, lock.writer, log)
   let writer: AuditWriter
   try {
     writer = await AuditWriter.open({
@@ -33,9 +34,12 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
       retentionDays: config.retentionDays,
       maxBacklog: config.maxBacklog,
       maxHeldRecords: config.maxHeldRecords,
-      journalTimeoutMs: config.journalTimeoutMs
+      journalTimeoutMs: config.journalTimeoutMs,
+      onDigest: (file, text) => { anchorer.submit(file, text) }
     })
+    await anchorer.catchUp()
   } catch (err) {
+    await anchorer.close(0)
     await lock.release()
     throw err
   }
@@ -43,15 +47,12 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   const close = writer.close.bind(writer)
   return Object.assign(writer, {
     async close (): Promise<void> {
-      try { await close() } finally { await lock.release() }
+      try { await close() } finally {
+        await anchorer.close()
+        await lock.release()
+      }
     }
   })
-}
-
-async function signerFrom (config: Readonly<AuditConfig>, baseDir: string): Promise<Signer | null> {
-  if (config.signingKey !== undefined) return loadSigner(config.signingKey)
-  if (config.signingKeyFile !== undefined) return loadSigner(await readFile(resolvePath(baseDir, config.signingKeyFile), 'utf8'))
-  return null
 }
 
 function alive (pid: number): boolean {

@@ -79,7 +79,7 @@ export function matches (r: AuditRecord, f: RecordFilter): boolean {
 }
 
 /** Whole UTC days a segment can hold records of (segments rotate daily): skip those outside the range unread. */
-function segmentInRange (s: SegmentName, f: RecordFilter): boolean {
+export function segmentInRange (s: SegmentName, f: RecordFilter): boolean {
   const day = `${s.day.slice(0, 4)}-${s.day.slice(4, 6)}-${s.day.slice(6, 8)}`
   if (f.from !== undefined && day < f.from.slice(0, 10)) return false
   if (f.to !== undefined && day > f.to.slice(0, 10)) return false

@@ -49,6 +49,8 @@ export interface WriterOptions {
   maxHeldRecords?: number
   /** longest a begin() waits for its journal line to be durable */
   journalTimeoutMs?: number
+  /** a digest file is in place (digests/<file>): anchoring (time-stamp, witnesses) takes it from here */
+  onDigest?: (file: string, text: string) => void
 }
 
 interface Inflight { entry: AuditEntry, line: JournalLine }
@@ -63,7 +65,7 @@ export class AuditWriter implements AuditLog {
   readonly dir: string
   readonly writer: string
   readonly publicKeyPem: string | null
-  readonly #o: Required<Omit<WriterOptions, 'retentionDays'>> & { retentionDays?: number }
+  readonly #o: Required<Omit<WriterOptions, 'retentionDays' | 'onDigest'>> & { retentionDays?: number }
   readonly #log: Logger
   readonly #sealer: Sealer
   readonly #digests: DigestChain
@@ -106,7 +108,7 @@ export class AuditWriter implements AuditLog {
     this.publicKeyPem = o.signer?.publicKeyPem ?? null
     this.#log = o.log
     this.#sealer = new Sealer(o.writer)
-    this.#digests = new DigestChain(o.dir, o.writer, o.signer)
+    this.#digests = new DigestChain(o.dir, o.writer, o.signer, o.onDigest)
     this.#segments = new SegmentWriter(o.dir, o.writer, o.rotateBytes, this.#digests)
     this.#journal = new Journal(join(o.dir, `${o.writer}.inflight.jsonl`))
     this.#health = new WriteHealth(o.dir, this.#o.journalTimeoutMs)

@@ -1,4 +1,4 @@
-import { ipv6Bytes, parseIp } from '../net/address.js'
+import { ipv6Bytes, parseIPv4, parseIp } from '../net/address.js'
 
 export interface LookupAddress {
   /** canonical text (net/address.ts) */
@@ -19,6 +19,9 @@ const BARE = { ports: false } as const
  * address. Returns null for anything that is not one IP address.
  */
 export function lookupAddress (raw: string): LookupAddress | null {
+  // fast path: a strict dotted quad (what the client-IP stage hands over for IPv4 callers) is already canonical
+  const quad = parseIPv4(raw)
+  if (quad !== -1) return { ip: raw, version: 4, v4: quad }
   const a = parseIp(raw, BARE)
   if (a === null) return null
   if (a.v6 === null) return { ip: a.text, version: 4, v4: a.v4 }

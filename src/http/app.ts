@@ -25,7 +25,8 @@ import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
-import { boundedJsonParser, rawBodyParser } from './forward-body.js'
+import { rawBodyParser } from './forward-body.js'
+import { boundedJsonParser } from '../core/json-depth.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -102,7 +103,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorateRequest('ctx', null as unknown as never)
   // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
-  // Fastify's JSON parser, behind a nesting bound (forward-body.ts MAX_JSON_DEPTH): too deep is a 400
+  // Fastify's JSON parser, behind a nesting bound (core/json-depth.ts MAX_JSON_DEPTH): too deep is a 400
   const json = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))

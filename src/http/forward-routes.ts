@@ -12,7 +12,7 @@ import { NotFoundError, UnavailableError } from '../core/errors.js'
  * exactly one, else a 404 before the policy (nothing forwarded, no interaction recorded).
  */
 
-const WHAT: Readonly<Record<string, string>> = { responses: 'response', 'fine_tuning.jobs': 'fine-tuning job' }
+const WHAT: ReadonlyMap<string, string> = new Map([['responses', 'response'], ['fine_tuning.jobs', 'fine-tuning job']])
 
 /** Pin the backend (and the model) of a request that names an object; a no-op on every other endpoint. */
 export async function routeByObject (rt: Runtime, shape: RequestShape, ctx: RequestContext): Promise<void> {
@@ -30,7 +30,7 @@ export async function routeByObject (rt: Runtime, shape: RequestShape, ctx: Requ
   if (backend === undefined) {
     const only = rt.backends.only()
     if (only === undefined) {
-      const what = WHAT[shape.endpoint] ?? 'object'
+      const what = WHAT.get(shape.endpoint) ?? 'object'
       throw new NotFoundError(id === null
         ? `This gateway serves several backends and cannot tell which one to ask for ${shape.forwardPath.split('?')[0] ?? ''}`
         : `No ${what} with id "${id}" was created through this gateway (or it has expired)`)
@@ -48,6 +48,16 @@ export function createdId (body: unknown): string | null {
   if (body === null || typeof body !== 'object') return null
   const id = (body as { id?: unknown }).id
   return typeof id === 'string' && ID_SEGMENT.test(id) ? id : null
+}
+
+const HEAD_ID = /^\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-][A-Za-z0-9_.-]{0,255})"/
+
+/**
+ * The id at the head of a JSON answer (OpenAI and vLLM write `{"id": …` first): read from the first chunk, so the
+ * route is stored before the caller has the whole answer and can ask for it. The parse at the end is the fallback.
+ */
+export function createdIdFromHead (chunk: Buffer): string | null {
+  return HEAD_ID.exec(chunk.toString('utf8', 0, Math.min(chunk.length, 512)))?.[1] ?? null
 }
 
 /** The first event of a Responses stream, `response.created`, carries the response and its id. */

@@ -8,7 +8,7 @@ import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
 import { recordStart } from './audit.js'
-import { createdId, createdIdFromEvent } from './forward-routes.js'
+import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 
 /*
@@ -140,6 +140,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     else out.destroy(e)
   })
   upstream.pipe(out)
+  if (created && !sse) upstream.once('data', (chunk: Buffer) => { remember(createdIdFromHead(chunk)) })
 
   reply.code(res.statusCode)
   reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk)))

@@ -3,7 +3,7 @@ import type { RedisClient } from './redis.js'
 import { CountrySightings } from './sightings.js'
 
 /** What the audit gauges read: the log's own account of what is not yet durable. */
-export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number, writeErrors?: number, dropped?: number, failing?: boolean } }
+export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number, writeErrors?: number, dropped?: number, failing?: boolean }, readonly publicKeyPem?: string | null }
 
 /** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
 export interface MetricSources {
@@ -189,6 +189,16 @@ export class Metrics {
     collect: () => {
       const s = this.#sources.audit?.stats?.()
       if (s !== undefined) this.auditLag.set(s.lagSeconds)
+    }
+  })
+
+  readonly auditSigned: Gauge = new Gauge({
+    name: 'geogate_audit_signed',
+    help: '1 when this replica signs its audit digests (Ed25519), 0 when they are unsigned',
+    registers: [this.registry],
+    collect: () => {
+      const a = this.#sources.audit
+      if (a !== undefined && a.publicKeyPem !== undefined) this.auditSigned.set(a.publicKeyPem === null ? 0 : 1)
     }
   })
 

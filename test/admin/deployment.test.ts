@@ -110,6 +110,13 @@ t.test('docker/k8s: a consistent, hardened deployment', async (t) => {
   t.ok((pvc.spec as { accessModes: string[] }).accessModes.includes('ReadWriteMany'), 'every replica can mount it')
   t.match(config.audit.dir, /\/value-of-POD_NAME$/, 'one hash chain per pod')
   t.ok((gw.env ?? []).some((e) => e.name === 'POD_NAME' && e.valueFrom?.fieldRef?.fieldPath === 'metadata.name'))
+  // Signed digests, the key a Secret mounted as a file (not the ConfigMap, not the audit volume).
+  t.equal(config.audit.require, 'signed')
+  // the deepest mount holding the file (the key's mount sits under the config's)
+  const keyMount = (gw.volumeMounts ?? []).filter((m) => (config.audit.signingKeyFile ?? '').startsWith(m.mountPath + '/')).sort((a, b) => b.mountPath.length - a.mountPath.length)[0]
+  const keyVolume = pod.volumes.find((v) => v.name === keyMount?.name) as { secret?: { secretName: string } } | undefined
+  t.ok(keyVolume?.secret !== undefined, `audit.signingKeyFile ${String(config.audit.signingKeyFile)} is on a Secret volume`)
+  t.ok(one('Secret', keyVolume?.secret?.secretName).stringData?.[(config.audit.signingKeyFile ?? '').split('/').at(-1) ?? ''] !== undefined, 'and the Secret holds that file')
   for (const db of config.geo.databases ?? []) t.ok(gw.volumeMounts?.some((m) => db.startsWith(m.mountPath + '/')), `${db} is on a mounted volume`)
 
   // Services, autoscaling, disruption budget, network policy.

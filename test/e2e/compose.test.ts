@@ -27,6 +27,12 @@ t.test('docker/compose.yaml: gateway, mock backend and Redis wired to each other
   const grace = Number(/^(\d+)s$/.exec(gateway.stop_grace_period ?? '')?.[1]) * 1000
   t.ok(grace > config.server.shutdownGraceMs, 'compose waits longer than the drain before SIGKILL')
   t.match(mock.healthcheck?.test.join(' ') ?? '', `http://127.0.0.1:${String(mockPort)}/health`)
+  // Signed audit digests, with the key from a compose secret (mounted at /run/secrets/<name>).
+  t.equal(config.audit.require, 'signed')
+  const secrets = (compose as unknown as { secrets: Record<string, { file: string }> }).secrets
+  const used = (gateway as unknown as { secrets: string[] }).secrets
+  t.ok(used.every((n) => secrets[n] !== undefined), 'the secrets the gateway uses are declared')
+  t.same(used.map((n) => `/run/secrets/${n}`), [config.audit.signingKeyFile], 'audit.signingKeyFile is the mounted secret')
 
   // The mock's own command line, on a free port: it starts and answers the path its healthcheck asks.
   const args = mock.command.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? '0' : all[i - 1] === '--host' ? '127.0.0.1' : a))

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
 import { observe } from '../helpers/forward.js'
-import { MAX_JSON_DEPTH, jsonDepthOver } from '../../src/http/forward-body.js'
+import { MAX_JSON_DEPTH, jsonDepthOver } from '../../src/core/json-depth.js'
 
 const nest = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
 
@@ -44,4 +44,12 @@ t.test('a body nested past the bound is a 400, nothing forwarded, nothing audite
   t.ok(seen.audited.every((e) => e.decision === 'allow' && e.outcome === 'ok'))
   const proto = await gw.app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { authorization: 'Bearer test-key-tier1', 'content-type': 'application/json' }, payload: '{"model":"llama-3.1-8b","__proto__":{"x":1}}' })
   t.equal(proto.statusCode, 400, 'prototype-poisoning keys are still refused by the JSON parser')
+})
+
+t.test('the admin plane bounds JSON depth too', async (t) => {
+  const gw = await buildTestGateway(baseConfig())
+  t.teardown(async () => { await gw.close() })
+  const res = await gw.admin.inject({ method: 'PUT', url: '/admin/tiers/deep', headers: { authorization: 'Bearer test-admin', 'content-type': 'application/json' }, payload: `{"models":${nest(100_000)}}` })
+  t.equal(res.statusCode, 400, res.body.slice(0, 200))
+  t.equal(gw.rt.policy.snapshot().tiers.has('deep'), false)
 })

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import { buildTestGateway, baseConfig, startUpstream, type Upstream, type TestGateway } from '../helpers/gateway.js'
 import { observe, type Observed } from '../helpers/forward.js'
 import { testRedis, uniquePrefix, deletePrefix } from '../helpers/ops.js'
+import { createdId, createdIdFromEvent, createdIdFromHead } from '../../src/http/forward-routes.js'
 
 /** A backend that creates responses `resp_<name><n>` (JSON, or SSE when asked) and answers for them. */
 async function backend (name: string): Promise<Upstream> {
@@ -52,6 +53,17 @@ const ask = async (gw: TestGateway, method: 'GET' | 'POST' | 'DELETE', url: stri
   const res = await gw.app.inject({ method, url, remoteAddress: '8.8.8.8', headers, ...(payload === undefined ? {} : { payload }) })
   return { status: res.statusCode, body: res.body.startsWith('{') ? res.json() as Record<string, unknown> : { raw: res.body } }
 }
+
+t.test('reading the id of a created object', async (t) => {
+  t.equal(createdIdFromHead(Buffer.from('{"id": "resp_abc", "object": "response"')), 'resp_abc', 'from the head of the first chunk')
+  t.equal(createdIdFromHead(Buffer.from('{"object": "response", "id": "resp_abc"}')), null, 'not first: left to the parse at the end')
+  t.equal(createdIdFromHead(Buffer.from('{"id": "../etc"}')), null, 'not an id')
+  t.equal(createdId({ id: 'resp_1' }), 'resp_1')
+  t.equal(createdId({ id: 'a/b' }), null)
+  t.equal(createdId(null), null)
+  t.equal(createdIdFromEvent(JSON.stringify({ type: 'response.created', response: { id: 'resp_2' } })), 'resp_2')
+  t.equal(createdIdFromEvent(JSON.stringify({ type: 'response.output_text.delta', delta: 'response.created' })), null)
+})
 
 t.test('two backends: a response is fetched, cancelled and deleted on the backend that created it', async (t) => {
   const { gw, a, b, seen } = await twoBackends(t)

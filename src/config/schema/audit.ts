@@ -22,7 +22,36 @@ export const AuditSchema = Type.Object({
   rotateBytes: Type.Integer({ minimum: 4096, default: 256 * 1024 * 1024 }),
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),
   signingKeyFile: Type.Optional(Type.String({ description: 'File holding the Ed25519 private key (PEM), instead of signingKey' })),
+  require: Type.Union([Type.Literal('signed'), Type.Literal('any')], {
+    default: 'any', description: 'signed: refuse to start without a signing key (the shipped configs set this)'
+  }),
+  generateDemoKey: Type.Boolean({
+    default: false, description: 'DEMO ONLY: create signingKeyFile on first start when it is missing (config/geogate.yaml, for npm start)'
+  }),
   digestIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000, description: 'Signed digest of the open segment this often' }),
+  tsa: Type.Optional(Type.Object({
+    url: Type.String({ description: 'RFC 3161 time-stamp authority: each digest\'s SHA-256 is POSTed (application/timestamp-query); the reply is kept as digests/<name>.tsr' }),
+    timeoutMs: Type.Integer({ minimum: 100, default: 10_000 }),
+    certFile: Type.Optional(Type.String({ description: 'The TSA\'s certificate (or its CA), PEM: what `audit verify --config` checks the tokens against' }))
+  }, { additionalProperties: false })),
+  witness: Type.Optional(Type.Object({
+    postgres: Type.Optional(Type.Object({
+      url: Type.String({ description: 'A role with INSERT only on the table, e.g. ${AUDIT_WITNESS_PG_URL}' }),
+      table: Type.String({ default: 'geogate_audit_witness', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$' }),
+      timeoutMs: Type.Integer({ minimum: 100, default: 10_000 })
+    }, { additionalProperties: false })),
+    s3: Type.Optional(Type.Object({
+      bucket: Type.String({ description: 'A bucket with Object Lock enabled (README "For auditors")' }),
+      prefix: Type.String({ default: 'geogate-audit/' }),
+      region: Type.String(),
+      endpoint: Type.Optional(Type.String()),
+      retainDays: Type.Integer({ minimum: 1, default: 400, description: 'Compliance-mode retention of each digest object' })
+    }, { additionalProperties: false }))
+  }, { additionalProperties: false, description: 'Append each signed digest where the gateway can add but not change' })),
+  query: Type.Object({
+    maxRows: Type.Integer({ minimum: 1, default: 10_000, description: 'Most rows GET /admin/audit/query returns (truncated: true beyond)' }),
+    timeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'A query running longer is interrupted' })
+  }, { additionalProperties: false, default: {} }),
   retentionDays: Type.Optional(Type.Integer({ minimum: 1, description: 'Delete segments older than this, once verified and exported' }))
 }, { additionalProperties: false, default: {} })
 
