@@ -46,6 +46,8 @@ export async function openAudit (config: Readonly<AuditConfig>, baseDir: string,
   log.info({ dir, writer: lock.writer, signed: signer !== null }, 'audit log open')
   const close = writer.close.bind(writer)
   return Object.assign(writer, {
+    /** digests waiting for their time-stamp or witness, and failed attempts (geogate_audit_anchor_*) */
+    anchorStats: () => anchorer.stats(),
     async close (): Promise<void> {
       try { await close() } finally {
         await anchorer.close()

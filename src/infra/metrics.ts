@@ -3,7 +3,7 @@ import type { RedisClient } from './redis.js'
 import { CountrySightings } from './sightings.js'
 
 /** What the audit gauges read: the log's own account of what is not yet durable. */
-export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number, writeErrors?: number, dropped?: number, failing?: boolean }, readonly publicKeyPem?: string | null }
+export interface AuditStatsSource { stats?: () => { queueDepth: number, lagSeconds: number, writeErrors?: number, dropped?: number, failing?: boolean }, readonly publicKeyPem?: string | null, anchorStats?: () => { pending: number, failures: number } }
 
 /** What the gauges read at scrape time (attached once the runtime is built). All optional, so a test can build Metrics alone. */
 export interface MetricSources {
@@ -189,6 +189,28 @@ export class Metrics {
     collect: () => {
       const s = this.#sources.audit?.stats?.()
       if (s !== undefined) this.auditLag.set(s.lagSeconds)
+    }
+  })
+
+  readonly auditAnchorPending: Gauge = new Gauge({
+    name: 'geogate_audit_anchor_pending',
+    help: 'Signed digests not yet time-stamped (audit.tsa) or appended to every witness (audit.witness)',
+    registers: [this.registry],
+    collect: () => {
+      const a = this.#sources.audit?.anchorStats?.()
+      if (a !== undefined) this.auditAnchorPending.set(a.pending)
+    }
+  })
+
+  #anchorFailuresCounted = 0
+  readonly auditAnchorFailures: Counter = new Counter({
+    name: 'geogate_audit_anchor_failures_total',
+    help: 'Failed attempts to time-stamp or witness a digest (each is retried with backoff)',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.#sources.audit?.anchorStats?.().failures ?? 0
+      if (n > this.#anchorFailuresCounted) this.auditAnchorFailures.inc(n - this.#anchorFailuresCounted)
+      this.#anchorFailuresCounted = n
     }
   })
 

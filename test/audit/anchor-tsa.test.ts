@@ -90,7 +90,16 @@ if (!hasOpenssl()) {
     const a = await openAudit(config.audit, dir, pino({ level: 'silent' }))
     a.append(entry(1))
     await a.flush()
+    // Digests are written at segment close; the periodic one is not due, so close and reopen to make one, then
+    // watch the anchor's account of it while the TSA is down (geogate_audit_anchor_pending / _failures_total).
     await a.close()
+    const down = await openAudit(config.audit, dir, pino({ level: 'silent' }))
+    const stats = (down as unknown as { anchorStats: () => { pending: number, failures: number } }).anchorStats
+    const deadline = Date.now() + 10_000
+    while (stats().failures === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    t.ok(stats().failures >= 1, 'the failed attempt is counted')
+    t.ok(stats().pending >= 1, 'the digest stays queued')
+    await down.close()
     t.same((await readdir(join(audit, 'digests'))).filter((f) => f.endsWith('.tsr')), [], 'no token, and close did not hang')
     const tsa = await startTsa(join(dir, 'tsa'))
     t.teardown(tsa.close)

@@ -1,0 +1,429 @@
+/*
+ * What each proxy costs, side by side in one run (issue 12): direct to the backend, a bare node:http + undici
+ * proxy (the yardstick every ratio divides by), fastify + @fastify/reply-from, nginx with geoip2 + limit_req,
+ * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
+ *
+ *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
+ *   (--only fastify,nginx,portkey,gg-memory,… picks rows besides direct, bare and geogate; --keep keeps the temp dir)
+ *
+ *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time)
+ *   core 1: this process (fixed-rate and SSE clients), wrk, the mock backends
+ *
+ * geogate runs only as a process, `node dist/cli/index.js serve --config FILE`, from a config generated here.
+ * Figures are medians over the rounds; "added" latencies are the row's percentile minus the direct row's in the
+ * same round; ratios divide by the bare proxy's figure in the same round.
+ */
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { cpus, hostname, loadavg, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { deletePrefix, freePort, sharedRedisUrl } from '../helpers/redis.js'
+import { CLI, ROOT } from '../helpers/process.js'
+import { openLoop, sse, writeWrkScript, wrk, type Callers, type ClosedLoop, type Endpoint, type OpenLoop, type SseRun } from './gateway/load.js'
+import { cpuMicros, have, memory, pinSelf, spawnPinned, truncateLog, waitReady, type Pinned } from './gateway/procs.js'
+import { allowedByDefaultGeo, apiKeys, geogateConfig, nginxMockConf, nginxProxyConf, writeGeo, writeText, type GeogateVariant } from './gateway/setup.js'
+
+const { values: opt } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '64' },
+    callers: { type: 'string', default: '4096' },
+    keys: { type: 'string', default: '64' },
+    'city-networks': { type: 'string', default: '300000' },
+    rate: { type: 'string' },
+    streams: { type: 'string', default: '2000' },
+    'sse-chunks': { type: 'string', default: '8' },
+    'sse-itl-ms': { type: 'string', default: '200' },
+    'sse-ramp-ms': { type: 'string', default: '1000' },
+    'stall-ms': { type: 'string', default: '1000' },
+    only: { type: 'string' },
+    workers: { type: 'string' },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'proxy-core': { type: 'string', default: '0' },
+    'load-core': { type: 'string', default: '1' }
+  }
+})
+const num = (k: keyof typeof opt): number => {
+  const n = Number(opt[k])
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${k} must be a number, got "${String(opt[k])}"`)
+  return n
+}
+const ROUNDS = Math.max(1, num('rounds'))
+const DURATION = Math.max(1, num('duration'))
+const WARMUP = num('warmup')
+const CONNECTIONS = num('connections')
+const STREAMS = num('streams')
+const SSE_CHUNKS = num('sse-chunks')
+const SSE_ITL = num('sse-itl-ms')
+const SSE_RAMP = num('sse-ramp-ms')
+const STALL_MS = num('stall-ms')
+const PROXY_CORE = num('proxy-core')
+const LOAD_CORE = num('load-core')
+const POOL = Math.max(256, STREAMS + 64) // upstream connections of every Node proxy: enough for every stream
+const PORTKEY_DIR = join(ROOT, 'test', 'bench', '.portkey')
+const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js')
+const NGINX_GEOIP2 = ['/usr/share/nginx/modules/ngx_http_geoip2_module.so', '/usr/lib/nginx/modules/ngx_http_geoip2_module.so'].find((p) => existsSync(p))
+
+const JSON_BODY = JSON.stringify({ model: 'bench-json', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 })
+// the mock streams max_tokens chunks: SSE_CHUNKS for the measured streams, 1 for the pass that opens connections
+const sseBody = (chunks: number): string => JSON.stringify({ model: 'bench-sse', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: chunks, stream: true })
+const SSE_BODY = sseBody(SSE_CHUNKS)
+const SSE_WARM_BODY = sseBody(1)
+const PATH = '/v1/chat/completions'
+
+interface Round { load: number[], max: ClosedLoop, cpuUsPerReq: number | null, rssSteady: number | null, c1: ClosedLoop, rate: OpenLoop, sse: SseRun | null }
+interface Row {
+  id: string
+  label: string
+  json: Endpoint
+  sse: Endpoint
+  callers: Callers
+  proc: Pinned | null
+  skipped?: string
+  /** why the SSE phase is not run for this row, when it cannot stream */
+  sseSkipped?: string
+  rssIdle?: number
+  rssPeak?: number
+  rounds: Round[]
+  script?: string
+}
+
+const notes: string[] = []
+const note = (s: string): void => { notes.push(s); process.stdout.write(`note: ${s}\n`) }
+const say = (s: string): void => { process.stdout.write(s + '\n') }
+
+function median (xs: Array<number | null | undefined>): number | null {
+  const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const m = v.length >> 1
+  return v.length % 2 === 1 ? (v[m] ?? null) : ((v[m - 1] ?? 0) + (v[m] ?? 0)) / 2
+}
+
+function endpoint (url: string, body: string, headers: Record<string, string> = {}): Endpoint {
+  return { url, path: PATH, headers, body }
+}
+
+async function main (): Promise<void> {
+  if (!have('wrk')) throw new Error('wrk is not installed (Debian: apt-get install wrk)')
+  if (!have('taskset')) throw new Error('taskset is not installed (Debian: util-linux)')
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
+  const loadBefore = loadavg()
+  pinSelf(LOAD_CORE)
+  const dir = await mkdtemp(join(tmpdir(), 'geogate-bench-gateway-'))
+  const procs: Pinned[] = []
+  const redisPrefix = `ggbench:${randomBytes(4).toString('hex')}:`
+  const redisUrl = sharedRedisUrl()
+  let redisOk = false
+  try {
+    const t0 = performance.now()
+    const geo = await writeGeo(dir, num('city-networks'), num('callers'))
+    const keys = apiKeys(num('keys'))
+    const mixed: Callers = { addrs: geo.mixed, keys }
+    const usOnly: Callers = { addrs: geo.us, keys }
+    const defaultGeo: Callers = { addrs: await allowedByDefaultGeo(geo.mixed), keys }
+    say(`gateway bench: ${num('city-networks')} City networks + 50k Anonymous-IP written in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+      `${mixed.addrs.length} callers (${usOnly.addrs.length} US-only), ${keys.length} keys; node ${process.version}; ${ROUNDS} rounds of ${DURATION} s`)
+
+    // ---- backends, on the load core
+    const ssePort = await freePort()
+    const sseMock = spawnPinned('sse mock', LOAD_CORE, process.execPath, [join(ROOT, 'test/bench/gateway/mock-backend.mjs'), String(ssePort), String(SSE_ITL)], join(dir, 'sse-mock.log'))
+    procs.push(sseMock)
+    const sseUrl = `http://127.0.0.1:${ssePort}`
+    let jsonUrl = sseUrl
+    const nginx = have('nginx')
+    if (nginx) {
+      const port = await freePort()
+      const conf = writeText(join(dir, 'nginx-mock.conf'), nginxMockConf(dir, port))
+      procs.push(spawnPinned('nginx mock', LOAD_CORE, 'nginx', ['-e', join(dir, 'nginx-mock.stderr.log'), '-p', dir, '-c', conf], join(dir, 'nginx-mock.log')))
+      jsonUrl = `http://127.0.0.1:${port}`
+    } else {
+      note('nginx not installed: the JSON backend is the node mock too (apt-get install nginx-light)')
+    }
+    const probe = { 'content-type': 'application/json', authorization: `Bearer ${keys[0] ?? ''}`, 'x-forwarded-for': mixed.addrs[0] ?? '' }
+    await waitReady(procs.at(-1) ?? null, jsonUrl + PATH, probe, JSON_BODY)
+    await waitReady(sseMock, sseUrl + PATH, probe, JSON_BODY)
+
+    // ---- the rows
+    const rows: Row[] = []
+    const add = (id: string, label: string, callers: Callers, proc: Pinned | null, json: Endpoint, sseEp: Endpoint, skipped?: string): void => {
+      rows.push({ id, label, json, sse: sseEp, callers, proc, skipped, rounds: [] })
+      if (proc !== null) procs.push(proc)
+    }
+    const only = opt.only?.split(',')
+    const wanted = (id: string): boolean => only === undefined || id === 'direct' || id === 'bare' || id === 'geogate' || only.includes(id)
+    const SSE_ROUTE = { 'x-bench-upstream': 'sse' }
+    add('direct', 'direct to the mock backend', mixed, null, endpoint(jsonUrl, JSON_BODY), endpoint(sseUrl, SSE_BODY))
+    const nodeProxy = async (id: string, label: string, script: string): Promise<void> => {
+      const port = await freePort()
+      const p = spawnPinned(label, PROXY_CORE, process.execPath, [join(ROOT, 'test/bench/gateway', script), String(port), jsonUrl, sseUrl, String(POOL)], join(dir, `${id}.log`))
+      const url = `http://127.0.0.1:${port}`
+      add(id, label, mixed, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
+    }
+    await nodeProxy('bare', 'bare node:http + undici Pool proxy', 'bare-proxy.mjs')
+    if (wanted('fastify')) await nodeProxy('fastify', 'fastify + @fastify/reply-from', 'fastify-proxy.mjs')
+    if (wanted('nginx')) {
+      const label = 'nginx + geoip2 + limit_req'
+      if (!nginx || NGINX_GEOIP2 === undefined) {
+        add('nginx', label, mixed, null, endpoint('', ''), endpoint('', ''), 'nginx or its geoip2 module is not installed (apt-get install nginx-light libnginx-mod-http-geoip2)')
+      } else {
+        const port = await freePort()
+        const conf = writeText(join(dir, 'nginx-proxy.conf'), nginxProxyConf(dir, NGINX_GEOIP2, port, jsonUrl, sseUrl, geo))
+        const p = spawnPinned(label, PROXY_CORE, 'nginx', ['-e', join(dir, 'nginx-proxy.stderr.log'), '-p', dir, '-c', conf], join(dir, 'nginx-proxy.log'))
+        const url = `http://127.0.0.1:${port}`
+        add('nginx', label, mixed, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
+      }
+    }
+    if (wanted('portkey')) {
+      const reason = installPortkey()
+      const label = `Portkey gateway ${portkeyVersion() ?? ''}`.trim()
+      if (reason !== null) {
+        add('portkey', label, mixed, null, endpoint('', ''), endpoint('', ''), reason)
+      } else {
+        const port = await freePort()
+        const p = spawnPinned(label, PROXY_CORE, process.execPath, [PORTKEY_ENTRY, `--port=${port}`, '--headless'], join(dir, 'portkey.log'), { cwd: PORTKEY_DIR, env: { NODE_ENV: 'production' } })
+        const url = `http://127.0.0.1:${port}`
+        const via = (upstream: string): Record<string, string> => ({ 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream}/v1` })
+        add('portkey', label, mixed, p, endpoint(url, JSON_BODY, via(jsonUrl)), endpoint(url, SSE_BODY, via(sseUrl)))
+      }
+    }
+    redisOk = await pingRedis(redisUrl)
+    if (!redisOk) note(`no Redis at ${redisUrl}: the geogate rows use in-memory limits`)
+    const variants: Array<{ id: string, label: string, v: GeogateVariant, callers: Callers }> = [
+      { id: 'geogate', label: 'geogate, full pipeline', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed },
+      { id: 'gg-memory', label: 'geogate, in-memory limits (no Redis)', v: { geo: 'generated', redis: false, log: 'info', audit: 'all' }, callers: mixed },
+      { id: 'gg-warn', label: 'geogate, log level warn', v: { geo: 'generated', redis: redisOk, log: 'warn', audit: 'all' }, callers: mixed },
+      { id: 'gg-noaudit', label: 'geogate, no audit records', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'cross-border' }, callers: usOnly },
+      { id: 'gg-geodefault', label: 'geogate, default geo db', v: { geo: 'default', redis: redisOk, log: 'info', audit: 'all' }, callers: defaultGeo },
+      { id: 'gg-alloff', label: 'geogate, memory + warn + no audit', v: { geo: 'generated', redis: false, log: 'warn', audit: 'cross-border' }, callers: usOnly }
+    ]
+    for (const { id, label, v, callers } of variants) {
+      if (!wanted(id)) continue
+      const port = await freePort()
+      const file = writeText(join(dir, `${id}.json`), geogateConfig(v, {
+        port, adminPort: await freePort(), jsonUrl, sseUrl, connections: POOL, geo, auditDir: join(dir, `audit-${id}`), redisUrl, redisPrefix: `${redisPrefix}${id}:`, keys
+      }))
+      const args = [CLI, 'serve', '--config', file, ...(opt.workers === undefined ? [] : ['--workers', opt.workers])]
+      const p = spawnPinned(label, PROXY_CORE, process.execPath, args, join(dir, `${id}.log`), { cwd: ROOT })
+      const url = `http://127.0.0.1:${port}`
+      add(id, label, callers, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
+    }
+    if (opt.workers !== undefined) note(`geogate serve --workers ${opt.workers}: CPU and RSS are of the first process only`)
+
+    // ---- ready, idle memory, warm-up
+    for (const row of rows) {
+      if (row.skipped !== undefined || row.proc === null) continue
+      const h = { ...row.json.headers, 'content-type': 'application/json', authorization: `Bearer ${keys[0] ?? ''}`, 'x-forwarded-for': row.callers.addrs[0] ?? '' }
+      try {
+        await waitReady(row.proc, row.json.url + PATH, h, JSON_BODY)
+      } catch (err) {
+        row.skipped = `did not start: ${String(err).split('\n')[0] ?? ''}`
+        say(String(err))
+        await row.proc.stop()
+        continue
+      }
+      try {
+        await waitReady(row.proc, row.sse.url + PATH, { ...h, ...row.sse.headers }, SSE_BODY, 10_000)
+      } catch (err) {
+        const logged = row.proc.tail().split('\n').find((l) => /Error/.test(l))
+        row.sseSkipped = `streaming request failed: ${String(err).split('\n')[0] ?? ''}${logged === undefined ? '' : `; its log: ${logged.trim()}`}`
+        note(`${row.label}: no SSE figures (${row.sseSkipped})`)
+      }
+    }
+    for (const row of rows) {
+      if (row.skipped !== undefined) { note(`${row.label}: skipped (${row.skipped})`); continue }
+      if (row.proc !== null) row.rssIdle = memory(row.proc.pid).rss
+      row.script = join(dir, `${row.id}.lua`)
+      writeWrkScript(row.script, row.json, row.callers)
+      if (WARMUP > 0) await wrk(LOAD_CORE, row.json.url, row.script, CONNECTIONS, WARMUP)
+      if (row.proc !== null) truncateLog(row.proc)
+    }
+    const live = rows.filter((r) => r.skipped === undefined)
+
+    // ---- rounds: every row in turn, phase by phase, so slow drift of the machine spreads over all rows
+    let rate = opt.rate === undefined ? null : Number(opt.rate)
+    for (let round = 1; round <= ROUNDS; round++) {
+      const partial = new Map<Row, Partial<Round>>()
+      for (const row of live) {
+        const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
+        const max = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, DURATION)
+        const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
+        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady: row.proc === null ? null : memory(row.proc.pid).rss })
+        if (row.proc !== null) truncateLog(row.proc)
+        say(`round ${round} max    ${row.label.padEnd(40)} ${max.rps.toFixed(0).padStart(7)} req/s${max.errors > 0 ? ` (${max.errors} errors)` : ''}`)
+      }
+      if (rate === null) {
+        const gg = live.find((r) => r.id === 'geogate') ?? live.find((r) => r.id === 'bare')
+        rate = Math.max(1, Math.round((partial.get(gg ?? live[0] as Row)?.max?.rps ?? 1000) / 2))
+        say(`fixed rate for every row: ${rate} req/s (half of ${gg?.label ?? '?'}'s maximum in round 1)`)
+      }
+      for (const row of live) {
+        const p = partial.get(row) ?? {}
+        p.c1 = await wrk(LOAD_CORE, row.json.url, row.script ?? '', 1, DURATION)
+        if (row.proc !== null) truncateLog(row.proc)
+      }
+      for (const row of live) {
+        const p = partial.get(row) ?? {}
+        p.rate = await openLoop(row.json, row.callers, rate, DURATION)
+        if (row.proc !== null) truncateLog(row.proc)
+      }
+      for (const row of live) {
+        const p = partial.get(row) ?? {}
+        p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, SSE_WARM_BODY, row.callers, STREAMS, SSE_RAMP, STALL_MS, 2 * SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
+        if (row.proc !== null) truncateLog(row.proc)
+        row.rounds.push(p as Round)
+      }
+      say(`round ${round} done (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`)
+    }
+    for (const row of live) if (row.proc !== null) row.rssPeak = memory(row.proc.pid).hwm
+
+    report(rows, rate ?? 0, loadBefore)
+  } finally {
+    for (const p of procs.reverse()) await p.stop()
+    if (redisOk) {
+      const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+      try { await client.connect(); await deletePrefix(client, redisPrefix) } catch { /* Redis went away: nothing to clean */ }
+      client.disconnect()
+    }
+    if (opt.keep === true) say(`kept ${dir} (configs, logs, audit segments)`)
+    else await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function pingRedis (url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: () => null })
+  try { await client.connect(); return (await client.ping()) === 'PONG' } catch { return false } finally { client.disconnect() }
+}
+
+/** Portkey goes into the bench's own folder (its own package.json), never into the project's dependencies. */
+function installPortkey (): string | null {
+  if (existsSync(PORTKEY_ENTRY)) return null
+  say(`installing @portkey-ai/gateway into ${PORTKEY_DIR} …`)
+  const r = spawnSync('npm', ['install', '--prefix', PORTKEY_DIR, '--no-audit', '--no-fund'], { stdio: 'inherit', timeout: 300_000 })
+  if (r.status !== 0 || !existsSync(PORTKEY_ENTRY)) return `npm install --prefix test/bench/.portkey failed (${String(r.status ?? r.error)})`
+  return null
+}
+
+function portkeyVersion (): string | null {
+  const r = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/package.json'))}).version`], { encoding: 'utf8' })
+  return r.status === 0 ? r.stdout.trim() : null
+}
+
+interface Summary {
+  rps: number | null
+  rpsRatio: number | null
+  c1AddedP50us: number | null
+  c1AddedP99us: number | null
+  rateAddedP99us: number | null
+  rateAchievedRps: number | null
+  cpuUsPerReq: number | null
+  cpuRatio: number | null
+  /** 1e6 / cpuUsPerReq: what one core would serve with nothing else on it (robust when the machine is shared) */
+  rpsPerCore: number | null
+  rpsPerCoreRatio: number | null
+  rssIdleMB: number | null
+  rssSteadyMB: number | null
+  rssPeakMB: number | null
+  sseAddedTtftP99us: number | null
+  sseAddedGapP99us: number | null
+  sseStalls: number | null
+  sseFailed: number | null
+  errors: number | null
+}
+
+function summarise (row: Row, direct: Row | undefined, bare: Row | undefined): Summary {
+  const per = <T>(f: (r: Round, i: number) => T): T[] => row.rounds.map(f)
+  const d = (i: number): Round | undefined => direct?.rounds[i]
+  const b = (i: number): Round | undefined => bare?.rounds[i]
+  const sub = (a: number | undefined, c: number | undefined): number | null => (a === undefined || c === undefined ? null : a - c)
+  const div = (a: number | null | undefined, c: number | null | undefined): number | null => (a == null || c == null || c === 0 ? null : a / c)
+  return {
+    rps: median(per((r) => r.max.rps)),
+    rpsRatio: median(per((r, i) => div(r.max.rps, b(i)?.max.rps))),
+    c1AddedP50us: median(per((r, i) => sub(r.c1.p50us, d(i)?.c1.p50us))),
+    c1AddedP99us: median(per((r, i) => sub(r.c1.p99us, d(i)?.c1.p99us))),
+    rateAddedP99us: median(per((r, i) => sub(r.rate.p99us, d(i)?.rate.p99us))),
+    rateAchievedRps: median(per((r) => r.rate.achievedRps)),
+    cpuUsPerReq: median(per((r) => r.cpuUsPerReq)),
+    cpuRatio: median(per((r, i) => div(r.cpuUsPerReq, b(i)?.cpuUsPerReq))),
+    rpsPerCore: median(per((r) => div(1e6, r.cpuUsPerReq))),
+    rpsPerCoreRatio: median(per((r, i) => div(b(i)?.cpuUsPerReq, r.cpuUsPerReq))),
+    rssIdleMB: row.rssIdle ?? null,
+    rssSteadyMB: median(per((r) => r.rssSteady)),
+    rssPeakMB: row.rssPeak ?? null,
+    sseAddedTtftP99us: median(per((r, i) => sub(r.sse?.ttftP99us, d(i)?.sse?.ttftP99us))),
+    sseAddedGapP99us: median(per((r, i) => sub(r.sse?.gapP99us, d(i)?.sse?.gapP99us))),
+    sseStalls: median(per((r) => r.sse?.stalls)),
+    sseFailed: median(per((r) => r.sse?.failed)),
+    errors: median(per((r) => r.max.errors + r.c1.errors + r.rate.errors))
+  }
+}
+
+function report (rows: Row[], rate: number, loadBefore: number[]): void {
+  const direct = rows.find((r) => r.id === 'direct')
+  const bare = rows.find((r) => r.id === 'bare')
+  const f = (x: number | null, digits = 0): string => (x === null ? '—' : x.toFixed(digits))
+  const k = (x: number | null): string => (x === null ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0))
+  const ratio = (x: number | null): string => (x === null ? '' : ` (${x.toFixed(2)}×)`)
+  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'CPU µs/req (× bare)', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
+  const lines: string[][] = []
+  const out: Array<Record<string, unknown>> = []
+  for (const row of rows) {
+    if (row.skipped !== undefined) {
+      lines.push([row.label, `skipped: ${row.skipped}`])
+      out.push({ id: row.id, label: row.label, skipped: row.skipped })
+      continue
+    }
+    const s = summarise(row, direct, bare)
+    const isDirect = row === direct
+    const overloaded = s.rateAchievedRps !== null && s.rateAchievedRps < rate * 0.95 ? ` (held ${k(s.rateAchievedRps)}/s)` : ''
+    lines.push([
+      row.label,
+      `${k(s.rps)}${isDirect ? '' : ratio(s.rpsRatio)}`,
+      isDirect ? 'baseline' : `${f(s.c1AddedP50us)} / ${f(s.c1AddedP99us)}`,
+      isDirect ? 'baseline' : `${f(s.rateAddedP99us)}${overloaded}`,
+      isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}`,
+      isDirect ? '—' : `${k(s.rpsPerCore)}${ratio(s.rpsPerCoreRatio)}`,
+      isDirect ? '—' : `${f(s.rssIdleMB)} / ${f(s.rssSteadyMB)} / ${f(s.rssPeakMB)}`,
+      row.sseSkipped !== undefined ? 'streaming failed (see notes)' : isDirect ? 'baseline' : `${f(s.sseAddedTtftP99us)} / ${f(s.sseAddedGapP99us)}`,
+      `${f(s.sseStalls)}${(s.sseFailed ?? 0) > 0 ? ` (${f(s.sseFailed)} failed)` : ''}`,
+      f(s.errors)
+    ])
+    out.push({ id: row.id, label: row.label, median: s, rounds: row.rounds, sseSkipped: row.sseSkipped ?? null, rssIdleMB: row.rssIdle ?? null, rssPeakMB: row.rssPeak ?? null })
+  }
+  if (direct !== undefined && direct.rounds.length > 0) {
+    const m = (fn: (r: Round) => number | undefined): string => f(median(direct.rounds.map(fn)))
+    note(`direct baseline (medians): c=1 p50 ${m((r) => r.c1.p50us)} µs, p99 ${m((r) => r.c1.p99us)} µs; at ${rate}/s p99 ${m((r) => r.rate.p99us)} µs; ` +
+      `SSE TTFT p99 ${m((r) => r.sse?.ttftP99us)} µs, gap p99 ${m((r) => r.sse?.gapP99us)} µs (backend gap ${SSE_ITL} ms)`)
+  }
+  const loadAfter = loadavg()
+  const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, host: hostname(), node: process.version, kernel: spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim(), loadBefore, loadAfter }
+  say('')
+  say(`| ${head.join(' | ')} |`)
+  say(`|${head.map(() => '---').join('|')}|`)
+  for (const l of lines) say(`| ${l.join(' | ')} |`)
+  say('')
+  const during = rows.flatMap((r) => r.rounds.map((x) => x.load[0] ?? NaN)).filter(Number.isFinite)
+  const span = during.length === 0 ? '' : `, 1-min load average ${Math.min(...during).toFixed(1)}–${Math.max(...during).toFixed(1)} during the rounds`
+  say(`${new Date().toISOString()} · ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}${span}`)
+  say(`proxy on core ${PROXY_CORE}; wrk -t1 -c${CONNECTIONS} (max) and -c1, the fixed-rate and SSE clients and the mocks on core ${LOAD_CORE}; ${ROUNDS} rounds × ${DURATION} s; medians`)
+  const file = resolve(opt.json ?? join(ROOT, 'var', 'bench', `gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
+  mkdirSync(resolve(file, '..'), { recursive: true })
+  writeFileSync(file, JSON.stringify({
+    date: new Date().toISOString(),
+    machine,
+    options: { ...opt, rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, streams: STREAMS, sseChunks: SSE_CHUNKS, sseItlMs: SSE_ITL, stallMs: STALL_MS, upstreamConnections: POOL },
+    fixedRate: rate,
+    rows: out,
+    notes
+  }, null, 2) + '\n')
+  say(`JSON: ${file}`)
+}
+
+await main()
