@@ -12,6 +12,9 @@ import { openAudit } from './audit/log.js'
 import { LivePolicy } from './policy/live.js'
 import { policyVersionChange } from './policy/version.js'
 import { createRedis, redisReady, type RedisClient } from './infra/redis.js'
+import { resolvePath } from './config/load.js'
+import { ScreeningService } from './screening/service.js'
+import { FileScreeningStore, RedisScreeningStore } from './screening/store.js'
 import { createObjectRoutes, type ObjectRoutes } from './infra/object-routes.js'
 
 /**
@@ -34,6 +37,8 @@ export interface Runtime {
   readonly metrics: Metrics
   /** null when no Redis is configured (in-memory stores, one replica) */
   readonly redis: RedisClient | null
+  /** the denied-party list in service (shared through Redis) and screening against it */
+  readonly screening: ScreeningService
   /** id -> backend of stored objects (responses, jobs), for the endpoints whose body names no model */
   readonly objects: ObjectRoutes
 }
@@ -65,6 +70,9 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   }
   const live = await LivePolicy.open(config, redis, log.child({ stage: 'policy' }), overrides.clock === undefined ? {} : { clock: overrides.clock })
   recordPolicyVersions(live, audit)
+  const screening = await ScreeningService.open(
+    redis === null ? new FileScreeningStore(resolvePath(baseDir, config.screening.dir)) : new RedisScreeningStore(redis, { prefix: config.redis.keyPrefix, log }),
+    { config: () => live.config().screening, log: log.child({ stage: 'screening' }), registry: metrics.registry })
   const backends = new BackendPools(config.backends)
   metrics.attach({ audit, live, backends, ...(redis === null ? {} : { seen: { redis, prefix: config.redis.keyPrefix } }) })
   return {
@@ -79,6 +87,7 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
     backends,
     metrics,
     redis,
+    screening,
     objects: createObjectRoutes(redis, config.redis.keyPrefix, config.server.objectRoutesTtlSeconds, log.child({ stage: 'forward' }))
   }
 }
@@ -105,6 +114,7 @@ export async function closeRuntime (rt: Runtime): Promise<void> {
   await rt.audit.close()
   await rt.geo.close()
   await rt.live.close()
+  await rt.screening.close()
   if (rt.redis !== null) rt.redis.disconnect()
 }
 

@@ -6,6 +6,7 @@ import { registerAdminAuthGuard, adminPrincipal } from './auth.js'
 import { registerExplain } from './explain.js'
 import { registerAudit } from './audit.js'
 import { registerPolicyAdmin } from './policy.js'
+import { registerScreening } from './screening.js'
 import { registerPolicyCode, READ_ONLY_POSTS } from './policy-code.js'
 import type { AdminState } from './state.js'
 import { boundedJsonParser } from '../core/json-depth.js'
@@ -27,10 +28,12 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   const json = admin.getDefaultJsonParser('error', 'error')
   admin.removeContentTypeParser('application/json')
   admin.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
-  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[] }, request, reply) => {
+  admin.setErrorHandler(async (err: FastifyError & { issues?: ConfigIssue[], matches?: unknown[] }, request, reply) => {
     const { status, body } = toOpenAIError(err)
     if (status >= 500) request.log.error({ err }, 'admin request failed')
     reply.code(status).type('application/json')
+    // a refused change lists every issue; a screening refusal names the list entries it matched
+    if (Array.isArray(err.matches)) return { error: { ...body.error, matches: err.matches } }
     return Array.isArray(err.issues) ? { error: { ...body.error, issues: err.issues } } : body
   })
   admin.setNotFoundHandler(async (request, reply) => {
@@ -56,6 +59,11 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
     const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
     if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence })
+    // a stale (or missing) screening list is reported, like a stale GeoIP database; it does not take the replica out
+    const list = rt.screening.info()
+    if (list === null || list.stale) {
+      return { status: 'ready', ready: true, reasons: [], audit: evidence, screening: list === null ? 'no list imported' : `stale: list of ${list.date}, ${Math.floor(list.ageDays)} days old` }
+    }
     return { status: 'ready', ready: true, reasons: [], audit: evidence }
   })
   admin.get('/metrics', async (_req, reply) => {
@@ -65,6 +73,7 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)
   await registerPolicyAdmin(admin, rt, state)
+  await registerScreening(admin, rt)
   await registerPolicyCode(admin, rt)
   return admin
 }

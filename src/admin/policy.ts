@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
 import type { AdminState } from './state.js'
+import { screenForCreation } from './screening.js'
 import { ConflictError, InvalidPolicyError, NotFoundError, UnavailableError, BadRequestError } from '../core/errors.js'
 import { PolicyConflict, PolicyNotFound, PolicyRejected, PolicyStoreUnavailable, type KeyInput } from '../policy/live.js'
 
@@ -87,7 +88,9 @@ export async function registerPolicyAdmin (admin: FastifyInstance, rt: Runtime, 
 
   // 201 {id, key}: the raw key is in this answer only; the gateway keeps its SHA-256.
   admin.post<{ Body: unknown }>('/admin/keys', async (request, reply) => {
-    const { raw, change } = await guard(async () => await live.createKey(bodyObject(request.body) as KeyInput))
+    const body = bodyObject(request.body)
+    const screening = screenForCreation(rt, request, body) // 403 party_restricted for a listed organisation
+    const { raw, change } = await guard(async () => await live.createKey(body as KeyInput, screening))
     const id = change.after?.id ?? ''
     record(request, 'key.create', id, null, change.after)
     reply.code(201)

@@ -57,6 +57,10 @@ export interface InteractionFields {
   stream: boolean
   /** tokens are the gateway's estimate: the backend never reported usage (e.g. the caller hung up first) */
   tokensEstimated: boolean
+  /** below the subdivision (City databases): what gave the location tier, e.g. region:dnr, postal:UA:83001, city:709717 */
+  locationSource?: string
+  city?: number
+  postalCode?: string
   // ── what a re-decision needs (absent in records written before policy versions existed) ──
   /** hash of the effective policy that decided (policy/version.ts); its text is in a `policy.version` admin record */
   policyVersion?: string | null

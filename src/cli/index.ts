@@ -9,6 +9,7 @@ const commands: Record<string, { describe: string, load: () => Promise<{ run: Co
   'mock-backend': { describe: 'run the mock OpenAI-compatible accelerator (--port N)', load: async () => await import('./mock-backend.js') },
   explain: { describe: 'why would IP X with key Y get model Z? (--ip --key-id --model [--endpoint])', load: async () => await import('./explain.js') },
   keys: { describe: 'create, list, rotate and revoke API keys', load: async () => await import('./keys.js') },
+  screening: { describe: 'screening import FILE | info | check: the denied-party list', load: async () => await import('./screening.js') },
   geodb: { describe: 'geodb info | geodb lookup IP: inspect the GeoIP databases', load: async () => await import('./geodb.js') },
   audit: { describe: 'audit verify DIR | export | query DIR SQL | keygen: check, pull and query the audit log', load: async () => await import('./audit.js') },
   policy: { describe: 'policy test FILE… | diff OLD NEW | replay --audit DIR --config NEW: change policy safely', load: async () => await import('./policy.js') },

@@ -2,8 +2,12 @@ import { parse } from './args.js'
 
 const USAGE = `usage: geogate keys <command> [--admin-url URL] [--json]
 
-  create --org ORG --tier TIER [--country CC] [--verified] [--id ID]
-                      create a key; its raw value is printed once and never stored
+  create --org ORG --tier TIER [--country CC] [--domain D] [--verified] [--id ID]
+                      create a key; its raw value is printed once and never stored. The organisation is
+                      screened first: a listed one gets no key (403 party_restricted, the entry named),
+                      a possible match gets a key in review that calls nothing until cleared
+  clear ID --reason TEXT
+                      clear a key in review or suspended (who and why go into the audit log)
   list                the keys (no secrets)
   rotate ID           a new raw key for ID (printed once); the old one stops working at once
   revoke ID           the key stops working at once
@@ -23,6 +27,8 @@ export async function run (argv: string[]): Promise<number> {
       org: { type: 'string' },
       tier: { type: 'string' },
       country: { type: 'string' },
+      domain: { type: 'string' },
+      reason: { type: 'string' },
       verified: { type: 'boolean' },
       id: { type: 'string' },
       json: { type: 'boolean' },
@@ -76,11 +82,18 @@ export async function run (argv: string[]): Promise<number> {
       }
       const body: Record<string, unknown> = { org: values.org, tier: values.tier }
       if (values.country !== undefined) body.country = values.country
+      if (values.domain !== undefined) body.domain = values.domain
       if (values.verified === true) body.verifiedEntity = true
       if (values.id !== undefined) body.id = values.id
       const r = await call('POST', '/admin/keys', body)
-      if (r.status !== 201) return fail(r.status, r.json)
+      if (r.status !== 201) {
+        for (const m of (r.json as { error?: { matches?: Array<{ entryName: string, entryId: string, source: string, score: number }> } }).error?.matches ?? []) {
+          process.stderr.write(`  ${m.score.toFixed(3)}  ${m.entryName} (${m.entryId}) on ${m.source}\n`)
+        }
+        return fail(r.status, r.json)
+      }
       printKey(r.json, 'created')
+      if ((r.json as { status?: string }).status === 'review') process.stderr.write('The organisation is a possible match on a restricted-party list: the key is in review and calls nothing until an admin clears it (geogate keys clear ID --reason …).\n')
       return 0
     }
     if (cmd === 'list') {
@@ -88,10 +101,20 @@ export async function run (argv: string[]): Promise<number> {
       if (r.status !== 200) return fail(r.status, r.json)
       const keys = (r.json as { keys: Array<Record<string, unknown>> }).keys
       if (values.json === true) { process.stdout.write(JSON.stringify(keys) + '\n'); return 0 }
-      const cols = ['id', 'org', 'tier', 'country', 'verifiedEntity', 'source', 'fingerprint'] as const
+      const cols = ['id', 'org', 'tier', 'country', 'verifiedEntity', 'status', 'source', 'fingerprint'] as const
       const rows = [cols.map(String), ...keys.map((k) => cols.map((c) => String(k[c] ?? '-')))]
       const widths = cols.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
       for (const row of rows) process.stdout.write(row.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n')
+      return 0
+    }
+    if (cmd === 'clear') {
+      if (arg === undefined || values.reason === undefined) {
+        process.stderr.write('geogate keys clear: give the key id and --reason\n')
+        return 2
+      }
+      const r = await call('POST', `/admin/keys/${encodeURIComponent(arg)}/clear`, { reason: values.reason })
+      if (r.status !== 200) return fail(r.status, r.json)
+      process.stdout.write(values.json === true ? JSON.stringify(r.json) + '\n' : `key "${arg}" cleared\n`)
       return 0
     }
     if (cmd === 'rotate' || cmd === 'revoke') {

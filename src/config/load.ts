@@ -82,6 +82,14 @@ function ajvIssue (e: ErrorObject): ConfigIssue {
 }
 
 /** Cross-references the schema cannot express. */
+/** Places below the subdivision (policy/precise.ts): city:<GeoNames id>, postal:<CC>:<code>, region:<geo.regions name>. */
+function preciseIssue (p: string, c: Config): string | null {
+  if (p.startsWith('city:')) return /^city:[1-9][0-9]{0,11}$/.test(p) ? null : `"${p}": a city is city:<GeoNames id>`
+  if (p.startsWith('postal:')) return /^postal:[A-Z]{2}:[A-Z0-9 *?-]{1,12}$/.test(p) ? null : `"${p}": a postal code is postal:<CC>:<code> (upper case; * and ? for ranges)`
+  if (p.startsWith('region:')) return c.geo.regions?.[p.slice(7)] !== undefined && Object.hasOwn(c.geo.regions, p.slice(7)) ? null : `"${p}": no region "${p.slice(7)}" in geo.regions`
+  return `"${p}" is not an ISO 3166-1 alpha-2 country or ISO 3166-2 subdivision code (nor a region:, postal: or city: place)`
+}
+
 export function checkReferences (c: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const tierNames = new Set(Object.keys(c.tiers))
@@ -102,7 +110,10 @@ export function checkReferences (c: Config): ConfigIssue[] {
   for (const [tier, places] of Object.entries(c.locations.tiers)) {
     needTier(`/locations/tiers/${tier}`, tier)
     places.forEach((p, i) => {
-      if (!/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/.test(p)) issues.push({ path: `/locations/tiers/${tier}/${i}`, message: `"${p}" is not an ISO 3166-1 alpha-2 country or ISO 3166-2 subdivision code` })
+      if (!/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/.test(p)) {
+        const issue = preciseIssue(p, c)
+        if (issue !== null) issues.push({ path: `/locations/tiers/${tier}/${i}`, message: issue })
+      }
       const other = seen.get(p)
       if (other !== undefined && other !== tier) issues.push({ path: `/locations/tiers/${tier}/${i}`, message: `"${p}" is already mapped to tier "${other}"` })
       seen.set(p, tier)

@@ -10,6 +10,7 @@ export const errorTypes = {
   GG_FORBIDDEN: { type: 'permission_error', code: 'forbidden' },
   GG_CAPABILITY: { type: 'permission_error', code: 'capability_not_permitted' },
   GG_GEO: { type: 'permission_error', code: 'geo_restricted' },
+  GG_PARTY: { type: 'permission_error', code: 'party_restricted' },
   GG_NOT_FOUND: { type: 'invalid_request_error', code: 'not_found' },
   GG_CONFLICT: { type: 'invalid_request_error', code: 'conflict' },
   GG_INVALID_POLICY: { type: 'invalid_request_error', code: 'invalid_policy' },
@@ -31,6 +32,8 @@ export const ForbiddenError = createError<'GG_FORBIDDEN', 403, [string, ErrorOpt
 export const CapabilityError = createError<'GG_CAPABILITY', 403, [string, ErrorOptions?]>('GG_CAPABILITY', '%s', 403)
 /** RFC 7725: 451 Unavailable For Legal Reasons. */
 export const GeoRestrictedError = createError<'GG_GEO', 451, [string, ErrorOptions?]>('GG_GEO', '%s', 451)
+/** Denied-party screening: the key's organisation matched a restricted-party list, or the key is in review or suspended. */
+export const PartyRestrictedError = createError<'GG_PARTY', 403, [string, ErrorOptions?]>('GG_PARTY', '%s', 403)
 export const NotFoundError = createError<'GG_NOT_FOUND', 404, [string, ErrorOptions?]>('GG_NOT_FOUND', '%s', 404)
 export const ConflictError = createError<'GG_CONFLICT', 409, [string, ErrorOptions?]>('GG_CONFLICT', '%s', 409)
 /** An admin change or reload that fails the configuration checks; `issues` lists every error. */

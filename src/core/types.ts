@@ -23,6 +23,8 @@ export interface Principal {
   tier: string
   country?: string | undefined
   verifiedEntity: boolean
+  /** absent: active. review and suspended keys are refused (403 party_restricted) */
+  status?: 'active' | 'review' | 'suspended' | undefined
 }
 
 /** What the request asks for, read from its path and body before any decision. */
@@ -70,6 +72,10 @@ export interface Decision {
   clampOutputTokens?: number | undefined
   /** what gave the location tier: `subdivision:UA-43`, `country:CU`, `default`, `unknown`, `internal`, `anonymizer:tor` */
   locationSource?: string | undefined
+  /** set when the refusal is about the party (the key's status, its declared country): 403 party_restricted */
+  code?: 'party_restricted' | undefined
+  /** the caller is not in the key's declared country, and what the tiers say to do about it */
+  countryMismatch?: { declared: string, actual: string, action: 'alert' | 'review' | 'deny' } | undefined
 }
 
 /** Result of the limits stage. */

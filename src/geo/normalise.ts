@@ -3,7 +3,7 @@
  * Enterprise, Anonymous-IP; anonymizer flags at the top level or under `traits`) and the flat `country_code`
  * schema of open databases. Anything else in a record is ignored.
  */
-import type { AnonymizerFlags } from './types.js'
+import type { AnonymizerFlags, GeoPoint } from './types.js'
 import { ANONYMIZER_TRAITS, noAnonymizer } from '../core/anonymizers.js'
 
 export interface LayerAnswer {
@@ -13,6 +13,10 @@ export interface LayerAnswer {
   representedCountry: string | null
   /** null when the record says nothing about anonymizers */
   anonymizer: AnonymizerFlags | null
+  /** City databases: GeoNames id, postal code, coordinates (null when the record has none) */
+  city?: { geonameId: number, name: string | null } | null
+  postalCode?: string | null
+  location?: GeoPoint | null
 }
 
 type Rec = Record<string, unknown>
@@ -69,6 +73,16 @@ export function normaliseRecord (rec: unknown, databaseType: string): LayerAnswe
       const code = isRec(s) && typeof s.iso_code === 'string' ? s.iso_code.toUpperCase() : null
       if (code !== null && SUBDIVISION.test(code)) out.subdivisions.push(`${out.country}-${code}`)
     }
+  }
+  if (isRec(rec.city) && typeof rec.city.geoname_id === 'number') {
+    const names = rec.city.names
+    out.city = { geonameId: rec.city.geoname_id, name: isRec(names) && typeof names.en === 'string' ? names.en : null }
+  }
+  if (isRec(rec.postal) && typeof rec.postal.code === 'string' && rec.postal.code.trim() !== '') out.postalCode = rec.postal.code.trim().toUpperCase()
+  const loc = rec.location
+  if (isRec(loc) && typeof loc.latitude === 'number' && typeof loc.longitude === 'number' &&
+      Math.abs(loc.latitude) <= 90 && Math.abs(loc.longitude) <= 180) {
+    out.location = { latitude: loc.latitude, longitude: loc.longitude, accuracyRadiusKm: typeof loc.accuracy_radius === 'number' && loc.accuracy_radius >= 0 ? loc.accuracy_radius : null }
   }
   out.anonymizer = flagsFrom(rec) ?? (isRec(rec.traits) ? flagsFrom(rec.traits) : null)
   if (out.anonymizer === null && /anonymous-ip/i.test(databaseType)) {

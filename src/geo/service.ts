@@ -19,6 +19,7 @@ import { normaliseRecord, type LayerAnswer } from './normalise.js'
 import { ANONYMIZER_TRAITS } from '../core/anonymizers.js'
 import { GeoDatabaseError, embeddedDatabasePath, identityOf, loadLayer, type Layer } from './layer.js'
 import { LayerWatcher } from './watch.js'
+import { loadRegion, regionHits, type Region } from './regions.js'
 import { type GeoDatabaseInfo, type GeoLookup, type GeoResult, type UnknownReason, unknownGeo } from './types.js'
 
 export { GeoDatabaseError, embeddedDatabasePath, loadLayer }
@@ -46,6 +47,8 @@ export interface GeoOptions {
   watch: boolean
   log: Logger
   metrics?: Metrics
+  /** GeoJSON regions (geo.regions) matched on City coordinates */
+  regions?: readonly Region[]
 }
 
 function stateOf (layers: readonly Layer[], maxAgeDays: number): State {
@@ -117,6 +120,12 @@ export class GeoService extends EventEmitter implements GeoLookup {
       } else if (res.subdivisions.length === 0 && ans.subdivisions.length > 0 && ans.country === res.country) {
         res.subdivisions = ans.subdivisions.slice()
       }
+      // below the subdivision: from the first layer that knows it and agrees on the country
+      if (ans.country === res.country && ans.country !== null) {
+        if (res.city === undefined && ans.city != null) res.city = ans.city
+        if (res.postalCode === undefined && ans.postalCode != null) res.postalCode = ans.postalCode
+        if (res.location === undefined && ans.location != null) res.location = ans.location
+      }
       if (res.registeredCountry === null) res.registeredCountry = ans.registeredCountry
       if (res.representedCountry === null) res.representedCountry = ans.representedCountry
       const a = ans.anonymizer
@@ -126,6 +135,8 @@ export class GeoService extends EventEmitter implements GeoLookup {
         r.any ||= a.any
       }
     }
+    const regions = this.opts.regions
+    if (regions !== undefined && regions.length > 0 && res.location !== undefined) res.regions = regionHits(regions, res.location)
     if (res.country === null) {
       res.unknownReason = 'not_found'
       this.unknownCounters?.not_found.inc()
@@ -248,6 +259,7 @@ export async function openGeo (config: Readonly<GeoConfig>, baseDir: string, log
     failClosedWhenStale: config.failClosedWhenStale,
     watch: config.watch,
     log,
-    metrics
+    metrics,
+    regions: await Promise.all(Object.entries(config.regions ?? {}).map(async ([name, p]) => await loadRegion(name, resolvePath(baseDir, p))))
   })
 }

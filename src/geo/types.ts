@@ -18,6 +18,25 @@ export interface GeoResult {
   build: string | null
   /** set when country is null */
   unknownReason?: UnknownReason
+  // ── below the subdivision: set only when a City-type database knows them ──
+  /** GeoNames id (MaxMind City `city.geoname_id`) and English name */
+  city?: { geonameId: number, name: string | null }
+  /** MaxMind `postal.code`, as published (e.g. `83001`) */
+  postalCode?: string
+  /** MaxMind `location`: the point and the radius (km) around it the address is within, when given */
+  location?: GeoPoint
+  /** configured regions (geo.regions, GeoJSON) the point is in, or whose edge is within its accuracy radius */
+  regions?: RegionHit[]
+}
+
+export interface GeoPoint { latitude: number, longitude: number, accuracyRadiusKm: number | null }
+
+export interface RegionHit {
+  name: string
+  /** the point itself is inside the region */
+  inside: boolean
+  /** from the point to the region's edge (0 when inside) */
+  distanceKm: number
 }
 
 export interface GeoDatabaseInfo {

@@ -27,7 +27,8 @@ import { recordInteraction } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
 import { rawBodyParser } from './forward-body.js'
 import { boundedJsonParser } from '../core/json-depth.js'
-import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError } from '../core/errors.js'
+import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError, PartyRestrictedError } from '../core/errors.js'
+import { onCountryMismatch } from './party.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -156,8 +157,10 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     ctx.geo = locate(rt.geo, ctx.client)
     const decision = decide(ctx.shape, ctx.geo, ctx.principal, policy, ctx.client)
     ctx.decision = decision
+    if (decision.countryMismatch !== undefined) onCountryMismatch(request, rt, ctx.principal, decision)
     ctx.policyVersion = policy.hash
     if (!decision.allow && !decision.shadow) {
+      if (decision.code === 'party_restricted') throw new PartyRestrictedError(decision.message)
       if (decision.status === 451) {
         reply.header('link', `<${policy.blockedByUrl}>; rel="blocked-by"`)
         throw new GeoRestrictedError(decision.message)

@@ -78,6 +78,10 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
     upstreamStatus: null,
     stream: ctx.shape.stream,
     tokensEstimated: false,
+    // a City database's detail, and the precise place that decided, only when there is one
+    ...(ctx.geo?.city === undefined ? {} : { city: ctx.geo.city.geonameId }),
+    ...(ctx.geo?.postalCode === undefined ? {} : { postalCode: ctx.geo.postalCode }),
+    ...(d?.locationSource !== undefined && /^(region|postal|city):/.test(d.locationSource) ? { locationSource: d.locationSource } : {}),
     policyVersion: ctx.policyVersion,
     capabilities: ctx.shape.capabilities,
     subdivisions: ctx.geo?.subdivisions ?? [],

@@ -308,6 +308,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly countryMismatch = new Counter({
+    name: 'geogate_country_mismatch_total',
+    help: "Calls from a country other than the key's declared one, by the action the tiers take (alert, review, deny)",
+    labelNames: ['action'] as const,
+    registers: [this.registry]
+  })
+
   readonly adminChanges = new Counter({
     name: 'geogate_admin_changes_total',
     help: 'Changes made through the admin API by action',

@@ -19,6 +19,7 @@ import type { PolicySnapshot } from './snapshot.js'
 import type { Decision, DecisionStatus, Principal, RequestShape } from '../core/types.js'
 import type { ClientAddress } from '../net/forwarded.js'
 import { TOKEN_OUTPUT } from './endpoint.js'
+import { precisePlace } from './precise.js'
 import { ANONYMIZER_PRECEDENCE, DEFAULT_ANONYMIZER_KINDS } from '../core/anonymizers.js'
 
 /** What the policy needs to know about the address itself (not its geography). */
@@ -49,6 +50,9 @@ export function locationTier (geo: GeoResult, principal: Principal, policy: Poli
     return loc.internal === undefined ? { ...unknown, source: 'internal' } : { tier: loc.internal, source: 'internal', rule: 'location:internal' }
   }
   let place: LocationVerdict | null = null
+  // below the subdivision first: a region, postal code or city listed in locations.tiers
+  const precise = precisePlace(geo, policy.placeTiers, policy.precise, policy.tiers)
+  if (precise !== null) place = { tier: precise.tier, source: precise.source, rule: `location:${precise.tier}` }
   for (let i = geo.subdivisions.length - 1; i >= 0 && place === null; i--) {
     const sub = geo.subdivisions[i] as string
     const t = placeTier(policy, sub)
@@ -113,6 +117,34 @@ function refuse (rule: string, status: DecisionStatus, message: string, base: Ba
 export function decide (shape: RequestShape, geo: GeoResult, principal: Principal, policy: PolicySnapshot, addr: CallerAddress = LOCATED_PUBLIC): Decision {
   const where = locationTier(geo, principal, policy, addr)
   const base: Base = { locationTier: where.tier, keyTier: principal.tier, locationSource: where.source }
+  // Who, before where: a key in review or suspended by screening calls nothing, from anywhere (never shadowed).
+  if (principal.status === 'review' || principal.status === 'suspended') {
+    return { ...decision(base, false, `party:${principal.status}`, 403, principal.status === 'review'
+      ? 'Your API key is awaiting a compliance review' : 'Your API key is suspended pending a compliance review', false, undefined), code: 'party_restricted' }
+  }
+  const mismatch = countryMismatch(geo, principal, policy, where.tier)
+  if (mismatch !== undefined && (mismatch.action === 'deny' || mismatch.action === 'review')) {
+    return { ...refuse(`country-mismatch:${mismatch.action}`, 403, 'This key may not be used from this country', base, policy), code: 'party_restricted', countryMismatch: mismatch }
+  }
+  const d = decideWhat(shape, principal, policy, where, base)
+  if (mismatch !== undefined) d.countryMismatch = mismatch
+  return d
+}
+
+const MISMATCH_RANK = { allow: 0, alert: 1, review: 2, deny: 3 } as const
+
+/** The caller is located in a country other than the key's declared one: the stricter tier's countryMismatch. */
+function countryMismatch (geo: GeoResult, principal: Principal, policy: PolicySnapshot, locationTierName: string): Decision['countryMismatch'] {
+  if (principal.country === undefined || geo.country === null || geo.country === principal.country) return undefined
+  let action: keyof typeof MISMATCH_RANK = 'allow'
+  for (const t of [policy.tiers.get(locationTierName), policy.tiers.get(principal.tier)]) {
+    const a = t?.countryMismatch ?? 'allow'
+    if (MISMATCH_RANK[a] > MISMATCH_RANK[action]) action = a
+  }
+  return action === 'allow' ? undefined : { declared: principal.country, actual: geo.country, action }
+}
+
+function decideWhat (shape: RequestShape, principal: Principal, policy: PolicySnapshot, where: LocationVerdict, base: Base): Decision {
   const locCfg = policy.tiers.get(where.tier)
   if (locCfg === undefined || locCfg.deny) {
     const message = where.source.startsWith('anonymizer:')

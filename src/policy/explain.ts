@@ -3,8 +3,8 @@
  * with every input and intermediate step laid out: what an auditor needs to check a decision, and what ops need
  * before rolling out a policy change.
  */
-import type { Capability } from '../config/schema/index.js'
-import type { AnonymizerFlags, GeoLookup } from '../geo/types.js'
+import type { Capability, KeyConfig } from '../config/schema/index.js'
+import type { AnonymizerFlags, GeoLookup, GeoPoint, RegionHit } from '../geo/types.js'
 import type { Decision, Endpoint, RequestShape } from '../core/types.js'
 import { decisionCode } from '../core/errors.js'
 import { principalOf, type PolicySnapshot } from './snapshot.js'
@@ -34,9 +34,16 @@ export interface ExplainTrace {
     registeredCountry: string | null
     representedCountry: string | null
     anonymizer: AnonymizerFlags
-    /** what gave the location tier: subdivision:UA-43, country:CU, default, unknown, internal, anonymizer:tor */
+    /** what gave the location tier: region:dnr, postal:UA:83001, city:709717, subdivision:UA-43, country:CU, default, unknown, internal, anonymizer:tor */
     source: string
+    /** below the subdivision, when a City database knows it */
+    city?: { geonameId: number, name: string | null }
+    postalCode?: string
+    point?: GeoPoint
+    regions?: RegionHit[]
   }
+  /** screening state of the key: active, review or suspended, with the list entry (or mismatch) behind it */
+  party: { status: 'active' | 'review' | 'suspended', screening: KeyConfig['screening'] | null, countryMismatch: NonNullable<Decision['countryMismatch']> | null }
   geo: {
     /** build date of the oldest layer that answered */
     build: string | null
@@ -107,8 +114,13 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
       registeredCountry: g.registeredCountry,
       representedCountry: g.representedCountry,
       anonymizer: g.anonymizer,
-      source: d.locationSource ?? 'unknown'
+      source: d.locationSource ?? 'unknown',
+      ...(g.city === undefined ? {} : { city: g.city }),
+      ...(g.postalCode === undefined ? {} : { postalCode: g.postalCode }),
+      ...(g.location === undefined ? {} : { point: g.location }),
+      ...(g.regions === undefined ? {} : { regions: g.regions })
     },
+    party: { status: key.status ?? 'active', screening: key.screening ?? null, countryMismatch: d.countryMismatch ?? null },
     geo: {
       build: g.build,
       databases: geo.info().map((i) => ({ path: i.path, databaseType: i.databaseType, buildEpoch: i.buildEpoch, ageDays: Math.floor(i.ageDays) })),
@@ -130,7 +142,7 @@ export function explain (policy: PolicySnapshot, geo: GeoLookup, q: ExplainQuery
     decision: {
       outcome: d.allow ? 'allow' : d.shadow ? 'shadow' : 'deny',
       status: d.status,
-      code: decisionCode(d.status),
+      code: d.code ?? decisionCode(d.status),
       message: d.message,
       clampOutputTokens: d.clampOutputTokens ?? null
     },
@@ -145,6 +157,10 @@ export function formatTrace (t: ExplainTrace): string {
     ['client ip', `${t.client.ip}${t.client.internal ? ' (internal)' : ''}`],
     ['country', t.location.country ?? 'unknown'],
     ['subdivisions', t.location.subdivisions.join(', ') || '-'],
+    ...(t.location.city === undefined ? [] : [['city', `${t.location.city.name ?? '?'} (GeoNames ${t.location.city.geonameId})`] as [string, string]]),
+    ...(t.location.postalCode === undefined ? [] : [['postal code', t.location.postalCode] as [string, string]]),
+    ...(t.location.point === undefined ? [] : [['point', `${t.location.point.latitude}, ${t.location.point.longitude} ±${t.location.point.accuracyRadiusKm ?? '?'} km`] as [string, string]]),
+    ...(t.location.regions === undefined || t.location.regions.length === 0 ? [] : [['regions', t.location.regions.map((r) => r.inside ? r.name : `${r.name} (edge ${r.distanceKm} km away, within the accuracy radius)`).join(', ')] as [string, string]]),
     ['registered', t.location.registeredCountry ?? '-'],
     ['anonymizer', flags.join(', ') || 'none'],
     ...t.geo.databases.map((d, i): [string, string] => [`geodb[${i}]`, `${d.path} (${d.databaseType}, built ${d.buildEpoch}, ${d.ageDays} days old)`]),
@@ -154,6 +170,10 @@ export function formatTrace (t: ExplainTrace): string {
     ['model', t.model === null ? 'not configured' : `${t.model.classification}${t.model.origin === null ? '' : `, origin ${t.model.origin}`}, served in ${t.model.servingRegions.join(', ') || '-'}`],
     ['location tier', `${t.locationTier} (from ${t.location.source})`],
     ['key tier', t.keyTier],
+    ...(t.party.status === 'active' && t.party.countryMismatch === null ? [] : [['party', `${t.party.status}` +
+      (t.party.screening?.entryId === undefined ? '' : `: ${t.party.screening.entryName ?? ''} (${t.party.screening.entryId}) on ${t.party.screening.source ?? '?'}, score ${t.party.screening.score ?? '?'}`) +
+      (t.party.screening?.detail === undefined ? '' : `: ${t.party.screening.detail}`) +
+      (t.party.countryMismatch === null ? '' : `; declared ${t.party.countryMismatch.declared}, calling from ${t.party.countryMismatch.actual} (${t.party.countryMismatch.action})`)] as [string, string]]),
     ['rule', t.rule],
     ['decision', `${t.decision.outcome.toUpperCase()} ${t.decision.status}${t.decision.code === null ? '' : ' ' + t.decision.code}` +
       (t.decision.clampOutputTokens === null ? '' : `, max_tokens clamped to ${t.decision.clampOutputTokens}`)],

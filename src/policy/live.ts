@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
-import type { Config, KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
+import type { Config, KeyConfig, KeyStatus, LocationsConfig, TierConfig } from '../config/schema/index.js'
 import { ConfigError, parseConfig, type ConfigIssue } from '../config/load.js'
 import type { RedisClient } from '../infra/redis.js'
 import { sha256hex } from '../core/hash.js'
@@ -27,20 +27,29 @@ export class PolicyConflict extends Error {}
 /** Sections read once at start (listeners, connections, pools, files): a reload keeps the running ones. */
 export const RESTART_ONLY = ['server', 'redis', 'backends', 'geo', 'audit', 'limiter'] as const
 
-export interface KeyInput { org?: unknown, tier?: unknown, country?: unknown, verifiedEntity?: unknown, id?: unknown }
-export interface KeyView { id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean, source: 'file' | 'admin', fingerprint: string }
+export interface KeyInput { org?: unknown, tier?: unknown, country?: unknown, verifiedEntity?: unknown, id?: unknown, domain?: unknown }
+export interface KeyView {
+  id: string, org: string, tier: string, country: string | null, verifiedEntity: boolean, source: 'file' | 'admin', fingerprint: string
+  /** screening: active, review (an admin must clear it) or suspended; with why */
+  status: KeyStatus
+  domain?: string
+  screening?: KeyConfig['screening']
+}
 export interface Change<T> { before: T | null, after: T | null }
 export interface ReloadOutcome { restartNeeded: string[], changed: string[] }
 
 const RETRIES = 5
 const RETRY_MS = 150
-const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id'])
+const KEY_FIELDS = new Set(['org', 'tier', 'country', 'verifiedEntity', 'id', 'domain'])
 
 /** First 8 hex digits of the key's hash: enough to tell two keys apart in lists and the audit log, useless to an attacker. */
 export function fingerprint (k: Readonly<KeyConfig>): string { return k.sha256.slice(0, 8) }
 
 export function keyView (k: Readonly<KeyConfig>, source: 'file' | 'admin'): KeyView {
-  return { id: k.id, org: k.org, tier: k.tier, country: k.country ?? null, verifiedEntity: k.verifiedEntity, source, fingerprint: fingerprint(k) }
+  const v: KeyView = { id: k.id, org: k.org, tier: k.tier, country: k.country ?? null, verifiedEntity: k.verifiedEntity, source, fingerprint: fingerprint(k), status: k.status ?? 'active' }
+  if (k.domain !== undefined) v.domain = k.domain
+  if (k.screening !== undefined) v.screening = k.screening
+  return v
 }
 
 /** The file's configuration with the overrides laid over it, as a plain object for parseConfig. */
@@ -231,7 +240,7 @@ export class LivePolicy implements PolicySource {
   }
 
   /** Create a key; the raw key is returned once and only its SHA-256 is kept. */
-  async createKey (input: KeyInput): Promise<{ raw: string, change: Change<KeyView> }> {
+  async createKey (input: KeyInput, screening: Pick<KeyConfig, 'status' | 'screening'> = {}): Promise<{ raw: string, change: Change<KeyView> }> {
     const issues: ConfigIssue[] = Object.keys(input).filter((f) => !KEY_FIELDS.has(f)).map((f) => ({ path: `/${f}`, message: `unknown property "${f}"` }))
     if (input.id !== undefined) {
       const bad = typeof input.id === 'string' ? nameProblem(input.id) : 'must be a string'
@@ -244,6 +253,9 @@ export class LivePolicy implements PolicySource {
     const candidate: Record<string, unknown> = { id, sha256: sha256hex(raw), org: input.org, tier: input.tier }
     if (input.country !== undefined) candidate.country = input.country
     if (input.verifiedEntity !== undefined) candidate.verifiedEntity = input.verifiedEntity
+    if (input.domain !== undefined) candidate.domain = input.domain
+    if (screening.status !== undefined) candidate.status = screening.status
+    if (screening.screening !== undefined) candidate.screening = screening.screening
     const change = await this.#change(`key ${id}`, (o) => { o.keys[id] = candidate as KeyConfig }, (c) => this.#keyIn(c, id),
       (c) => ({ kind: 'key', id, value: c.keys.find((k) => k.id === id) ?? null, ifAbsent: true }))
     return { raw, change: viewChange(change) }
@@ -257,6 +269,20 @@ export class LivePolicy implements PolicySource {
     const next: KeyConfig = { ...current, sha256: sha256hex(raw) }
     const change = await this.#change(`key ${id}`, (o) => { o.keys[id] = next }, (c) => this.#keyIn(c, id), () => ({ kind: 'key', id, value: next }))
     return { raw, change: viewChange(change) }
+  }
+
+  /**
+   * Put a key in review, suspend it or clear it (screening, a declared-country mismatch, an admin's clearance):
+   * stored like any key change, so every replica applies it within a second. `expect` (optional): change only
+   * from this status, so two replicas racing to suspend one key write it once.
+   */
+  async setKeyStatus (id: string, status: KeyStatus, screening: NonNullable<KeyConfig['screening']>, expect?: readonly KeyStatus[]): Promise<Change<KeyView> | null> {
+    const current = this.#keyIn(this.#config, id)
+    if (current === null) throw new PolicyNotFound(`no key with id "${id}"`)
+    if (expect !== undefined && !expect.includes(current.status ?? 'active')) return null
+    const next: KeyConfig = { ...current, status, screening }
+    if (status === 'active') Reflect.deleteProperty(next, 'status')
+    return viewChange(await this.#change(`key ${id}`, (o) => { o.keys[id] = next }, (c) => this.#keyIn(c, id), () => ({ kind: 'key', id, value: next })))
   }
 
   async revokeKey (id: string): Promise<Change<KeyView>> {

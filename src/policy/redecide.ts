@@ -90,6 +90,11 @@ export function decisionInputs (r: InteractionFields, policy: PolicySnapshot): D
     },
     build: r.geodbBuild
   }
+  // below the subdivision: what the record kept (a region is known only by the name that decided)
+  if (r.city !== undefined) geo.city = { geonameId: r.city, name: null }
+  if (r.postalCode !== undefined) geo.postalCode = r.postalCode
+  const region = r.locationSource === undefined ? null : /^region:([^~]+)(?:~([\d.]+)km)?$/.exec(r.locationSource)
+  if (region !== null) geo.regions = [{ name: region[1] ?? '', inside: region[2] === undefined, distanceKm: Number(region[2] ?? 0) }]
   const key = r.keyId === null ? undefined : policy.keysById.get(r.keyId)
   const keyFromRecord = key === undefined
   if (keyFromRecord && r.verifiedEntity === undefined) approximate = true

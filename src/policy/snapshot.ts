@@ -1,4 +1,5 @@
 import { policyHash } from './version.js'
+import { compilePrecise, type PreciseRules } from './precise.js'
 import type { Principal } from '../core/types.js'
 import type { Config, KeyConfig, LocationsConfig, ModelConfig, QuotaConfig, TierConfig } from '../config/schema/index.js'
 
@@ -21,6 +22,8 @@ export interface PolicySnapshot {
   readonly locations: Readonly<LocationsConfig>
   /** country or ISO 3166-2 subdivision -> tier, from locations.tiers (built once per snapshot, not per request) */
   readonly placeTiers: ReadonlyMap<string, string>
+  /** region:, postal: and city: places of placeTiers, compiled (policy/precise.ts) */
+  readonly precise: PreciseRules
   /** name -> model, likewise a Map (`"model": "toString"` is unknown, not a function) */
   readonly models: ReadonlyMap<string, Readonly<ModelConfig>>
   readonly quotas: readonly QuotaConfig[]
@@ -34,6 +37,7 @@ export interface PolicySource {
 }
 
 export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: readonly KeyConfig[] = c.keys): PolicySnapshot {
+  const placeTiers = new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier])))
   return Object.freeze({
     version,
     hash: policyHash(c, keys),
@@ -41,7 +45,8 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
     blockedByUrl: c.policy.blockedByUrl,
     tiers: new Map(Object.entries(c.tiers)),
     locations: c.locations,
-    placeTiers: new Map(Object.entries(c.locations.tiers).flatMap(([tier, places]) => places.map((p): [string, string] => [p, tier]))),
+    placeTiers,
+    precise: compilePrecise(placeTiers),
     models: new Map(Object.entries(c.models)),
     quotas: c.quotas,
     keysByHash: new Map(keys.map((k) => [k.sha256, k])),
@@ -51,5 +56,5 @@ export function snapshotFromConfig (c: Readonly<Config>, version = 1, keys: read
 
 /** The caller behind a key, as every decision sees it (never the key's hash). */
 export function principalOf (key: Readonly<KeyConfig>): Principal {
-  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity }
+  return { keyId: key.id, org: key.org, tier: key.tier, country: key.country, verifiedEntity: key.verifiedEntity, status: key.status }
 }

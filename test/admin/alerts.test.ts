@@ -7,7 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { Metrics } from '../../src/infra/metrics.js'
-import { loadConfig } from '../../src/config/load.js'
+import { loadConfig, parseConfig } from '../../src/config/load.js'
+import pino from 'pino'
+import { ScreeningService } from '../../src/screening/service.js'
+import { FileScreeningStore } from '../../src/screening/store.js'
+import { baseConfig } from '../helpers/gateway.js'
 
 interface Rule { alert?: string, record?: string, expr?: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
 interface RuleFile { groups: Array<{ name: string, rules: Rule[] }> }
@@ -22,6 +26,8 @@ function promtool (...args: string[]): { status: number | null, out: string } {
 /** Every series name the gateway exports: declared metrics plus the _bucket/_sum/_count (and _total) forms. */
 async function exportedNames (): Promise<Set<string>> {
   const m = new Metrics()
+  // the screening service registers its gauges on the gateway's registry (src/screening/service.ts)
+  new ScreeningService(new FileScreeningStore(tmpdir()), { config: () => parseConfig({ ...baseConfig() }).screening, log: pino({ level: 'silent' }), registry: m.registry })
   const names = new Set<string>()
   for (const metric of await m.registry.getMetricsAsJSON()) {
     names.add(metric.name)

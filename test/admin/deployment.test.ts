@@ -136,3 +136,30 @@ t.test('docker/k8s: a consistent, hardened deployment', async (t) => {
   const np = one('NetworkPolicy').spec as { ingress: Array<{ from?: unknown[], ports: Array<{ port: number }> }> }
   t.notOk(np.ingress.some((r) => r.from === undefined && r.ports.some((p) => p.port === config.server.adminPort)), 'the admin port is not open to everyone')
 })
+
+t.test('docker/k8s: the daily screening import reaches the admin API with an admin token', async (t) => {
+  const docs = parseAllDocuments(await readFile(join(DIR, 'screening-cronjob.yaml'), 'utf8')).map((d) => d.toJS() as Doc)
+  const cron = docs.find((d) => d.kind === 'CronJob')
+  if (cron === undefined) throw new Error('no CronJob')
+  const job = (cron.spec as { schedule: string, jobTemplate: { spec: { template: { metadata: { labels: Record<string, string> }, spec: PodSpec } } } })
+  t.match(job.schedule, /^\d+ \d+ \* \* \*$/, 'daily')
+  const pod = job.jobTemplate.spec.template.spec
+  const imp = pod.containers.find((c) => c.name === 'import')
+  t.same(imp?.args?.slice(0, 3), ['screening', 'import', '/work/consolidated.csv'])
+  const adminUrl = imp?.args?.[(imp.args.indexOf('--admin-url')) + 1] ?? ''
+  const svc = parseAllDocuments(await readFile(join(DIR, 'service.yaml'), 'utf8')).map((d) => d.toJS() as Doc).find((d) => d.kind === 'Service' && adminUrl.includes(`//${d.metadata.name}:`))
+  t.ok(svc, `${adminUrl} is the admin Service`)
+  t.ok((svc?.spec as { ports: Array<{ port: number }> }).ports.some((p) => adminUrl.endsWith(`:${p.port}`)), 'on its port')
+  const secrets = parseAllDocuments(await readFile(join(DIR, 'secret.yaml'), 'utf8')).map((d) => d.toJS() as Doc)
+  for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+    t.equal(c.securityContext?.readOnlyRootFilesystem, true, `${c.name}: read-only root`)
+    t.ok(c.securityContext?.capabilities?.drop?.includes('ALL'), `${c.name}: no capabilities`)
+    for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef !== undefined) {
+      const ref = e.valueFrom.secretKeyRef
+      t.ok(secrets.find((d) => d.metadata.name === ref.name)?.stringData?.[ref.key] !== undefined, `${ref.key} in the Secret ${ref.name}`)
+    }
+  }
+  const np = parse(await readFile(join(DIR, 'networkpolicy.yaml'), 'utf8')) as { spec: { ingress: Array<{ from?: Array<{ podSelector?: { matchLabels: Record<string, string> } }>, ports: Array<{ port: number }> }> } }
+  const labels = job.jobTemplate.spec.template.metadata.labels
+  t.ok(np.spec.ingress.some((r) => r.ports.some((p) => p.port === 9090) && (r.from ?? []).some((f) => f.podSelector !== undefined && Object.entries(f.podSelector.matchLabels).every(([k, v]) => labels[k] === v))), 'the NetworkPolicy lets the job reach the admin port')
+})

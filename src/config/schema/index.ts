@@ -7,6 +7,7 @@ import { BackendsSchema } from './backends.js'
 import { ModelSchema, LocationsSchema, TierSchema, KeySchema, QuotaSchema, PolicyModeSchema, ScheduleEntrySchema } from './policy.js'
 import { AuditSchema } from './audit.js'
 import { AdminSchema } from './admin.js'
+import { ScreeningSchema } from './screening.js'
 import { namesSchema } from '../../core/names.js'
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -32,6 +33,7 @@ export const ConfigSchema = Type.Object({
   }),
   audit: AuditSchema,
   admin: AdminSchema,
+  screening: ScreeningSchema,
   log: Type.Object({
     level: LogLevel({ default: 'info' }),
     accessLevel: LogLevel({
@@ -54,3 +56,4 @@ export * from './backends.js'
 export * from './policy.js'
 export * from './audit.js'
 export * from './admin.js'
+export * from './screening.js'

@@ -42,7 +42,13 @@ export const TierSchema = Type.Object({
     default: 'clamp', description: 'A max_tokens over maxOutputTokens: clamp it, or refuse with 403'
   }),
   limits: Type.Optional(LimitsSchema),
-  failMode: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'closed' })
+  failMode: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'closed' }),
+  countryMismatch: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('alert'), Type.Literal('review'), Type.Literal('deny')], {
+    description: "A call from a country other than the key's declared one: allow (absent), alert (metric + log), review (the key goes to review), deny (403 party_restricted). The stricter of the location's and the key's tier applies"
+  })),
+  accuracyRadius: Type.Optional(Type.Union([Type.Literal('inside'), Type.Literal('center')], {
+    description: "Region rules of this tier: inside (absent) — a caller whose accuracy circle crosses into the region is in it; center — only the point itself counts"
+  }))
 }, { additionalProperties: false })
 
 export const LocationsSchema = Type.Object({
@@ -68,13 +74,37 @@ export const QuotaSchema = Type.Object({
   period: Type.Union([Type.Literal('hour'), Type.Literal('day'), Type.Literal('month')])
 }, { additionalProperties: false })
 
+/** active: may call; review: a possible list match (or a declared-country mismatch) an admin must clear; suspended: a list match. */
+export const KEY_STATUSES = ['active', 'review', 'suspended'] as const
+export type KeyStatus = typeof KEY_STATUSES[number]
+export const KeyStatusSchema = Type.Union(KEY_STATUSES.map((s) => Type.Literal(s)), { description: 'absent: active' })
+
+/** Why a key is in review or suspended (or was cleared): the list entry, its list and the score, or the mismatch. */
+export const KeyScreeningSchema = Type.Object({
+  reason: Type.String({ description: 'screening:block, screening:review, country-mismatch, cleared' }),
+  at: Type.String(),
+  entryId: Type.Optional(Type.String()),
+  entryName: Type.Optional(Type.String()),
+  source: Type.Optional(Type.String()),
+  score: Type.Optional(Type.Number()),
+  listVersion: Type.Optional(Type.Integer()),
+  detail: Type.Optional(Type.String()),
+  clearedBy: Type.Optional(Type.String()),
+  clearedReason: Type.Optional(Type.String()),
+  /** list entries an admin cleared this organisation of: re-screening does not raise them again */
+  cleared: Type.Optional(Type.Array(Type.String()))
+}, { additionalProperties: false })
+
 export const KeySchema = Type.Object({
   id: Type.String({ minLength: 1, not: { enum: [...RESERVED_NAMES] } }),
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex SHA-256 of the raw key' }),
   org: Type.String(),
   tier: Type.String(),
   country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
-  verifiedEntity: Type.Boolean({ default: false })
+  verifiedEntity: Type.Boolean({ default: false }),
+  domain: Type.Optional(Type.String({ minLength: 1, description: "The organisation's web domain, screened against the lists' web sites" })),
+  status: Type.Optional(KeyStatusSchema),
+  screening: Type.Optional(KeyScreeningSchema)
 }, { additionalProperties: false })
 
 export const PolicyModeSchema = Type.Object({
