@@ -49,6 +49,8 @@ export interface RuntimeOverrides {
   audit?: AuditLog
   policy?: PolicySource
   redis?: RedisClient | null
+  /** this process's audit chain id instead of audit.writerId (serve --workers: one chain per worker) */
+  auditWriterId?: string
   /** epoch ms for the policy's schedule (tests move it past a switch) */
   clock?: () => number
 }
@@ -60,7 +62,8 @@ export async function createRuntime (config: Readonly<Config>, baseDir: string, 
   let audit: AuditLog
   try {
     if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)
-    audit = overrides.audit ?? await openAudit(config.audit, baseDir, log.child({ stage: 'audit' }))
+    const auditConfig = overrides.auditWriterId === undefined ? config.audit : { ...config.audit, writerId: overrides.auditWriterId }
+    audit = overrides.audit ?? await openAudit(auditConfig, baseDir, log.child({ stage: 'audit' }))
   } catch (err) {
     await geo.close() // its file watchers would otherwise keep a failed start alive
     throw err

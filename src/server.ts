@@ -8,6 +8,7 @@ import { buildApp } from './http/app.js'
 import { buildAdmin, type AdminState } from './admin/index.js'
 import { reloadConfig, type ReloadActor, type ReloadResult } from './reload.js'
 import type { MockBackend } from './mock/server.js'
+import { defaultWriterId } from './audit/segments.js'
 
 export interface RunningGateway {
   runtime: Runtime
@@ -32,13 +33,27 @@ export interface StartOptions {
   withMockBackend?: boolean
   mockTtftMs?: number
   mockItlMs?: number
+  /** running as one worker of `serve --workers N` (cli/workers.ts); absent: the only process */
+  worker?: WorkerRole
+}
+
+/** What a worker process is told by the primary of `serve --workers N`. */
+export interface WorkerRole {
+  /** 1…N, stable across restarts: the audit chain is `<writer id>-w<id>`, so a restarted worker recovers its journal */
+  id: number
+  /** the one worker that serves the admin plane */
+  admin: boolean
+  /** /metrics on the admin plane: every worker's registry, aggregated (gathered by the primary) */
+  metrics: () => Promise<string>
+  /** a reload through the admin API applied here: the primary has the other workers re-read the file too */
+  reloaded: () => void
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 /** After cancelling, how long responses get to end before their connections are cut. */
 const CANCEL_GRACE_MS = 5_000
 
-async function startMocks (config: Readonly<Config>, opts: StartOptions, log: Logger): Promise<Array<{ name: string, mock: MockBackend }>> {
+export async function startMocks (config: Readonly<Config>, opts: StartOptions, log: Logger): Promise<Array<{ name: string, mock: MockBackend }>> {
   // Loaded only when asked for: a production gateway never loads the demo backend.
   const { startMockBackend } = await import('./mock/server.js')
   const out: Array<{ name: string, mock: MockBackend }> = []
@@ -79,27 +94,40 @@ function delay (ms: number): { promise: Promise<void>, cancel: () => void } {
 
 export async function startGateway (opts: StartOptions): Promise<RunningGateway> {
   const loaded = await loadConfig(opts.configFile, opts.env)
-  const log = opts.logger ?? createLogger(loaded.config.log.level)
-  const mocks = opts.withMockBackend === true ? await startMocks(loaded.config, opts, log) : []
-  const runtime = await createRuntime(loaded.config, loaded.baseDir, log)
-  const reload = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
-  // Another replica's POST /admin/reload reaches this one through the shared store: re-read this file, answer.
+  const worker = opts.worker
+  const baseLog = opts.logger ?? createLogger(loaded.config.log.level)
+  const log = worker === undefined ? baseLog : baseLog.child({ worker: worker.id })
+  // With workers, the primary runs the mocks (once, for all of them).
+  const mocks = opts.withMockBackend === true && worker === undefined ? await startMocks(loaded.config, opts, log) : []
+  const writerId = worker === undefined ? undefined : `${loaded.config.audit.writerId ?? defaultWriterId()}-w${worker.id}`
+  const runtime = await createRuntime(loaded.config, loaded.baseDir, log, writerId === undefined ? {} : { auditWriterId: writerId })
+  const reloadHere = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
+  const reload = worker === undefined
+    ? reloadHere
+    : async (actor?: ReloadActor): Promise<ReloadResult> => {
+      const r = await reloadHere(actor)
+      if (r.ok) worker.reloaded()
+      return r
+    }
+  // Another replica's POST /admin/reload reaches this process (each worker on its own) through the shared store:
+  // re-read this file here, and answer.
   runtime.live.onReloadRequest(`${runtime.audit.writer}/${process.pid}`, async (actor) => {
-    const r = await reload(actor)
+    const r = await reloadHere(actor)
     const policy = runtime.live.snapshot().hash
     return r.ok
       ? { ok: true, policy, changed: r.changed, restartNeeded: r.restartNeeded }
       : { ok: false, policy, issues: r.issues.map((i) => ({ path: i.path, message: i.message })) }
   })
-  const state: AdminState = { ready: false, reload }
+  const state: AdminState = { ready: false, reload, ...(worker === undefined ? {} : { metrics: worker.metrics }) }
   const app = await buildApp(runtime)
   const admin = await buildAdmin(runtime, state)
   const s = loaded.config.server
   const url = await app.listen({ host: s.host, port: s.port })
-  const adminUrl = await admin.listen({ host: s.adminHost, port: s.adminPort })
+  const adminUrl = worker === undefined || worker.admin ? await admin.listen({ host: s.adminHost, port: s.adminPort }) : ''
   state.ready = true
   const mockUrls = Object.fromEntries(mocks.map((m) => [m.name, m.mock.url]))
-  log.info({ url, adminUrl, mockBackends: mockUrls }, 'geogate listening')
+  if (worker === undefined) log.info({ url, adminUrl, mockBackends: mockUrls }, 'geogate listening')
+  else log.info({ url, adminUrl, writer: writerId }, 'worker listening')
 
   let closing: Promise<void> | null = null
   const shutdown = async (): Promise<void> => {
@@ -130,5 +158,6 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
     })()
     return await closing
   }
-  return { runtime, app, admin, url, adminUrl, mocks: mockUrls, shutdown, reload }
+  // SIGHUP reaches every worker from the primary: a signal-driven reload stays in this process.
+  return { runtime, app, admin, url, adminUrl, mocks: mockUrls, shutdown, reload: reloadHere }
 }

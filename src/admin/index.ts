@@ -72,7 +72,7 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
   })
   admin.get('/metrics', async (_req, reply) => {
     reply.type(rt.metrics.registry.contentType)
-    return await rt.metrics.registry.metrics()
+    return state.metrics === undefined ? await rt.metrics.registry.metrics() : await state.metrics()
   })
   await registerExplain(admin, rt)
   await registerAudit(admin, rt)

@@ -1,6 +1,7 @@
 import { parse, configPath } from './args.js'
-import { startGateway } from '../server.js'
-import { ConfigError } from '../config/load.js'
+import { startGateway, type RunningGateway, type StartOptions } from '../server.js'
+import { ConfigError, loadConfig } from '../config/load.js'
+import { isWorker, runPrimary, runWorker, workerCount } from './workers.js'
 
 function ms (name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined
@@ -15,32 +16,48 @@ export const USAGE = `usage: geogate serve [--config FILE] [--with-mock-backend 
 `
 
 /**
- * `geogate serve [--config FILE] [--with-mock-backend [--mock-ttft-ms N] [--mock-itl-ms N]]`.
+ * `geogate serve [--config FILE] [--workers N|auto] [--with-mock-backend [--mock-ttft-ms N] [--mock-itl-ms N]]`.
  * Prints where it listens: a pino JSON line on stdout ("geogate listening") and one plain line on stderr.
+ * With more than one worker (cli/workers.ts) this process is the primary and the gateways run in its workers.
  */
 export async function run (argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     config: { type: 'string', short: 'c' },
+    workers: { type: 'string', short: 'w' },
     'with-mock-backend': { type: 'boolean' },
     'mock-ttft-ms': { type: 'string' },
     'mock-itl-ms': { type: 'string' }
   })
-  let gw
+  const opts: StartOptions = {
+    configFile: configPath(values.config),
+    withMockBackend: values['with-mock-backend'] === true,
+    mockTtftMs: ms('mock-ttft-ms', values['mock-ttft-ms']),
+    mockItlMs: ms('mock-itl-ms', values['mock-itl-ms'])
+  }
+  let gw: RunningGateway
   try {
-    gw = await startGateway({
-      configFile: configPath(values.config),
-      withMockBackend: values['with-mock-backend'] === true,
-      mockTtftMs: ms('mock-ttft-ms', values['mock-ttft-ms']),
-      mockItlMs: ms('mock-itl-ms', values['mock-itl-ms'])
-    })
+    if (isWorker()) {
+      gw = await runWorker(opts)
+    } else {
+      const loaded = await loadConfig(opts.configFile)
+      const n = workerCount(values.workers, loaded.config)
+      if (n > 1) {
+        const code = await runPrimary(n, loaded, opts)
+        process.exit(code)
+      }
+      gw = await startGateway(opts)
+      const mocks = Object.entries(gw.mocks).map(([name, url]) => ` · mock backend ${name} ${url}`).join('')
+      process.stderr.write(`geogate: data plane ${gw.url} · admin ${gw.adminUrl}${mocks}\n`)
+    }
   } catch (err) {
     if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); return 1 }
     throw err
   }
-  const mocks = Object.entries(gw.mocks).map(([name, url]) => ` · mock backend ${name} ${url}`).join('')
-  process.stderr.write(`geogate: data plane ${gw.url} · admin ${gw.adminUrl}${mocks}\n`)
   const running = gw
+  let stopping = false
   const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
     running.runtime.log.info({ signal }, 'shutting down')
     running.shutdown().then(() => { process.exit(0) }, (err: unknown) => {
       running.runtime.log.error({ err }, 'shutdown failed')
@@ -49,6 +66,8 @@ export async function run (argv: string[]): Promise<number> {
   }
   process.once('SIGTERM', () => { stop('SIGTERM') })
   process.once('SIGINT', () => { stop('SIGINT') })
+  // A worker whose primary is gone (killed without a chance to stop it) drains and exits rather than linger.
+  if (isWorker()) process.once('disconnect', () => { stop('disconnect') })
   // Reload: never throws; a refused file is logged with every error and the running policy stays.
   process.on('SIGHUP', () => { void running.reload() })
   return 0

@@ -6,12 +6,12 @@
  *                                                                   │
  *   every ending (response, refusal, abort, shutdown) ─────────────► audit
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Runtime } from '../runtime.js'
-import { newContext } from './context.js'
+import { newContext, type RequestContext } from './context.js'
 import { ClientIpResolver } from '../net/forwarded.js'
 import { authenticate } from './identity.js'
 import { describeRequest, applyOutputClamp } from '../policy/endpoint.js'
@@ -24,7 +24,7 @@ import { forward } from './forward.js'
 import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
 import { recordInteraction } from './audit.js'
-import { observeRequest } from './observe.js'
+import { observeRequest, ruleOf } from './observe.js'
 import { rawBodyParser } from './forward-body.js'
 import { boundedJsonParser } from '../core/json-depth.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError, PartyRestrictedError } from '../core/errors.js'
@@ -62,6 +62,8 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
     // Client IP is resolved by net/forwarded.ts from trusted peers only; Fastify's trustProxy takes the
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
+    // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
+    logController: new LogController({ disableRequestLogging: true }),
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
     genReqId: (req) => {
       const h = req.headers['x-request-id']
@@ -72,16 +74,28 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
 }
 
 /** The one ending of every interaction: normal, refused, cut short (caller gone, backend failed) or shut down. */
-async function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): Promise<void> {
+function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runtime, cut?: 'client_abort'): void {
   const ctx = request.ctx
   if (ctx === null) return
   if (cut !== undefined && ctx.outcome === 'ok') ctx.outcome = cut
   if (!ctx.audited) recordInteraction(request, reply, rt)
-  try {
-    await settleLimits(ctx)
-  } catch (err) {
-    request.log.error({ err }, 'settling limits failed')
-  }
+  // Not awaited: the response is out, and the store batches settles off the request (limits/redis-store.ts).
+  settleLimits(ctx).catch((err: unknown) => { request.log.error({ err }, 'settling limits failed') })
+}
+
+/** The one access-log line of a request (its logger carries reqId). Never the query: it may hold what the caller typed. */
+function accessLine (request: FastifyRequest, ctx: RequestContext, status: number): void {
+  if (ctx.logged) return
+  ctx.logged = true
+  const q = request.url.indexOf('?')
+  request.log[ctx.config.log.accessLevel]({
+    method: request.method,
+    path: q === -1 ? request.url : request.url.slice(0, q),
+    status,
+    rule: ruleOf(ctx, status),
+    ms: Math.round(Number(process.hrtime.bigint() - ctx.startedAt) / 1e4) / 100,
+    ...(ctx.outcome === 'ok' ? {} : { outcome: ctx.outcome })
+  }, 'request')
 }
 
 export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
@@ -106,13 +120,18 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       clientIp = new ClientIpResolver(proxies, rt.config.server.internalNetworks)
     }
     const client = clientIp.resolve(request.raw.socket.remoteAddress ?? '', request.headers)
-    request.ctx = newContext(client.ip)
+    // The one read of the policy for this request (see RequestContext.policy); both swap together on a change.
+    request.ctx = newContext(client.ip, rt.policy.snapshot(), rt.config)
     request.ctx.client = client
     // Fastify runs onResponse only once the response finished; a caller hanging up (or a response destroyed
     // mid-stream) ends here instead, so every interaction reaches the audit exactly once.
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) void endInteraction(request, reply, rt, 'client_abort') })
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return
+      endInteraction(request, reply, rt, 'client_abort')
+      accessLine(request, request.ctx, reply.statusCode)
+    })
     try {
-      request.ctx.principal = authenticate(request.headers, rt.policy.snapshot())
+      request.ctx.principal = authenticate(request.headers, request.ctx.policy)
     } catch (err) {
       await guardAuth(request, reply)
       throw err
@@ -121,12 +140,12 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
 
   app.addHook('preHandler', async (request, reply) => {
     const ctx = request.ctx
-    const policy = rt.policy.snapshot()
+    const policy = ctx.policy
     // A multipart upload is read (bounded) so the policy sees its model; the same bytes are forwarded.
     let body: unknown = request.body
     const ct = request.headers['content-type']
     if (isMultipart(ct) && body instanceof Readable) {
-      const form = await readForm(body, ct ?? '', rt.config.server.bodyLimit)
+      const form = await readForm(body, ct ?? '', ctx.config.server.bodyLimit)
       request.body = form.stream()
       body = form
     }
@@ -151,13 +170,17 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     }
     if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
-    await applyLimits(request, reply, rt, policy, decision)
+    await applyLimits(request, reply, rt, decision)
     // The in-flight journal entry is written by forward(), once the backend is chosen and before it is asked.
   })
 
   app.addHook('onResponse', async (request, reply) => {
-    await endInteraction(request, reply, rt)
-    observeRequest(rt.metrics, request.ctx, reply.statusCode, rt.policy.snapshot(), rt.config.backends)
+    endInteraction(request, reply, rt)
+    const ctx = request.ctx
+    // null: the request failed before onRequest set it up (e.g. a body Fastify refused): nothing to observe
+    if (ctx === null) return
+    observeRequest(rt.metrics, ctx, reply.statusCode, ctx.policy, ctx.config.backends)
+    accessLine(request, ctx, reply.statusCode)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
@@ -177,7 +200,8 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     url: '/v1/*',
     handler: async (request, reply) => {
       // /v1/models is answered here, from the policy; everything else is forwarded
-      if (request.ctx.shape?.endpoint === 'models') return answerModels(request.ctx.decision, request.ctx.shape?.model ?? null, rt.policy.snapshot())
+      const ctx = request.ctx
+      if (ctx.shape?.endpoint === 'models') return answerModels(ctx.decision, ctx.shape.model, ctx.policy)
       await forward(request, reply, rt)
     }
   })

@@ -18,9 +18,9 @@ import { AuditUnavailableError } from '../core/errors.js'
  * count as crossing); `all` keeps every one. Listing models is an interaction only under `all`.
  */
 
-function inScope (ctx: RequestContext, crossBorder: boolean, rt: Runtime): boolean {
+function inScope (ctx: RequestContext, crossBorder: boolean): boolean {
   if (ctx.principal === null || ctx.shape === null) return false
-  if (rt.config.audit.scope === 'all') return true
+  if (ctx.config.audit.scope === 'all') return true
   return crossBorder && ctx.shape.endpoint !== 'models'
 }
 
@@ -35,20 +35,21 @@ function outcomeOf (ctx: RequestContext, denied: boolean, status: number): Outco
 export function buildEntry (request: FastifyRequest, rt: Runtime, status: number | null): AuditEntry | null {
   const ctx = request.ctx
   if (ctx === null || ctx === undefined || ctx.principal === null || ctx.shape === null) return null
-  const policy = rt.policy.snapshot()
+  // the policy the decision was made by (taken when the request arrived), not whatever is in force now
+  const policy = ctx.policy
   const model = ctx.shape.model
   const modelCfg = model === null ? undefined : policy.models.get(model)
-  const servingRegion = servingRegionOf(policy, rt.config.backends, model, ctx.backend)
+  const servingRegion = servingRegionOf(policy, ctx.config.backends, model, ctx.backend)
   const country = ctx.geo?.country ?? null
   const anonymizer = anonymizerFlagList(ctx.geo?.anonymizer)
   const internal = ctx.client?.internal === true
   const crossBorder = isCrossBorder(country, anonymizer.length > 0, servingRegion, { internal, internalCrossBorder: policy.locations.internalCrossBorder })
-  if (!inScope(ctx, crossBorder, rt)) return null
+  if (!inScope(ctx, crossBorder)) return null
   const d = ctx.decision
   const limitRefused = ctx.limit !== null && !ctx.limit.allowed
   // No decision at all means the pipeline failed before the policy spoke: not a permitted interaction.
   const denied = d === null || (!d.allow && !d.shadow) || limitRefused
-  const a = rt.config.audit
+  const a = ctx.config.audit
   const entry: AuditEntry = {
     ts: new Date().toISOString(),
     requestId: request.id,
@@ -131,7 +132,7 @@ export async function recordStart (request: FastifyRequest, rt: Runtime): Promis
   const r = await rt.audit.begin(entry)
   rt.metrics.auditJournalWait.observe(Number(process.hrtime.bigint() - t0) / 1e9)
   if (r.durable) return
-  if (rt.config.audit.onFailure === 'serve') {
+  if (ctx.config.audit.onFailure === 'serve') {
     rt.metrics.auditUnrecordedServed.inc()
     request.log.warn({ reason: r.reason }, 'forwarded without a durable audit journal entry (audit.onFailure: serve)')
     return

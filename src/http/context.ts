@@ -2,10 +2,19 @@ import type { GeoResult } from '../geo/types.js'
 import type { ClientAddress } from '../net/forwarded.js'
 import type { AuditEntry } from '../audit/types.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
+import type { Config } from '../config/schema/index.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
 
 /** Everything the pipeline learns about one request, stage by stage. */
 export interface RequestContext {
   startedAt: bigint
+  /**
+   * The policy and configuration this request is judged by, taken once when it arrives: the decision, the backend
+   * choice, the audit record and the metrics all read these, so a reload or a live change mid-request cannot make
+   * the record disagree with the decision (the next request sees the new policy).
+   */
+  readonly policy: PolicySnapshot
+  readonly config: Readonly<Config>
   clientIp: string
   /** how clientIp was established (socket or trusted forwarding chain) */
   client: ClientAddress | null
@@ -24,6 +33,8 @@ export interface RequestContext {
   /** how the interaction ended when not by a normal response */
   outcome: 'ok' | 'refused' | 'backend_error' | 'client_abort' | 'shutdown' | 'error'
   audited: boolean
+  /** its one access-log line is written (at the response, or when the connection closed first) */
+  logged: boolean
   /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
   auditEntry: AuditEntry | null
   /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
@@ -36,9 +47,11 @@ declare module 'fastify' {
   }
 }
 
-export function newContext (clientIp: string): RequestContext {
+export function newContext (clientIp: string, policy: PolicySnapshot, config: Readonly<Config>): RequestContext {
   return {
     startedAt: process.hrtime.bigint(),
+    policy,
+    config,
     clientIp,
     client: null,
     principal: null,
@@ -53,6 +66,7 @@ export function newContext (clientIp: string): RequestContext {
     upstreamStatus: null,
     outcome: 'ok',
     audited: false,
+    logged: false,
     auditEntry: null,
     auditRefused: null
   }

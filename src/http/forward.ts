@@ -51,7 +51,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const ctx = request.ctx
   const shape = ctx.shape
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
-  const policy = rt.policy.snapshot()
+  const policy = ctx.policy
   const model = shape.model
   const modelCfg = model === null ? undefined : policy.models.get(model)
   let backend: Backend | undefined

@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../runtime.js'
-import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { RequestContext } from './context.js'
 import type { Decision, Usage } from '../core/types.js'
 import { RateLimitedError, UnavailableError } from '../core/errors.js'
@@ -12,8 +11,9 @@ import { reservedTokens } from '../limits/limiter.js'
  * up front (prompt estimate + the output the request may produce) and reconciled with the real usage on
  * settle, so concurrent requests cannot overrun a token budget by more than their reservations.
  */
-export async function applyLimits (request: FastifyRequest, reply: FastifyReply, rt: Runtime, policy: PolicySnapshot, decision: Decision): Promise<void> {
+export async function applyLimits (request: FastifyRequest, reply: FastifyReply, rt: Runtime, decision: Decision): Promise<void> {
   const ctx = request.ctx
+  const policy = ctx.policy
   const principal = ctx.principal
   const shape = ctx.shape
   if (principal === null || shape === null || ctx.geo === null) return
@@ -35,7 +35,7 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
   for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
   if (!limit.allowed) {
     if (limit.retryAfterSeconds === null) {
-      reply.header('retry-after', String(Math.max(1, Math.ceil(rt.config.limiter.breakerMs / 1000))))
+      reply.header('retry-after', String(Math.max(1, Math.ceil(ctx.config.limiter.breakerMs / 1000))))
       throw new UnavailableError('Rate limiting is unavailable; try again shortly')
     }
     reply.header('retry-after', String(limit.retryAfterSeconds))

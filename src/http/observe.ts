@@ -6,6 +6,12 @@ import { ANONYMIZER_TRAITS } from '../core/anonymizers.js'
 
 const COUNTRY = /^[A-Z]{2}$/
 
+/** What decided a finished request: the limit that refused, the policy rule, or (no decision) what the status says refused. */
+export function ruleOf (ctx: RequestContext, status: number): string {
+  if (ctx.limit !== null && !ctx.limit.allowed) return ctx.limit.rule ?? 'limit'
+  return ctx.decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
+}
+
 /**
  * A finished request (the onResponse point) in the metrics: what was decided, for whom, from where. Cheap: a few
  * counter increments; the first-sighting check touches Redis at most once per key and country per replica.
@@ -17,10 +23,7 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
   // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
   const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
   const locationTier = decision === null ? 'none' : m.tierLabel(decision.locationTier)
-  const rule = ctx.limit !== null && !ctx.limit.allowed
-    ? ctx.limit.rule ?? 'limit'
-    : decision?.rule ?? (status === 401 ? 'identity' : status >= 400 && status < 500 ? 'request' : 'none')
-  m.requests.inc({ decision: decisionLabel, rule: m.ruleLabel(rule), location_tier: locationTier, model, status: String(status) })
+  m.requests.inc({ decision: decisionLabel, rule: m.ruleLabel(ruleOf(ctx, status)), location_tier: locationTier, model, status: String(status) })
 
   const limit = ctx.limit
   if (limit !== null) {

@@ -113,6 +113,8 @@ export class Metrics {
   // GeoIP: database age and staleness per layer, reloads, and lookups that found no location
   readonly geodbAgeDays = new Gauge({
     name: 'geogate_geodb_age_days',
+    // several workers (serve --workers): their aggregate on /metrics is the max, not the sum
+    aggregator: 'max',
     help: 'Age of each GeoIP database layer in service (days since its build epoch)',
     labelNames: ['database', 'file'] as const,
     registers: [this.registry]
@@ -120,6 +122,8 @@ export class Metrics {
 
   readonly geodbStale = new Gauge({
     name: 'geogate_geodb_stale',
+    // several workers (serve --workers): their aggregate on /metrics is the max, not the sum
+    aggregator: 'max',
     help: '1 when a GeoIP database in service is older than geo.maxAgeDays',
     registers: [this.registry]
   })
@@ -178,6 +182,8 @@ export class Metrics {
 
   readonly auditLag: Gauge = new Gauge({
     name: 'geogate_audit_writer_lag_seconds',
+    // several workers (serve --workers): their aggregate on /metrics is the max, not the sum
+    aggregator: 'max',
     help: 'Age of the oldest audit record or journal entry not yet written and fsynced, retries included (0 when none)',
     registers: [this.registry],
     collect: () => {
@@ -273,6 +279,8 @@ export class Metrics {
 
   readonly policyVersion: Gauge = new Gauge({
     name: 'geogate_policy_version',
+    // several workers (serve --workers): their aggregate on /metrics is the min, not the sum
+    aggregator: 'min',
     help: 'Counter of the shared policy overrides this replica has read (Redis; 0 without). Not the policy version: see geogate_policy_info',
     registers: [this.registry],
     collect: () => {

@@ -81,6 +81,13 @@ export const ENDPOINT_PATHS: ReadonlyMap<Endpoint, string> = (() => {
 })()
 
 /** Endpoints whose output is counted in tokens: only these get max-token clamps. */
+/** endpoint -> the body fields bounding its output (the first route that names any), built once rather than per clamp */
+const OUTPUT_FIELDS: ReadonlyMap<Endpoint, readonly string[]> = (() => {
+  const out = new Map<Endpoint, readonly string[]>()
+  for (const s of ROUTES.values()) if (s.outputFields.length > 0 && !out.has(s.endpoint)) out.set(s.endpoint, s.outputFields)
+  return out
+})()
+
 export const TOKEN_OUTPUT: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'responses'])
 
 const PATH_CHARS = /^[A-Za-z0-9/_.~-]*$/
@@ -296,7 +303,7 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
 export function applyOutputClamp (endpoint: Endpoint, body: unknown, limit: number): void {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return
   const b = body as Record<string, unknown>
-  const fields = [...ROUTES.values()].find((s) => s.endpoint === endpoint && s.outputFields.length > 0)?.outputFields ?? []
+  const fields = OUTPUT_FIELDS.get(endpoint) ?? []
   let wrote = false
   for (const f of fields) {
     if (typeof b[f] === 'number') { b[f] = Math.min(b[f] as number, limit); wrote = true }

@@ -18,7 +18,7 @@ t.test('SIGHUP: a broken file is refused and the old policy keeps serving; a goo
   const file = join(dir, 'geogate.yaml')
   const good = baseConfig(up.url, { server: { host: '127.0.0.1', port: 0, adminPort: 0 }, audit: { dir: join(dir, 'audit') }, log: { level: 'info' } })
   await writeFile(file, stringify(good))
-  const child = spawn(process.execPath, ['dist/cli/index.js', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['dist/cli/index.js', 'serve', '--config', file, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(async () => {
     if (child.exitCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve))

@@ -50,7 +50,7 @@ t.test('a start that fails after the databases opened still exits (file watchers
   })))
   // a watcher left open would keep the process alive until this kill bound, far above a normal failed start
   const r = await new Promise<{ code: number | null, signal: string | null, stderr: string }>((done) => {
-    const child = execFile(process.execPath, [resolve('dist/cli/index.js'), 'serve', '--config', cfg], { timeout: 60_000 }, (_err, _out, stderr) => {
+    const child = execFile(process.execPath, [resolve('dist/cli/index.js'), 'serve', '--config', cfg, '--workers', '1'], { timeout: 60_000 }, (_err, _out, stderr) => {
       done({ code: child.exitCode, signal: child.signalCode, stderr })
     })
   })

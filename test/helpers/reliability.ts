@@ -174,7 +174,7 @@ export interface Gateway {
  * bounded tail), so a long run under load does not grow the test process.
  */
 export async function startGateway (configFile: string, env: NodeJS.ProcessEnv = {}): Promise<Gateway> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile, '--workers', '1'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const tail: string[] = []
   const keep = (s: string): void => { tail.push(s); if (tail.length > 200) tail.splice(0, tail.length - 200) }
   const exited = once(child, 'exit').then(([code]) => code as number | null)

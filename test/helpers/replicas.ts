@@ -29,7 +29,7 @@ export async function startReplicas (n: number, configOf: Record<string, unknown
         audit: { dir: join(dir, `audit-${i}`), ...(config.audit as object | undefined) }
       }
       await writeFile(file, JSON.stringify(cfg, null, 2)) // JSON is YAML
-      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
       procs.push(proc)
       files.push(file)
       const at = await listeningUrl(proc)

@@ -41,7 +41,7 @@ const cases: Array<{ name: string, geo: GeoResult, model: string, backend: { nam
 for (const c of cases) {
   t.test(`${c.name}: the metric counts it exactly when the audit rule calls it crossing`, async (t) => {
     const m = new Metrics()
-    const ctx = newContext('192.0.2.1')
+    const ctx = newContext('192.0.2.1', policy, config)
     ctx.geo = c.geo
     ctx.principal = { keyId: 'k1', org: 'Org One', tier: 'tier1', verifiedEntity: false }
     ctx.shape = { endpoint: 'chat.completions', forwardPath: '/v1/chat/completions', model: c.model, capabilities: ['chat'], maxOutputTokens: null, choices: 1, promptTokens: 1, stream: false }

@@ -10,6 +10,11 @@ import { AdminSchema } from './admin.js'
 import { ScreeningSchema } from './screening.js'
 import { namesSchema } from '../../core/names.js'
 
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+function LogLevel (opts: { default: typeof LEVELS[number], description?: string }) {
+  return Type.Union(LEVELS.map((l) => Type.Literal(l)), opts)
+}
+
 // The one source of truth: config/geogate.schema.json is generated from this (`geogate schema`).
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
@@ -30,7 +35,11 @@ export const ConfigSchema = Type.Object({
   admin: AdminSchema,
   screening: ScreeningSchema,
   log: Type.Object({
-    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' })
+    level: LogLevel({ default: 'info' }),
+    accessLevel: LogLevel({
+      default: 'info',
+      description: 'Level of the one access-log line per request (request id, method, path, status, rule, latency); logged only when log.level lets it through; silent: none'
+    })
   }, { additionalProperties: false, default: {} })
 }, {
   $id: 'https://geogate.dev/schema/geogate.schema.json',

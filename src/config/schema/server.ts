@@ -18,6 +18,10 @@ export const ServerSchema = Type.Object({
   headersTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Time a client may take to send its headers' }),
   keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000 }),
   maxHeaderSize: Type.Integer({ minimum: 1024, default: 16_384 }),
+  workers: Type.Union([Type.Integer({ minimum: 1, maximum: 1024 }), Type.Literal('auto')], {
+    default: 'auto',
+    description: 'Worker processes sharing the data-plane port (serve --workers overrides); auto: the cores this process may use (os.availableParallelism()) when redis is configured, else 1; 1: one process'
+  }),
   objectRoutesTtlSeconds: Type.Integer({
     minimum: 1, default: 30 * 86_400,
     description: 'How long the gateway remembers which backend created a response or job, for /v1/responses/{id} and the like'

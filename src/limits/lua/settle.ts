@@ -4,17 +4,15 @@ import { LUA_CLOCK } from './clock.js'
  * Settle a finished request: release its leases and move each token charge from the reservation to the
  * actual usage. A refund lands in the bucket / period the reservation was charged to (if that is still
  * counted); an overrun is charged to the current bucket / period, so the next requests see it.
- * Never retried by the caller: ZREM is idempotent, HINCRBY is not.
+ * Never retried by the caller: ZREM is idempotent, HINCRBY is not. One call settles any number of requests
+ * (the store batches the settles of one event-loop turn), so each item names its own lease.
  *
- * KEYS[i]   counter key
- * ARGV[1]   lease id
- * ARGV[1 + 4(i-1) + 1..4]  kind (w window | p:h, p:d, p:m period | l lease), mark (bucket or period id from
- *           acquire), delta (tokens to add, negative to refund), ms (window length / lease ttl)
+ * KEYS[i]   counter key (a key may appear more than once: one item per request)
+ * ARGV[5(i-1) + 1..5]  kind (w window | p:h, p:d, p:m period | l lease), mark (bucket or period id from
+ *           acquire), delta (tokens to add, negative to refund), ms (window length / lease ttl), lease id
  */
 export const SETTLE_LUA = `
 ${LUA_CLOCK}
-local lease = ARGV[1]
-
 local function period_id (p)
   if p == 'h' then return string.format('%d', math.floor(now / 3600000)) end
   if p == 'd' then return string.format('%d', math.floor(now / 86400000)) end
@@ -23,8 +21,8 @@ local function period_id (p)
 end
 
 for i = 1, #KEYS do
-  local b = 1 + (i - 1) * 4
-  local kind, mark, delta, ms = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local b = (i - 1) * 5
+  local kind, mark, delta, ms, lease = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5]
   local key = KEYS[i]
   if kind == 'l' then
     redis.call('ZREM', key, lease)
