@@ -45,8 +45,6 @@ export interface WorkerRole {
   admin: boolean
   /** /metrics on the admin plane: every worker's registry, aggregated (gathered by the primary) */
   metrics: () => Promise<string>
-  /** a reload through the admin API applied here: the primary has the other workers re-read the file too */
-  reloaded: () => void
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
@@ -101,14 +99,10 @@ export async function startGateway (opts: StartOptions): Promise<RunningGateway>
   const mocks = opts.withMockBackend === true && worker === undefined ? await startMocks(loaded.config, opts, log) : []
   const writerId = worker === undefined ? undefined : `${loaded.config.audit.writerId ?? defaultWriterId()}-w${worker.id}`
   const runtime = await createRuntime(loaded.config, loaded.baseDir, log, writerId === undefined ? {} : { auditWriterId: writerId })
+  // POST /admin/reload on this process reaches the other workers (each a replica of its own: workers need Redis)
+  // the way it reaches other pods, through the shared store, so nothing is relayed through the primary.
   const reloadHere = async (actor?: ReloadActor): Promise<ReloadResult> => await reloadConfig(runtime, loaded.file, opts.env, actor)
-  const reload = worker === undefined
-    ? reloadHere
-    : async (actor?: ReloadActor): Promise<ReloadResult> => {
-      const r = await reloadHere(actor)
-      if (r.ok) worker.reloaded()
-      return r
-    }
+  const reload = reloadHere
   // Another replica's POST /admin/reload reaches this process (each worker on its own) through the shared store:
   // re-read this file here, and answer.
   runtime.live.onReloadRequest(`${runtime.audit.writer}/${process.pid}`, async (actor) => {

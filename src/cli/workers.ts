@@ -31,8 +31,6 @@ type Message =
   | { gg: 'collected', req: number, data: MetricsJson }
   /** primary → admin worker: everyone's metrics */
   | { gg: 'metrics', req: number, data: MetricsJson[] }
-  /** admin worker → primary: a reload through the admin API applied; have the others re-read the file */
-  | { gg: 'reloaded', id: number }
 
 function isMessage (m: unknown): m is Message {
   return m !== null && typeof m === 'object' && typeof (m as { gg?: unknown }).gg === 'string'
@@ -142,8 +140,6 @@ export async function runPrimary (n: number, loaded: LoadedConfig, opts: StartOp
         if (entry === undefined) return
         entry.data.push(m.data)
         if (--entry.waiting === 0) entry.done()
-      } else if (m.gg === 'reloaded') {
-        for (const [other, ow] of slots) if (other !== m.id) ow.process.kill('SIGHUP')
       }
     })
     w.on('exit', (code, signal) => {
@@ -209,7 +205,7 @@ export async function runWorker (opts: StartOptions): Promise<RunningGateway> {
     })
     return await AggregatorRegistry.aggregate(data).metrics()
   }
-  gw = await startGateway({ ...opts, worker: { id, admin: process.env.GEOGATE_WORKER_ADMIN === '1', metrics, reloaded: () => { send({ gg: 'reloaded', id }) } } })
+  gw = await startGateway({ ...opts, worker: { id, admin: process.env.GEOGATE_WORKER_ADMIN === '1', metrics } })
   send({ gg: 'listening', id, url: gw.url, adminUrl: gw.adminUrl })
   return gw
 }

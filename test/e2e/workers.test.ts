@@ -81,7 +81,7 @@ t.test('serve --workers 2', async (t) => {
   gw.proc.kill('SIGHUP')
   await waitFor(() => new Set(gw.proc.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.worker)).size === 2, 10_000, 'both workers to reload')
   t.pass('both workers re-read the file on SIGHUP')
-  // POST /admin/reload reaches worker 1 (the admin plane), which has the primary tell the others.
+  // POST /admin/reload reaches worker 1 (the admin plane), and the other worker through the shared store.
   const reloaded = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: admin })
   t.equal(reloaded.status, 200)
   const reloadsOf = (id: number): number => gw.proc.lines.filter((l) => l.msg === 'configuration reloaded' && l.worker === id).length
