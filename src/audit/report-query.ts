@@ -10,11 +10,12 @@ import { openSql } from './sql.js'
  * of the writers' chains visits them), so JSON object keys and tie orders match too.
  */
 
-/** The report's row and totals (report.ts re-states them as ReportRow and UsageReport; kept here so the two files do not import each other). */
+/** The counts of one report row and of the totals (ReportRow in report.ts adds the row's keys). */
 export interface UsageCounts {
   interactions: number
   allowed: number
   denied: number
+  /** refused in shadow mode: would have been denied */
   shadowDenied: number
   crossBorder: number
   unknownOutcome: number

@@ -1,6 +1,6 @@
 import { ReportPeriodError } from '../core/errors.js'
 import type { RecordFilter } from './read.js'
-import { aggregateUsage } from './report-query.js'
+import { aggregateUsage, type UsageCounts } from './report-query.js'
 import { csvCell } from './export.js'
 import { describeRule } from '../core/rule-ids.js'
 import type { VerifyResult } from './verify.js'
@@ -12,22 +12,12 @@ import type { AdminRecord } from './types.js'
  * anonymizers and subdivisions can put callers from one country in different tiers.
  */
 
-export interface ReportRow {
+export interface ReportRow extends UsageCounts {
   period: string
   country: string
   locationTier: string
   model: string
   tier: string
-  interactions: number
-  allowed: number
-  denied: number
-  /** refused in shadow mode: would have been denied */
-  shadowDenied: number
-  crossBorder: number
-  unknownOutcome: number
-  tokensIn: number
-  tokensOut: number
-  refusalsByRule: Record<string, number>
 }
 
 /**
