@@ -185,8 +185,9 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, body } = toOpenAIError(err)
-    // A refusal for want of an audit record is logged (warn, with its reason) where it is decided.
-    if (status >= 500 && err.code !== 'GG_AUDIT_UNAVAILABLE') request.log.error({ err }, 'request failed')
+    // A refusal for want of an audit record is logged (warn, with its reason) where it is decided; a caller that
+    // hung up is no failure of the gateway (its access line says outcome client_abort).
+    if (status >= 500 && err.code !== 'GG_AUDIT_UNAVAILABLE' && request.ctx?.outcome !== 'client_abort') request.log.error({ err }, 'request failed')
     reply.code(status).type('application/json')
     return body
   })

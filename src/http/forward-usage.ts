@@ -41,6 +41,19 @@ export interface SseTapOptions {
 }
 
 /**
+ * The usage of a whole JSON answer (and the parsed body, for the caller that reads a created object's id), or
+ * nulls when the bytes are not JSON.
+ */
+export function jsonAnswerUsage (body: Buffer): { usage: Usage | null, parsed: unknown } {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { usage?: unknown } | null
+    return { usage: readUsage(parsed?.usage), parsed }
+  } catch {
+    return { usage: null, parsed: null }
+  }
+}
+
+/**
  * Server-sent events pass through as they come, and their `data:` lines are read on the side for the
  * final usage. Without dropping, every chunk is pushed the moment it arrives. With dropping, whole events
  * are pushed as soon as their blank line arrives (a partial event is of no use to an SSE client anyway).
@@ -182,11 +195,9 @@ export class JsonUsageTap extends Transform {
   override _flush (cb: TransformCallback): void {
     let usage: Usage | null = null
     if (this.#size <= MAX_JSON) {
-      try {
-        const body = JSON.parse(Buffer.concat(this.#parts).toString('utf8')) as { usage?: unknown } | null
-        usage = readUsage(body?.usage)
-        this.#onBody?.(body)
-      } catch { /* not JSON after all: no usage */ }
+      const answer = jsonAnswerUsage(Buffer.concat(this.#parts))
+      usage = answer.usage
+      if (answer.parsed !== null) this.#onBody?.(answer.parsed)
     } else {
       const text = this.#tail.toString('utf8')
       let last: string | undefined

@@ -6,7 +6,7 @@ import type { RequestContext } from './context.js'
 import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
-import { SseUsageTap, JsonUsageTap } from './forward-usage.js'
+import { SseUsageTap, JsonUsageTap, jsonAnswerUsage } from './forward-usage.js'
 import { ModelRename } from './forward-model.js'
 import { recordStart } from './audit.js'
 import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
@@ -22,6 +22,13 @@ import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError
  * after the grace period (BackendPools.abortAll); a backend failure before any byte reached the client is
  * answered 502/504, after it the client response is ended (SSE: with an error event).
  */
+
+/**
+ * A JSON answer that says its length, up to this many bytes, is read whole and sent as one buffer: no stream stage
+ * per request, and the usage is read from the parsed body. Longer (or chunked) answers stream through the tap.
+ */
+const WHOLE_ANSWER_MAX = 256 * 1024
+const DECIMAL = /^\d{1,9}$/
 
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
@@ -123,6 +130,25 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   // An answer creating a response or a job: remember which backend holds it, for the requests naming its id
   const created = shape.createsObject === true && res.statusCode < 300
   const remember = (id: string | null): void => { if (id !== null) rt.objects.remember(shape.endpoint, id, { backend: backend.name, model }) }
+  // the caller's model name in the answer, not the backend's (only when they differ: no cost otherwise)
+  const upstreamName = modelCfg?.upstreamModel
+  const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || type.includes('json'))
+  const length = res.headers['content-length']
+  if (!sse && !rename && type.includes('json') && typeof length === 'string' && DECIMAL.test(length) && Number(length) <= WHOLE_ANSWER_MAX) {
+    let bytes: Buffer
+    try {
+      bytes = Buffer.from(await res.body.arrayBuffer())
+    } catch (err) {
+      throw answerCutShort(err, request, ctx, backend.name, controller)
+    }
+    rt.metrics.upstreamLatency.observe({ backend: backend.name }, secondsSince(sentAt))
+    const answer = jsonAnswerUsage(bytes)
+    if (answer.usage !== null) ctx.usage = answer.usage
+    if (created) remember(answer.parsed !== null ? createdId(answer.parsed) : createdIdFromHead(bytes))
+    reply.code(res.statusCode)
+    reply.headers(downstreamHeaders(res.headers, true))
+    return reply.send(bytes)
+  }
   let out: SseUsageTap | JsonUsageTap | PassThrough
   if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte, onFirstData: created ? (p) => { remember(createdIdFromEvent(p)) } : undefined })
   else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte, created ? (b) => { remember(createdId(b)) } : undefined)
@@ -132,17 +158,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, secondsSince(sentAt)) })
   upstream.once('error', (err: Error) => {
     if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
-    if (ctx.outcome === 'ok') ctx.outcome = 'backend_error'
-    const e = ctx.outcome === 'shutdown' ? new UnavailableError('The gateway is shutting down; retry', { cause: err }) : upstreamError(err, backend.name)
-    request.log.warn({ err, backend: backend.name, outcome: ctx.outcome }, 'backend answer cut short')
+    const e = answerCutShort(err, request, ctx, backend.name, controller)
     // Nothing sent yet: Fastify answers with the mapped status. Else end the stream in a way clients notice.
     if (!reply.raw.headersSent) out.destroy(e)
     else if (sse) out.end(sseErrorEvent(e))
     else out.destroy(e)
   })
-  // the caller's model name in the answer, not the backend's (only when they differ: no cost otherwise)
-  const upstreamName = modelCfg?.upstreamModel
-  const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || type.includes('json'))
   if (rename) upstream.pipe(new ModelRename(upstreamName, model)).pipe(out)
   else upstream.pipe(out)
   if (created && !sse) upstream.once('data', (chunk: Buffer) => { remember(createdIdFromHead(chunk)) })
@@ -152,6 +173,17 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   reply.headers(downstreamHeaders(res.headers, !(sse && dropUsageChunk) && !rename))
   reply.send(out)
   return reply
+}
+
+/** The backend's answer failed midway: the caller's error (logged unless the caller is gone). */
+function answerCutShort (err: unknown, request: FastifyRequest, ctx: RequestContext, backend: string, controller: AbortController): Error {
+  if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) {
+    ctx.outcome = 'client_abort'
+    return new UnavailableError('The caller went away while the answer was read', { cause: err })
+  }
+  if (ctx.outcome === 'ok') ctx.outcome = 'backend_error'
+  request.log.warn({ err, backend, outcome: ctx.outcome }, 'backend answer cut short')
+  return ctx.outcome === 'shutdown' ? new UnavailableError('The gateway is shutting down; retry', { cause: err }) : upstreamError(err, backend)
 }
 
 /** The backend never answered: map why, unless the caller is gone or the gateway is shutting down. */
