@@ -8,15 +8,18 @@ import { ROOT, spawnGateway } from '../helpers/process.js'
 
 /*
  * `geogate serve` must not load what only some features use: DuckDB (audit SQL, reports), pg and the AWS SDK
- * (witnesses). Each costs tens of MB of RSS in every replica (README "Performance"). The spawned gateway records every
- * module it loads (test/fixtures/module-trace); DuckDB's native library is also looked for in /proc/<pid>/maps.
+ * (witnesses), ioredis (redis). Together they cost ~45 MB of RSS in every replica (README "Performance"). The
+ * spawned gateway records every module it loads (test/fixtures/module-trace); DuckDB's native library is also
+ * looked for in /proc/<pid>/maps.
  */
 
 const TRACER = pathToFileURL(join(ROOT, 'test', 'fixtures', 'module-trace', 'register.mjs')).href
 const LAZY: Array<[string, RegExp]> = [
   ['@duckdb/node-api', /[/\\]@duckdb[/\\]/],
   ['pg', /[/\\]node_modules[/\\](pg|pg-pool|pg-protocol)[/\\]/],
-  ['@aws-sdk/client-s3', /[/\\]node_modules[/\\](@aws-sdk|@smithy)[/\\]/]
+  ['@aws-sdk/client-s3', /[/\\]node_modules[/\\](@aws-sdk|@smithy)[/\\]/],
+  // the config has no redis section
+  ['ioredis', /[/\\]node_modules[/\\]ioredis[/\\]/]
 ]
 const linux = process.platform === 'linux'
 
