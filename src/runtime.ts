@@ -58,7 +58,7 @@ export interface RuntimeOverrides {
 export async function createRuntime (config: Readonly<Config>, baseDir: string, log: Logger, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const metrics = new Metrics()
   const geo = overrides.geo ?? await openGeo(config.geo, baseDir, log.child({ stage: 'geo' }), metrics)
-  const redis = overrides.redis !== undefined ? overrides.redis : createRedis(config.redis, log.child({ stage: 'redis' }))
+  const redis = overrides.redis !== undefined ? overrides.redis : await createRedis(config.redis, log.child({ stage: 'redis' }))
   let audit: AuditLog
   try {
     if (redis !== null) await redisReady(redis, config.redis.connectTimeoutMs)

@@ -1,5 +1,6 @@
-import pg from 'pg'
-import { S3Client, PutObjectCommand, ListObjectsV2Command, GetObjectCommand, type PutObjectCommandInput } from '@aws-sdk/client-s3'
+import type { Pool } from 'pg'
+import type { S3Client, PutObjectCommandInput } from '@aws-sdk/client-s3'
+import { loadOptional } from '../core/optional.js'
 
 /**
  * Witnesses: places the gateway can add a signed digest to but not change or delete, so a tail cut off together
@@ -10,7 +11,18 @@ import { S3Client, PutObjectCommand, ListObjectsV2Command, GetObjectCommand, typ
  *    than INSERT).
  *  - S3 Object Lock, compliance mode: one object per digest, written with a retain-until date no one (root
  *    included) can shorten, and If-None-Match: * so an existing object is never replaced.
+ *
+ * pg and the AWS SDK (~17 and ~24 MB of RSS) are imported at a witness's first use, so a gateway without
+ * audit.witness never loads them; a missing package then fails that append (logged and retried by the Anchorer).
  */
+
+async function pgModule (): Promise<typeof import('pg')> {
+  return await loadOptional('pg', 'the PostgreSQL audit witness', async () => await import('pg'))
+}
+
+async function s3Module (): Promise<typeof import('@aws-sdk/client-s3')> {
+  return await loadOptional('@aws-sdk/client-s3', 'the S3 audit witness', async () => await import('@aws-sdk/client-s3'))
+}
 
 export interface WitnessEntry {
   writer: string
@@ -58,20 +70,27 @@ export function postgresWitnessDdl (name = 'geogate_audit_witness'): string {
 export interface PostgresWitnessOptions { url: string, table: string, timeoutMs: number }
 
 export function postgresWitness (o: PostgresWitnessOptions): WitnessSink & WitnessReader {
-  const pool = new pg.Pool({ connectionString: o.url, max: 1, connectionTimeoutMillis: o.timeoutMs, query_timeout: o.timeoutMs, idleTimeoutMillis: 10_000 })
-  // An idle client's error (the server restarted) must not crash the process; the next query reconnects.
-  pool.on('error', () => {})
   const t = table(o.table)
+  let pool: Promise<Pool> | null = null
+  const connect = async (): Promise<Pool> => {
+    const { default: pg } = await pgModule()
+    const p = new pg.Pool({ connectionString: o.url, max: 1, connectionTimeoutMillis: o.timeoutMs, query_timeout: o.timeoutMs, idleTimeoutMillis: 10_000 })
+    // An idle client's error (the server restarted) must not crash the process; the next query reconnects.
+    p.on('error', () => {})
+    return p
+  }
+  // a failed import is not kept: the next append tries again
+  const getPool = async (): Promise<Pool> => await (pool ??= connect().catch((err: unknown) => { pool = null; throw err }))
   return {
     name: `postgres ${o.table}`,
     append: async (e) => {
-      await pool.query(`INSERT INTO ${t} (writer, digest_seq, file, sha256, digest) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [e.writer, e.digestSeq, e.file, e.sha256, e.digest])
+      await (await getPool()).query(`INSERT INTO ${t} (writer, digest_seq, file, sha256, digest) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [e.writer, e.digestSeq, e.file, e.sha256, e.digest])
     },
     list: async () => {
-      const r = await pool.query<{ writer: string, digest_seq: string, file: string, sha256: string, digest: string }>(`SELECT writer, digest_seq, file, sha256, digest FROM ${t} ORDER BY writer, digest_seq`)
+      const r = await (await getPool()).query<{ writer: string, digest_seq: string, file: string, sha256: string, digest: string }>(`SELECT writer, digest_seq, file, sha256, digest FROM ${t} ORDER BY writer, digest_seq`)
       return r.rows.map((x) => ({ writer: x.writer, digestSeq: Number(x.digest_seq), file: x.file, sha256: x.sha256, digest: x.digest }))
     },
-    close: async () => { await pool.end() }
+    close: async () => { await (await pool?.catch(() => null))?.end() }
   }
 }
 
@@ -104,10 +123,16 @@ export function s3PutInput (o: Pick<S3WitnessOptions, 'bucket' | 'prefix' | 'ret
 }
 
 export function s3Witness (o: S3WitnessOptions): WitnessSink & WitnessReader {
-  const client = o.client ?? new S3Client({ region: o.region, ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint, forcePathStyle: true }) })
+  let client: S3Client | undefined = o.client
+  const sdk = async (): Promise<{ client: S3Client, mod: typeof import('@aws-sdk/client-s3') }> => {
+    const mod = await s3Module()
+    client ??= new mod.S3Client({ region: o.region, ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint, forcePathStyle: true }) })
+    return { client, mod }
+  }
   return {
     name: `s3 ${o.bucket}/${o.prefix}`,
     append: async (e) => {
+      const { client, mod: { PutObjectCommand } } = await sdk()
       try {
         await client.send(new PutObjectCommand(s3PutInput(o, e)))
       } catch (err) {
@@ -116,6 +141,7 @@ export function s3Witness (o: S3WitnessOptions): WitnessSink & WitnessReader {
       }
     },
     list: async () => {
+      const { client, mod: { ListObjectsV2Command, GetObjectCommand } } = await sdk()
       const out: WitnessEntry[] = []
       let token: string | undefined
       do {
@@ -133,7 +159,7 @@ export function s3Witness (o: S3WitnessOptions): WitnessSink & WitnessReader {
       } while (token !== undefined)
       return out
     },
-    close: async () => { client.destroy() }
+    close: async () => { client?.destroy() }
   }
 }
 

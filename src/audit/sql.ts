@@ -1,7 +1,8 @@
 import { join, resolve } from 'node:path'
-import { DuckDBInstance, StatementType, type DuckDBConnection, type DuckDBValue, type Json } from '@duckdb/node-api'
+import type { DuckDBConnection, DuckDBValue, Json } from '@duckdb/node-api'
 import { listSegments, type SegmentName } from './segments.js'
 import { segmentInRange, type RecordFilter } from './read.js'
+import { loadOptional } from '../core/optional.js'
 
 /**
  * SQL over the audit log, on an embedded DuckDB (in memory: nothing is ever written into the audit directory).
@@ -14,7 +15,14 @@ import { segmentInRange, type RecordFilter } from './read.js'
  * A session only runs one SELECT at a time (no COPY, no SET, no DDL), and the engine is locked to the segment
  * files it was opened on (enable_external_access off, allowed_paths the segments): a query cannot read other
  * files or write anywhere. `verify` does not use any of this: it checks the bytes itself.
+ *
+ * DuckDB (~35 MB of RSS once mapped) is imported on the first session, not at boot: serve needs it only for the
+ * admin query and report endpoints.
  */
+
+async function duckdb (): Promise<typeof import('@duckdb/node-api')> {
+  return await loadOptional('@duckdb/node-api', 'SQL over the audit log (audit query, reports)', async () => await import('@duckdb/node-api'))
+}
 
 /** The view's columns, in the order the contract lists them (SPEC.md, "Audit record"), then the additions. */
 export const RECORD_COLUMNS: ReadonlyArray<readonly [string, string]> = [
@@ -88,6 +96,7 @@ export async function segmentFiles (dir: string, filter: RecordFilter = {}): Pro
 }
 
 export async function openSql (dir: string, opts: SqlOptions = {}): Promise<SqlSession> {
+  const { DuckDBInstance } = await duckdb()
   const files = await segmentFiles(dir, opts.filter)
   const db = await DuckDBInstance.create(':memory:', opts.threads === undefined ? {} : { threads: String(opts.threads) })
   const conn = await db.connect()
@@ -123,6 +132,7 @@ export async function openSql (dir: string, opts: SqlOptions = {}): Promise<SqlS
 
 /** One statement, and a SELECT (WITH … SELECT, VALUES, FROM-first included); anything else is refused. */
 export async function checkSelect (conn: DuckDBConnection, sql: string): Promise<void> {
+  const { StatementType } = await duckdb()
   let stmts
   try { stmts = await conn.extractStatements(sql) } catch (err) { throw new QueryError((err as Error).message) }
   if (stmts.count !== 1) throw new QueryError(`one SELECT statement, found ${stmts.count} statement(s)`)

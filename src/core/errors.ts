@@ -97,6 +97,7 @@ export function issueLine (i: ConfigIssue): string {
 export type DomainCode =
   | 'GG_CONFIG' | 'GG_POLICY_REJECTED' | 'GG_POLICY_NOT_FOUND' | 'GG_POLICY_CONFLICT' | 'GG_POLICY_STORE_UNAVAILABLE'
   | 'GG_EXPLAIN_QUERY' | 'GG_EXPLAIN_NOT_FOUND' | 'GG_GEO_DATABASE' | 'GG_MMDB_FORMAT' | 'GG_AUDIT_VERIFY' | 'GG_REPORT_PERIOD'
+  | 'GG_MODULE_UNAVAILABLE'
 
 export abstract class DomainError extends Error {
   abstract readonly code: DomainCode
@@ -176,6 +177,15 @@ export class ReportPeriodError extends DomainError {
   constructor (readonly period: string, message: string) { super(message) }
 }
 
+/** A package a feature imports at first use (core/optional.ts) that cannot be loaded: not installed, or broken. */
+export class OptionalModuleError extends DomainError {
+  readonly code = 'GG_MODULE_UNAVAILABLE'
+  override readonly name = 'OptionalModuleError'
+  constructor (readonly pkg: string, readonly feature: string, cause: unknown) {
+    super(`${feature} needs the package ${pkg}, which could not be loaded: ${cause instanceof Error ? cause.message.split('\n')[0] ?? '' : String(cause)}`, { cause })
+  }
+}
+
 type HttpError = Error & { code: string, statusCode: number, issues?: ConfigIssue[] }
 
 /**
@@ -190,7 +200,7 @@ export function httpErrorOf (err: unknown): unknown {
     case 'GG_POLICY_REJECTED': return withIssues(new InvalidPolicyError(err.message), (err as PolicyRejected).issues)
     case 'GG_POLICY_NOT_FOUND': case 'GG_EXPLAIN_NOT_FOUND': return new NotFoundError(err.message)
     case 'GG_POLICY_CONFLICT': return new ConflictError(err.message)
-    case 'GG_POLICY_STORE_UNAVAILABLE': return new UnavailableError(err.message, { cause: err })
+    case 'GG_POLICY_STORE_UNAVAILABLE': case 'GG_MODULE_UNAVAILABLE': return new UnavailableError(err.message, { cause: err })
     case 'GG_EXPLAIN_QUERY': case 'GG_REPORT_PERIOD': return new BadRequestError(err.message)
     // not the caller's doing: a 500 that does not show the message (toOpenAIError), logged by the handler
     case 'GG_GEO_DATABASE': case 'GG_MMDB_FORMAT': case 'GG_AUDIT_VERIFY': return err

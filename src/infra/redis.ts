@@ -1,17 +1,25 @@
-import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import type { Redis, Cluster, RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { RedisConfig } from '../config/schema/index.js'
+import { loadOptional } from '../core/optional.js'
 
 export type RedisClient = Redis | Cluster
+
+/** A Cluster client (without importing ioredis for an `instanceof`: a gateway without Redis never loads it). */
+export function isCluster (client: RedisClient): client is Cluster {
+  return client.isCluster
+}
 
 /**
  * One Redis connection (single, Sentinel or Cluster) for the limiter and the live policy.
  * No offline queue: a command sent while Redis is away fails at once instead of being replayed later
  * (replays double-count: OpenWA#932, fastify-rate-limit#84). Every command is bounded by commandTimeout,
  * and reconnects back off up to 2 s forever, so recovery is automatic.
+ * ioredis (~7 MB of RSS) is imported only when Redis is configured.
  */
-export function createRedis (config: Readonly<RedisConfig>, log: Logger): RedisClient | null {
+export async function createRedis (config: Readonly<RedisConfig>, log: Logger): Promise<RedisClient | null> {
   if (config.url === undefined && (config.nodes === undefined || config.nodes.length === 0)) return null
+  const { Redis, Cluster } = await loadOptional('ioredis', 'redis', async () => await import('ioredis'))
   const common: RedisOptions = {
     enableOfflineQueue: false,
     commandTimeout: config.commandTimeoutMs,

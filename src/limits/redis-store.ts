@@ -1,5 +1,5 @@
-import { Cluster, type Result, type ClientContext } from 'ioredis'
-import type { RedisClient } from '../infra/redis.js'
+import type { Result, ClientContext } from 'ioredis'
+import { isCluster, type RedisClient } from '../infra/redis.js'
 import type { AcquireResult, CounterSpec, CounterState, LimitStore, SettleItem } from './store.js'
 import { ACQUIRE_LUA } from './lua/acquire.js'
 import { SETTLE_LUA, RENEW_LUA } from './lua/settle.js'
@@ -128,7 +128,7 @@ export class RedisStore implements LimitStore {
    * Redis restart is one EVALSHA rather than NOSCRIPT + EVAL. Best effort: EVAL covers a miss.
    */
   async preload (): Promise<void> {
-    const nodes = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis]
+    const nodes = isCluster(this.#redis) ? this.#redis.nodes('master') : [this.#redis]
     await Promise.all(nodes.flatMap((n) => [ACQUIRE_LUA, SETTLE_LUA, RENEW_LUA].map(async (lua) => await n.script('LOAD', lua))))
   }
 

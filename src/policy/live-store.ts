@@ -1,7 +1,6 @@
 import type { Logger } from 'pino'
-import { Cluster } from 'ioredis'
 import type { KeyConfig, LocationsConfig, TierConfig } from '../config/schema/index.js'
-import type { RedisClient } from '../infra/redis.js'
+import { isCluster, type RedisClient } from '../infra/redis.js'
 import { isReservedName } from '../core/names.js'
 
 /**
@@ -131,8 +130,8 @@ export class RedisOverrideStore implements OverrideStore {
 
   constructor (redis: RedisClient, opts: RedisOverrideOptions) {
     // A Cluster client keeps the shared connection (its per-node options are fixed at creation).
-    this.#own = !(redis instanceof Cluster)
-    this.#redis = redis instanceof Cluster ? redis : redis.duplicate({ commandTimeout: STORE_COMMAND_TIMEOUT_MS })
+    this.#own = !(isCluster(redis))
+    this.#redis = isCluster(redis) ? redis : redis.duplicate({ commandTimeout: STORE_COMMAND_TIMEOUT_MS })
     if (this.#own) this.#redis.on('error', () => {})
     this.#connectTimeoutMs = opts.connectTimeoutMs
     this.#hash = `${opts.prefix}{policy}:overrides`
@@ -214,6 +213,6 @@ export class RedisOverrideStore implements OverrideStore {
 }
 
 function duplicateForSubscribe (redis: RedisClient): RedisClient {
-  if (redis instanceof Cluster) return redis.duplicate(undefined, { enableOfflineQueue: true })
+  if (isCluster(redis)) return redis.duplicate(undefined, { enableOfflineQueue: true })
   return redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined })
 }

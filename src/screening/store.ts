@@ -10,9 +10,8 @@
  */
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
-import type { RedisClient } from '../infra/redis.js'
+import { isCluster, type RedisClient } from '../infra/redis.js'
 import type { ScreeningEntry, ScreeningList, ScreeningListMeta } from './types.js'
 
 export interface ScreeningStore {
@@ -53,8 +52,8 @@ export class RedisScreeningStore implements ScreeningStore {
   #sub: RedisClient | null = null
 
   constructor (redis: RedisClient, opts: { prefix: string, log: Logger }) {
-    this.#own = !(redis instanceof Cluster)
-    this.#redis = redis instanceof Cluster ? redis : redis.duplicate({ commandTimeout: LIST_COMMAND_TIMEOUT_MS })
+    this.#own = !(isCluster(redis))
+    this.#redis = isCluster(redis) ? redis : redis.duplicate({ commandTimeout: LIST_COMMAND_TIMEOUT_MS })
     if (this.#own) this.#redis.on('error', () => {})
     this.#prefix = opts.prefix
     this.#pointer = `${opts.prefix}{screening}:current`
@@ -89,7 +88,7 @@ export class RedisScreeningStore implements ScreeningStore {
   }
 
   watch (onChange: () => void): void {
-    const sub = this.#redis instanceof Cluster
+    const sub = isCluster(this.#redis)
       ? this.#redis.duplicate(undefined, { enableOfflineQueue: true })
       : this.#redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined })
     this.#sub = sub

@@ -128,7 +128,7 @@ t.test('a missed pub/sub message is healed by the version poll', async (t) => {
   const redis = await testRedis()
   const prefix = uniquePrefix('poll')
   const config = parseConfig(baseConfig('http://127.0.0.1:9', { redis: { url: redis.url, keyPrefix: prefix } }))
-  const client = createRedis(config.redis, pino({ level: 'silent' }))
+  const client = await createRedis(config.redis, pino({ level: 'silent' }))
   const raw = new Redis(redis.url)
   t.teardown(async () => { client?.disconnect(); raw.disconnect(); await deletePrefix(redis.url, prefix); await redis.stop() })
   if (client === null) throw new Error('redis configured')

@@ -39,7 +39,7 @@ async function direct (redisUrl: string | null): Promise<{ acquire: number[], to
     ...(redisUrl !== null ? { redis: { url: redisUrl, keyPrefix: 'bench:', commandTimeoutMs: 1000 } } : {})
   })
   const config = parseConfig({ ...raw, audit: { dir: '/tmp/geogate-bench-audit' } })
-  const redis = createRedis(config.redis, log)
+  const redis = await createRedis(config.redis, log)
   if (redis !== null) await new Promise((resolve) => redis.once('ready', resolve))
   const limiter = createLimiter(config, log, { redis, metrics: new Metrics() })
   const tier = config.tiers.tier1

@@ -65,8 +65,8 @@ export async function spawnMock (args: string[] = []): Promise<{ proc: Spawned, 
  * `geogate serve --config FILE`: data-plane and admin URLs once it listens. One worker unless `args` say otherwise,
  * so a test's process count does not depend on the machine's cores (server.workers defaults to auto).
  */
-export async function spawnGateway (configFile: string, args: string[] = []): Promise<{ proc: Spawned, url: string, adminUrl: string }> {
-  const proc = spawnCli(['serve', '--config', configFile, ...(args.includes('--workers') ? [] : ['--workers', '1']), ...args])
+export async function spawnGateway (configFile: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Spawned, url: string, adminUrl: string }> {
+  const proc = spawnCli(['serve', '--config', configFile, ...(args.includes('--workers') ? [] : ['--workers', '1']), ...args], env)
   const l = await proc.waitForLine((x) => x.msg === 'geogate listening')
   return { proc, url: String(l.url), adminUrl: String(l.adminUrl) }
 }
