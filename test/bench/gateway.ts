@@ -4,14 +4,17 @@
  * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
  *
  *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
- *   (--only fastify,nginx,portkey,gg-memory,… picks rows besides direct, bare and geogate; --keep keeps the temp dir)
+ *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2 picks rows besides direct, bare and geogate; --keep keeps the temp dir)
  *
  *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time)
  *   core 1: this process (fixed-rate and SSE clients), wrk, the mock backends
+ *   cores 0,1: gg-workers2 only (`geogate serve --workers 2` cannot be held to one core), beside the load
  *
  * geogate runs only as a process, `node dist/cli/index.js serve --config FILE`, from a config generated here.
  * Figures are medians over the rounds; "added" latencies are the row's percentile minus the direct row's in the
- * same round; ratios divide by the bare proxy's figure in the same round.
+ * same round; ratios divide by the bare proxy's figure in the same round. For geogate rows the audit journal wait
+ * (geogate_audit_journal_wait_seconds) is read from the admin plane's /metrics before and after the throughput and
+ * concurrency-1 phases, its quantiles interpolated within buckets. CPU and RSS add up a process and its children.
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -24,8 +27,9 @@ import { Redis } from 'ioredis'
 import { deletePrefix, freePort, sharedRedisUrl } from '../helpers/redis.js'
 import { CLI, ROOT } from '../helpers/process.js'
 import { openLoop, sse, writeWrkScript, wrk, type Callers, type ClosedLoop, type Endpoint, type OpenLoop, type SseRun } from './gateway/load.js'
+import { histogramDelta, histogramQuantile, parseHistogram, scrape, type Histogram } from './gateway/histogram.js'
 import { cpuMicros, have, memory, pinSelf, spawnPinned, truncateLog, waitReady, type Pinned } from './gateway/procs.js'
-import { allowedByDefaultGeo, apiKeys, geogateConfig, nginxMockConf, nginxProxyConf, writeGeo, writeText, type GeogateVariant } from './gateway/setup.js'
+import { ADMIN_TOKEN, allowedByDefaultGeo, apiKeys, geogateConfig, nginxMockConf, nginxProxyConf, writeGeo, writeText, type GeogateVariant } from './gateway/setup.js'
 
 const { values: opt } = parseArgs({
   options: {
@@ -44,6 +48,7 @@ const { values: opt } = parseArgs({
     'stall-ms': { type: 'string', default: '1000' },
     only: { type: 'string' },
     workers: { type: 'string' },
+    'workers-cores': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'proxy-core': { type: 'string', default: '0' },
@@ -66,6 +71,8 @@ const SSE_RAMP = num('sse-ramp-ms')
 const STALL_MS = num('stall-ms')
 const PROXY_CORE = num('proxy-core')
 const LOAD_CORE = num('load-core')
+const WORKERS_CORES = opt['workers-cores'] ?? `${PROXY_CORE},${LOAD_CORE}`
+const JOURNAL_WAIT = 'geogate_audit_journal_wait_seconds'
 const POOL = Math.max(256, STREAMS + 64) // upstream connections of every Node proxy: enough for every stream
 const PORTKEY_DIR = join(ROOT, 'test', 'bench', '.portkey')
 const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js')
@@ -78,7 +85,20 @@ const SSE_BODY = sseBody(SSE_CHUNKS)
 const SSE_WARM_BODY = sseBody(1)
 const PATH = '/v1/chat/completions'
 
-interface Round { load: number[], max: ClosedLoop, cpuUsPerReq: number | null, rssSteady: number | null, c1: ClosedLoop, rate: OpenLoop, sse: SseRun | null }
+/** The write-ahead journal wait over one phase, from the /metrics histogram (bucket-interpolated quantiles). */
+interface JournalWait { count: number, p50us: number | null, p99us: number | null, meanUs: number | null }
+interface Round {
+  load: number[]
+  max: ClosedLoop
+  cpuUsPerReq: number | null
+  rssSteady: number | null
+  c1: ClosedLoop
+  rate: OpenLoop
+  sse: SseRun | null
+  /** null for rows without /metrics, or when a scrape failed */
+  journalMax: JournalWait | null
+  journalC1: JournalWait | null
+}
 interface Row {
   id: string
   label: string
@@ -86,6 +106,8 @@ interface Row {
   sse: Endpoint
   callers: Callers
   proc: Pinned | null
+  /** the admin plane's /metrics (geogate rows) */
+  metricsUrl?: string
   skipped?: string
   /** why the SSE phase is not run for this row, when it cannot stream */
   sseSkipped?: string
@@ -104,6 +126,19 @@ function median (xs: Array<number | null | undefined>): number | null {
   if (v.length === 0) return null
   const m = v.length >> 1
   return v.length % 2 === 1 ? (v[m] ?? null) : ((v[m - 1] ?? 0) + (v[m] ?? 0)) / 2
+}
+
+async function journalHistogram (row: Row): Promise<Histogram | null> {
+  if (row.metricsUrl === undefined) return null
+  const text = await scrape(row.metricsUrl, ADMIN_TOKEN)
+  return text === null ? null : parseHistogram(text, JOURNAL_WAIT)
+}
+
+function journalWait (before: Histogram | null, after: Histogram | null): JournalWait | null {
+  const h = before === null || after === null ? null : histogramDelta(before, after)
+  if (h === null) return null
+  const us = (x: number): number | null => (Number.isFinite(x) ? x * 1e6 : null)
+  return { count: h.count, p50us: us(histogramQuantile(0.5, h)), p99us: us(histogramQuantile(0.99, h)), meanUs: h.count > 0 ? (h.sum / h.count) * 1e6 : null }
 }
 
 function endpoint (url: string, body: string, headers: Record<string, string> = {}): Endpoint {
@@ -195,26 +230,42 @@ async function main (): Promise<void> {
     }
     redisOk = await pingRedis(redisUrl)
     if (!redisOk) note(`no Redis at ${redisUrl}: the geogate rows use in-memory limits`)
-    const variants: Array<{ id: string, label: string, v: GeogateVariant, callers: Callers }> = [
+    const variants: Array<{ id: string, label: string, v: GeogateVariant, callers: Callers, workers?: number }> = [
       { id: 'geogate', label: 'geogate, full pipeline', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed },
       { id: 'gg-memory', label: 'geogate, in-memory limits (no Redis)', v: { geo: 'generated', redis: false, log: 'info', audit: 'all' }, callers: mixed },
       { id: 'gg-warn', label: 'geogate, log level warn', v: { geo: 'generated', redis: redisOk, log: 'warn', audit: 'all' }, callers: mixed },
       { id: 'gg-noaudit', label: 'geogate, no audit records', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'cross-border' }, callers: usOnly },
       { id: 'gg-geodefault', label: 'geogate, default geo db', v: { geo: 'default', redis: redisOk, log: 'info', audit: 'all' }, callers: defaultGeo },
-      { id: 'gg-alloff', label: 'geogate, memory + warn + no audit', v: { geo: 'generated', redis: false, log: 'warn', audit: 'cross-border' }, callers: usOnly }
+      { id: 'gg-alloff', label: 'geogate, memory + warn + no audit', v: { geo: 'generated', redis: false, log: 'warn', audit: 'cross-border' }, callers: usOnly },
+      { id: 'gg-workers2', label: `geogate, full pipeline, --workers 2 (cores ${WORKERS_CORES})`, v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed, workers: 2 }
     ]
-    for (const { id, label, v, callers } of variants) {
+    for (const { id, label, v, callers, workers } of variants) {
       if (!wanted(id)) continue
+      if (workers !== undefined && workers > 1 && !redisOk) {
+        add(id, label, callers, null, endpoint('', ''), endpoint('', ''), 'more than one worker needs Redis, and there is none')
+        continue
+      }
       const port = await freePort()
+      const adminPort = await freePort()
       const file = writeText(join(dir, `${id}.json`), geogateConfig(v, {
-        port, adminPort: await freePort(), jsonUrl, sseUrl, connections: POOL, geo, auditDir: join(dir, `audit-${id}`), redisUrl, redisPrefix: `${redisPrefix}${id}:`, keys
+        port, adminPort, jsonUrl, sseUrl, connections: POOL, geo, auditDir: join(dir, `audit-${id}`), redisUrl, redisPrefix: `${redisPrefix}${id}:`, keys
       }))
-      const args = [CLI, 'serve', '--config', file, ...(opt.workers === undefined ? [] : ['--workers', opt.workers])]
-      const p = spawnPinned(label, PROXY_CORE, process.execPath, args, join(dir, `${id}.log`), { cwd: ROOT })
+      const n = workers === undefined ? opt.workers : String(workers)
+      const args = [CLI, 'serve', '--config', file, ...(n === undefined ? [] : ['--workers', n])]
+      const p = spawnPinned(label, workers === undefined ? PROXY_CORE : WORKERS_CORES, process.execPath, args, join(dir, `${id}.log`), { cwd: ROOT })
       const url = `http://127.0.0.1:${port}`
       add(id, label, callers, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
+      const row = rows.at(-1)
+      if (row !== undefined) row.metricsUrl = `http://127.0.0.1:${adminPort}/metrics`
     }
-    if (opt.workers !== undefined) note(`geogate serve --workers ${opt.workers}: CPU and RSS are of the first process only`)
+    if (opt.workers !== undefined) note(`geogate serve --workers ${opt.workers} for every geogate row but gg-workers2 (all on core ${PROXY_CORE})`)
+    if (rows.some((r) => r.id === 'gg-workers2' && r.skipped === undefined)) {
+      note(`gg-workers2: geogate serve --workers 2 pinned to cores ${WORKERS_CORES} (taskset -c ${WORKERS_CORES}): two workers cannot share ` +
+        `core ${PROXY_CORE} alone and be a test of workers, so they share core ${LOAD_CORE} with wrk, the mocks and this process; ` +
+        'its req/s and latencies are not comparable with the one-core rows, its CPU µs per request is (summed over the primary and both workers), ' +
+        'and "× 1 worker" divides it by the full-pipeline row\'s of the same round')
+    }
+    note('CPU µs per request and RSS add up each proxy process and its children (a geogate primary and its workers)')
 
     // ---- ready, idle memory, warm-up
     for (const row of rows) {
@@ -251,10 +302,14 @@ async function main (): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       const partial = new Map<Row, Partial<Round>>()
       for (const row of live) {
+        // the scrapes fall outside the CPU readings, so they do not count against the row
+        const jBefore = await journalHistogram(row)
         const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
         const max = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, DURATION)
         const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
-        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady: row.proc === null ? null : memory(row.proc.pid).rss })
+        const rssSteady = row.proc === null ? null : memory(row.proc.pid).rss
+        const journalMax = journalWait(jBefore, await journalHistogram(row))
+        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady, journalMax })
         if (row.proc !== null) truncateLog(row.proc)
         say(`round ${round} max    ${row.label.padEnd(40)} ${max.rps.toFixed(0).padStart(7)} req/s${max.errors > 0 ? ` (${max.errors} errors)` : ''}`)
       }
@@ -265,7 +320,9 @@ async function main (): Promise<void> {
       }
       for (const row of live) {
         const p = partial.get(row) ?? {}
+        const jBefore = await journalHistogram(row)
         p.c1 = await wrk(LOAD_CORE, row.json.url, row.script ?? '', 1, DURATION)
+        p.journalC1 = journalWait(jBefore, await journalHistogram(row))
         if (row.proc !== null) truncateLog(row.proc)
       }
       for (const row of live) {
@@ -335,9 +392,18 @@ interface Summary {
   sseStalls: number | null
   sseFailed: number | null
   errors: number | null
+  /** the write-ahead journal wait (fdatasync, group commit), bucket-interpolated from /metrics */
+  journalC1P50us: number | null
+  journalC1P99us: number | null
+  journalMaxP50us: number | null
+  journalMaxP99us: number | null
+  /** c=1 added p50 minus the journal wait p50 at c=1: the added latency without the write-ahead wait */
+  c1AddedP50MinusJournalUs: number | null
+  /** CPU µs/req divided by the one-worker full pipeline's in the same round (gg-workers2) */
+  cpuRatioToOneWorker: number | null
 }
 
-function summarise (row: Row, direct: Row | undefined, bare: Row | undefined): Summary {
+function summarise (row: Row, direct: Row | undefined, bare: Row | undefined, oneWorker: Row | undefined): Summary {
   const per = <T>(f: (r: Round, i: number) => T): T[] => row.rounds.map(f)
   const d = (i: number): Round | undefined => direct?.rounds[i]
   const b = (i: number): Round | undefined => bare?.rounds[i]
@@ -361,17 +427,24 @@ function summarise (row: Row, direct: Row | undefined, bare: Row | undefined): S
     sseAddedGapP99us: median(per((r, i) => sub(r.sse?.gapP99us, d(i)?.sse?.gapP99us))),
     sseStalls: median(per((r) => r.sse?.stalls)),
     sseFailed: median(per((r) => r.sse?.failed)),
-    errors: median(per((r) => r.max.errors + r.c1.errors + r.rate.errors))
+    errors: median(per((r) => r.max.errors + r.c1.errors + r.rate.errors)),
+    journalC1P50us: median(per((r) => r.journalC1?.p50us)),
+    journalC1P99us: median(per((r) => r.journalC1?.p99us)),
+    journalMaxP50us: median(per((r) => r.journalMax?.p50us)),
+    journalMaxP99us: median(per((r) => r.journalMax?.p99us)),
+    c1AddedP50MinusJournalUs: median(per((r, i) => sub(sub(r.c1.p50us, d(i)?.c1.p50us) ?? undefined, r.journalC1?.p50us ?? undefined))),
+    cpuRatioToOneWorker: oneWorker === undefined ? null : median(per((r, i) => div(r.cpuUsPerReq, oneWorker.rounds[i]?.cpuUsPerReq)))
   }
 }
 
 function report (rows: Row[], rate: number, loadBefore: number[]): void {
   const direct = rows.find((r) => r.id === 'direct')
   const bare = rows.find((r) => r.id === 'bare')
+  const oneWorker = rows.find((r) => r.id === 'geogate' && r.skipped === undefined)
   const f = (x: number | null, digits = 0): string => (x === null ? '—' : x.toFixed(digits))
   const k = (x: number | null): string => (x === null ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0))
   const ratio = (x: number | null): string => (x === null ? '' : ` (${x.toFixed(2)}×)`)
-  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'CPU µs/req (× bare)', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
+  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'journal wait (write-ahead fdatasync) p50 / p99 µs: c=1 · max load', 'c=1 added p50 − journal wait p50 µs', 'CPU µs/req (× bare)', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
   const lines: string[][] = []
   const out: Array<Record<string, unknown>> = []
   for (const row of rows) {
@@ -380,15 +453,20 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       out.push({ id: row.id, label: row.label, skipped: row.skipped })
       continue
     }
-    const s = summarise(row, direct, bare)
+    const s = summarise(row, direct, bare, row.id === 'gg-workers2' ? oneWorker : undefined)
     const isDirect = row === direct
+    const journal = s.journalC1P50us === null && s.journalMaxP50us === null
+      ? '—'
+      : `${f(s.journalC1P50us)} / ${f(s.journalC1P99us)} · ${f(s.journalMaxP50us)} / ${f(s.journalMaxP99us)}`
     const overloaded = s.rateAchievedRps !== null && s.rateAchievedRps < rate * 0.95 ? ` (held ${k(s.rateAchievedRps)}/s)` : ''
     lines.push([
       row.label,
       `${k(s.rps)}${isDirect ? '' : ratio(s.rpsRatio)}`,
       isDirect ? 'baseline' : `${f(s.c1AddedP50us)} / ${f(s.c1AddedP99us)}`,
       isDirect ? 'baseline' : `${f(s.rateAddedP99us)}${overloaded}`,
-      isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}`,
+      journal,
+      journal === '—' ? '—' : f(s.c1AddedP50MinusJournalUs),
+      isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}${s.cpuRatioToOneWorker === null ? '' : `; ${s.cpuRatioToOneWorker.toFixed(2)}× 1 worker`}`,
       isDirect ? '—' : `${k(s.rpsPerCore)}${ratio(s.rpsPerCoreRatio)}`,
       isDirect ? '—' : `${f(s.rssIdleMB)} / ${f(s.rssSteadyMB)} / ${f(s.rssPeakMB)}`,
       row.sseSkipped !== undefined ? 'streaming failed (see notes)' : isDirect ? 'baseline' : `${f(s.sseAddedTtftP99us)} / ${f(s.sseAddedGapP99us)}`,
@@ -396,6 +474,11 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       f(s.errors)
     ])
     out.push({ id: row.id, label: row.label, median: s, rounds: row.rounds, sseSkipped: row.sseSkipped ?? null, rssIdleMB: row.rssIdle ?? null, rssPeakMB: row.rssPeak ?? null })
+  }
+  if (rows.some((r) => r.rounds.some((x) => x.journalC1 !== null || x.journalMax !== null))) {
+    note(`journal wait: ${JOURNAL_WAIT} from each geogate row's admin /metrics, the difference over the phase (c=1; max load, wrk -c${CONNECTIONS}), ` +
+      'quantiles bucket-interpolated as PromQL histogram_quantile() does, so they are only as fine as the buckets around them; ' +
+      '"—" where the row records no journal entries (no audit records) or its /metrics did not answer')
   }
   if (direct !== undefined && direct.rounds.length > 0) {
     const m = (fn: (r: Round) => number | undefined): string => f(median(direct.rounds.map(fn)))

@@ -1,10 +1,11 @@
 /**
- * Processes of the gateway benchmark: spawned pinned to one core with `taskset`, output to a log file, and read
- * back from /proc (CPU ticks, resident memory) while they run.
+ * Processes of the gateway benchmark: spawned pinned to one core (or a list of cores) with `taskset`, output to a
+ * log file, and read back from /proc (CPU ticks, resident memory) while they run — the process and all its
+ * descendants (`geogate serve --workers N` forks its workers).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { openSync, closeSync, readFileSync, truncateSync } from 'node:fs'
+import { openSync, closeSync, readFileSync, readdirSync, truncateSync } from 'node:fs'
 import { request } from 'undici'
 
 export interface Pinned {
@@ -18,8 +19,11 @@ export interface Pinned {
   stop (): Promise<void>
 }
 
-/** `taskset -c CORE cmd …args` with stdout and stderr appended to `log`; taskset execs, so the pid is the command's. */
-export function spawnPinned (name: string, core: number, cmd: string, args: string[], log: string, opts: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Pinned {
+/**
+ * `taskset -c CORES cmd …args` (CORES: one core or a list, "0,1") with stdout and stderr appended to `log`; taskset
+ * execs, so the pid is the command's, and what it forks inherits the affinity.
+ */
+export function spawnPinned (name: string, core: number | string, cmd: string, args: string[], log: string, opts: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Pinned {
   const fd = openSync(log, 'a')
   const child = spawn('taskset', ['-c', String(core), cmd, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', fd, fd] })
   closeSync(fd)
@@ -50,19 +54,52 @@ export function truncateLog (p: Pinned): void {
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
-/** utime + stime of the whole process (all threads), in µs. */
-export function cpuMicros (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // the command name is parenthesised and may hold spaces: fields count from after the last ')'
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK
+/** `pid` and every live descendant (from /proc/PID/task/TID/children); a process gone meanwhile is left out. */
+export function processTree (pid: number): number[] {
+  const out: number[] = []
+  const todo = [pid]
+  while (todo.length > 0) {
+    const p = todo.pop() as number
+    out.push(p)
+    let tasks: string[]
+    try { tasks = readdirSync(`/proc/${p}/task`) } catch { continue }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').split(' ')) if (c.trim() !== '') todo.push(Number(c))
+      } catch { /* the thread ended */ }
+    }
+  }
+  return out
 }
 
-/** VmRSS and VmHWM (peak) in MB. */
+/**
+ * CPU time of the process and its descendants, in µs: for each, utime + stime (all threads) + cutime + cstime
+ * (children it has reaped), so a worker that exits between two readings still counts once, in its parent.
+ */
+export function cpuMicros (pid: number): number {
+  let ticks = 0
+  for (const p of processTree(pid)) {
+    let stat: string
+    try { stat = readFileSync(`/proc/${p}/stat`, 'utf8') } catch { continue }
+    // the command name is parenthesised and may hold spaces: fields count from after the last ')'
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+  }
+  return (ticks * 1e6) / CLK_TCK
+}
+
+/** VmRSS and VmHWM (peak) in MB, summed over the process and its descendants (shared pages count in each). */
 export function memory (pid: number): { rss: number, hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN)
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
+  let rss = 0
+  let hwm = 0
+  for (const p of processTree(pid)) {
+    let status: string
+    try { status = readFileSync(`/proc/${p}/status`, 'utf8') } catch { continue }
+    const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN)
+    rss += kb('VmRSS') / 1024
+    hwm += kb('VmHWM') / 1024
+  }
+  return { rss, hwm }
 }
 
 /** Pin this process (every thread) to `core`, so what it spawns starts there too. */

@@ -118,6 +118,9 @@ export function apiKeys (n: number): string[] {
   return Array.from({ length: n }, (_, i) => `gg-bench-${String(i).padStart(4, '0')}`)
 }
 
+/** The bearer token of the generated configs' admin plane (read-only: the bench only scrapes /metrics). */
+export const ADMIN_TOKEN = 'gg-bench-admin'
+
 export interface GeogateVariant {
   geo: 'generated' | 'default'
   redis: boolean
@@ -142,7 +145,7 @@ export function geogateConfig (v: GeogateVariant, o: { port: number, adminPort: 
     tiers: { tier1: tier, tier2: tier, embargoed: { deny: true } },
     keys: o.keys.map((k, i) => ({ id: `bench-${i}`, sha256: sha256(k), org: 'Bench Org', tier: 'tier1' })),
     audit: { dir: o.auditDir, scope: v.audit },
-    admin: { tokens: [{ sha256: sha256('gg-bench-admin'), role: 'admin', name: 'bench' }] },
+    admin: { tokens: [{ sha256: sha256(ADMIN_TOKEN), role: 'auditor', name: 'bench' }] },
     log: { level: v.log }
   }, null, 2)
 }
