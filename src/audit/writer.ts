@@ -19,7 +19,10 @@ import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditSta
  *   journal.ts (write-ahead in-flight journal) · recover.ts (after a crash) · retention.ts · health.ts (failures)
  *
  *   begin()  ─► journal line ──(next commit, at once)──► write + fdatasync ─► begin() resolves ─► forward
- *   append() ─► queue (JSON text) ──(fsyncIntervalMs, flushBytes, or with a journal commit)──► seal ─► write + fdatasync
+ *   append() ─► queue (JSON text) ──(fsyncIntervalMs, flushBytes, a digest or a flush)──► seal ─► write + fdatasync
+ *
+ * A journal commit writes records only when they are due: a begin waits for one fdatasync (its journal line's),
+ * never for the segment's as well.
  *
  * Write-ahead: a request is forwarded only once its journal line is durable; commits are grouped (every begin
  * queued while the previous sync ran shares the next one). When writes fail (ENOSPC, EIO, EROFS, a dead mount),
@@ -88,6 +91,8 @@ export class AuditWriter implements AuditLog {
   #wake: { at: number, cancel: () => void } | null = null
   #timers: NodeJS.Timeout[] = []
   #digestDue = false
+  /** flush() calls waiting: records are due at once, window or not */
+  #flushing = 0
   #sweeping: Promise<number> = Promise.resolve(0)
   #closed = false
   #appended = 0
@@ -229,14 +234,23 @@ export class AuditWriter implements AuditLog {
 
   // ── group commit ──────────────────────────────────────────────────────────────────────────────────────────
 
+  /** Final records go to disk at the end of the window of their oldest, past flushBytes, for a digest or a flush. */
+  #recordsDue (now: number): boolean {
+    // sealed and not durable: a failed commit's batch, tried again first
+    if (this.#sealed.length > 0 || this.#digestDue) return true
+    const oldest = this.#unsealed[0]
+    if (oldest === undefined) return false
+    return this.#flushing > 0 || this.#unsealedBytes >= this.#o.flushBytes || now - oldest.at >= this.#o.fsyncIntervalMs
+  }
+
   /** Arrange the next commit: at once for journal lines (a request waits), else after the window or the backoff. */
   #schedule (): void {
     if (this.#running) return
     const now = Date.now()
     let at: number
     if (this.#health.retryAt > now) at = this.#health.retryAt
-    else if (this.#journal.pending > 0 || this.#unsealedBytes >= this.#o.flushBytes || this.#digestDue) at = now
-    else if (this.#unsealed.length + this.#sealed.length > 0) at = now + this.#o.fsyncIntervalMs
+    else if (this.#journal.pending > 0 || this.#recordsDue(now)) at = now
+    else if (this.#unsealed[0] !== undefined) at = this.#unsealed[0].at + this.#o.fsyncIntervalMs
     else return
     if (this.#wake !== null) {
       if (this.#wake.at <= at) return
@@ -264,10 +278,14 @@ export class AuditWriter implements AuditLog {
     return this.#backlog() > 0 || this.#digestDue
   }
 
+  #due (): boolean {
+    return this.#journal.pending > 0 || this.#recordsDue(Date.now())
+  }
+
   async #loop (): Promise<void> {
     let failed = false
     try {
-      while (this.#hasWork() && this.#health.retryAt <= Date.now()) {
+      while (this.#due() && this.#health.retryAt <= Date.now()) {
         try {
           await this.#commit()
           this.#resumed()
@@ -289,19 +307,25 @@ export class AuditWriter implements AuditLog {
     }
   }
 
-  /** Seal what is queued, write it and the journal lines (each fdatasync'd, in parallel), keep what failed. */
+  /**
+   * Write the journal lines and, when due, seal and write the queued records (each fdatasync'd, in parallel);
+   * keep what failed.
+   */
   async #commit (): Promise<void> {
     this.#health.startCommit()
     try {
-      for (const q of this.#unsealed) this.#sealed.push(this.#sealer.seal(q))
-      this.#unsealed = []
-      this.#unsealedBytes = 0
-      const batch = this.#sealed
-      const [journal, records] = await Promise.allSettled([this.#journal.commit(), this.#segments.write(batch)])
+      const withRecords = this.#recordsDue(Date.now())
+      if (withRecords) {
+        for (const q of this.#unsealed) this.#sealed.push(this.#sealer.seal(q))
+        this.#unsealed = []
+        this.#unsealedBytes = 0
+      }
+      const batch = withRecords ? this.#sealed : []
+      const [journal, records] = await Promise.allSettled([this.#journal.commit(), withRecords ? this.#segments.write(batch) : Promise.resolve()])
       const durable = this.#segments.durableSeq
       let n = 0
       for (; n < batch.length && (batch[n] as Item).seq <= durable; n++) this.#closeInflight((batch[n] as Item).closes)
-      this.#sealed = batch.slice(n)
+      if (withRecords) this.#sealed = batch.slice(n)
       if (n > 0) this.#commits++
       if (records.status === 'rejected') throw records.reason
       if (journal.status === 'rejected') throw journal.reason
@@ -411,8 +435,13 @@ export class AuditWriter implements AuditLog {
     if (!this.#running && !this.#hasWork()) return
     const done = new Promise<void>((resolve) => { this.#idle.push(resolve) })
     this.#health.retryAt = 0
-    this.#kick()
-    await done
+    this.#flushing++
+    try {
+      this.#kick()
+      await done
+    } finally {
+      this.#flushing--
+    }
     const left = this.#backlog()
     if (left > 0) throw new Error(`audit flush failed: ${left} record(s) not written (${this.#health.failure?.code ?? 'unknown error'})`)
   }
