@@ -154,9 +154,20 @@ async function main (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'geogate-bench-gateway-'))
   const procs: Pinned[] = []
   const redisPrefix = `ggbench:${randomBytes(4).toString('hex')}:`
-  const redisUrl = sharedRedisUrl()
+  // Redis is a dependency like the mock backends: on the load core, never beside the proxy under test. Without
+  // REDIS_URL the bench starts its own redis-server there (the machine's may run on any core).
+  let redisUrl = sharedRedisUrl()
   let redisOk = false
   try {
+    if (process.env.REDIS_URL === undefined && have('redis-server')) {
+      const redisPort = await freePort()
+      procs.push(spawnPinned('redis', LOAD_CORE, 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], join(dir, 'redis.log')))
+      redisUrl = `redis://127.0.0.1:${redisPort}`
+      for (let i = 0; i < 50 && !(await pingRedis(redisUrl)); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      note(`Redis: a redis-server of the bench's own on core ${LOAD_CORE} (set REDIS_URL to use another)`)
+    } else {
+      note(`Redis: ${redisUrl} (not pinned by the bench)`)
+    }
     const t0 = performance.now()
     const geo = await writeGeo(dir, num('city-networks'), num('callers'))
     const keys = apiKeys(num('keys'))
