@@ -195,6 +195,42 @@ t.test('a client that disconnects while the backend is still in prefill cancels 
   t.equal(seen.audited.length, 1)
 })
 
+t.test('a JSON answer that says its length is sent as it came, with its length, and its usage read', async (t) => {
+  const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'llama-3.1-8b', choices: [{ index: 0, message: { role: 'assistant', content: 'héllo' } }], usage: USAGE })
+  const { gw } = await gatewayWithUpstream(t, (_req, res) => {
+    res.writeHead(201, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(answer)), 'x-backend': 'b1' })
+    res.end(answer)
+  })
+  const seen = observe(gw)
+  const base = await listen(gw)
+  const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b') })
+  t.equal(r.status, 201, 'the backend\'s status')
+  t.equal(r.text, answer, 'byte for byte')
+  t.equal(r.headers['content-length'], String(Buffer.byteLength(answer)), 'the backend\'s length')
+  t.equal(r.headers['x-backend'], 'b1', 'the backend\'s own headers pass')
+  await seen.auditedCount(1)
+  t.same(seen.requests[0]?.ctx.usage, { tokensIn: 7, tokensOut: 3 })
+  t.equal(seen.requests[0]?.ctx.outcome, 'ok')
+})
+
+t.test('a JSON answer cut short before its length: 502 as OpenAI-style JSON, audited once as backend_error, no usage', async (t) => {
+  const { gw } = await gatewayWithUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+    res.write('{"id":"x","object":"chat.completion","choices":[')
+    setImmediate(() => { res.socket?.destroy() })
+  })
+  const seen = observe(gw)
+  const base = await listen(gw)
+  const r = await send(base, '/v1/chat/completions', { headers: TIER1, body: chat('llama-3.1-8b') })
+  t.equal(r.status, 502, 'nothing of the torn answer reached the caller: a clean error instead')
+  t.equal(JSON.parse(r.text).error.code, 'backend_unavailable')
+  await seen.auditedCount(1)
+  t.equal(seen.audited.length, 1)
+  t.equal(seen.requests[0]?.ctx.outcome, 'backend_error')
+  t.equal(seen.audited[0]?.status, 502)
+  t.equal(seen.requests[0]?.ctx.usage, null)
+})
+
 t.test('backend down → 502, backend silent → 504, as OpenAI-style JSON, each audited once', async (t) => {
   const dead = await startUpstream(() => {})
   const deadUrl = dead.url
