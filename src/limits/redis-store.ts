@@ -141,9 +141,10 @@ export class RedisStore implements LimitStore {
   }
 
   async #acquireOne (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {
-    const args: Array<string | number> = [leaseId]
-    for (const c of counters) args.push(KIND[c.kind], c.limit, c.cost, c.ms, c.period === undefined ? '-' : PERIOD[c.period])
-    const out = await this.#redis.geogateAcquire(counters.length, ...counters.map((c) => c.key), ...args)
+    // the specs as one argument (see lua/acquire.ts): kind limit cost ms period, per counter
+    let specs = ''
+    for (const c of counters) specs += `${specs === '' ? '' : ' '}${KIND[c.kind]} ${c.limit} ${c.cost} ${c.ms} ${c.period === undefined ? '-' : PERIOD[c.period]}`
+    const out = await this.#redis.geogateAcquire(counters.length, ...counters.map((c) => c.key), leaseId, specs)
     const states: CounterState[] = counters.map((c, i) => ({
       limit: c.limit,
       remaining: Number(out[3 + i * 3]),

@@ -7,13 +7,18 @@ import { LUA_CLOCK } from './clock.js'
  *
  * KEYS[i]   counter key
  * ARGV[1]   lease id (request id + random)
- * ARGV[1 + 5(i-1) + 1..5]  kind (w window | p period | l lease), limit, cost, ms, period (h|d|m|-)
+ * ARGV[2]   the counters' specs, space-separated, 5 per counter: kind (w window | p period | l lease), limit, cost,
+ *           ms, period (h|d|m|-); none is ever empty. One argument rather than 5 per counter: the call is built
+ *           on every request, and each argument is a RESP field the client serialises.
+ *           Read into A: A[1] the lease id, A[1 + 5(i-1) + 1..5] counter i's spec.
  * returns   { allowed 0|1, refused index (0-based, -1), retryAfterMs, then per counter: remaining, resetMs, mark }
  */
 export const ACQUIRE_LUA = `
 ${LUA_CLOCK}
 local lease = ARGV[1]
 local n = #KEYS
+local A = { lease }
+for field in string.gmatch(ARGV[2], '%S+') do A[#A + 1] = field end
 
 local function days_from_civil (y, m)
   if m <= 2 then y = y - 1 end
@@ -44,7 +49,7 @@ local refused, retry = -1, 0
 
 for i = 1, n do
   local b = 1 + (i - 1) * 5
-  local kind, limit, cost, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local kind, limit, cost, ms = A[b + 1], tonumber(A[b + 2]), tonumber(A[b + 3]), tonumber(A[b + 4])
   local key = KEYS[i]
   local need = cost
   if need < 1 then need = 1 end
@@ -73,7 +78,7 @@ for i = 1, n do
       end
     end
   elseif kind == 'p' then
-    local pid, pend = period_of(ARGV[b + 5])
+    local pid, pend = period_of(A[b + 5])
     local cur = redis.call('HMGET', key, 'p', 'n')
     local sum = 0
     if cur[1] == pid then sum = tonumber(cur[2]) or 0 end
@@ -91,7 +96,7 @@ end
 local out = { refused < 0 and 1 or 0, refused, retry }
 for i = 1, n do
   local b = 1 + (i - 1) * 5
-  local kind, limit, cost, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local kind, limit, cost, ms = A[b + 1], tonumber(A[b + 2]), tonumber(A[b + 3]), tonumber(A[b + 4])
   local key = KEYS[i]
   local charged = 0
   if refused < 0 then
