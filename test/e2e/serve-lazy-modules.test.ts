@@ -34,7 +34,8 @@ async function serveTraced (t: Test, patch: Record<string, unknown>): Promise<{ 
   })))
   const trace = join(dir, 'modules.txt')
   const gw = await spawnGateway(file, [], { NODE_OPTIONS: `--import=${TRACER}`, GEOGATE_MODULE_TRACE: trace })
-  t.teardown(() => { gw.proc.kill() })
+  // stopped before its directory is removed (teardowns run last-registered first): it may still be writing there
+  t.teardown(async () => { gw.proc.kill(); await gw.proc.exited })
   const pid = gw.proc.child.pid
   if (pid === undefined) throw new Error('no pid')
   return { adminUrl: gw.adminUrl, pid, loaded: async () => (await readFile(trace, 'utf8')).split('\n') }
