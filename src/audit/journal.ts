@@ -1,7 +1,7 @@
 /**
  * The in-flight journal, `<writer>.inflight.jsonl`: the write-ahead half of the audit log. A request's entry is
- * appended and made durable (O_DSYNC) BEFORE the request is forwarded (group commit: every begin queued while the previous
- * sync ran shares the next one), so a crash at any instant after the backend may have seen a request leaves its
+ * appended and made durable (O_DSYNC) BEFORE the request is forwarded (group commit: every begin queued while the
+ * previous write ran shares the next one), so a crash at any instant after the backend may have seen a request leaves its
  * trace here. Its final record in the chain makes the entry obsolete; on the next start, `leftovers` reads what
  * is still open and drops every requestId that does have a record in the chain, so recovery writes `unknown`
  * exactly for those without one — also after a crash between a final record's fsync and the journal's cleanup.

@@ -18,11 +18,11 @@ import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditSta
  *   seal.ts (seq, prev, hash) · segment-writer.ts (segments, rotation) · digests.ts (signed digests)
  *   journal.ts (write-ahead in-flight journal) · recover.ts (after a crash) · retention.ts · health.ts (failures)
  *
- *   begin()  ─► journal line ──(next commit, at once)──► write + fdatasync ─► begin() resolves ─► forward
+ *   begin()  ─► journal line ──(next commit, at once)──► write (O_DSYNC) ─► begin() resolves ─► forward
  *   append() ─► queue (JSON text) ──(fsyncIntervalMs, flushBytes, a digest or a flush)──► seal ─► write + fdatasync
  *
- * A journal commit writes records only when they are due: a begin waits for one fdatasync (its journal line's),
- * never for the segment's as well.
+ * A journal commit writes records only when they are due: a begin waits for its journal line's write alone,
+ * never for the segment's fdatasync as well.
  *
  * Write-ahead: a request is forwarded only once its journal line is durable; commits are grouped (every begin
  * queued while the previous sync ran shares the next one). When writes fail (ENOSPC, EIO, EROFS, a dead mount),
@@ -308,7 +308,7 @@ export class AuditWriter implements AuditLog {
   }
 
   /**
-   * Write the journal lines and, when due, seal and write the queued records (each fdatasync'd, in parallel);
+   * Write the journal lines and, when due, seal and write the queued records (each made durable, in parallel);
    * keep what failed.
    */
   async #commit (): Promise<void> {

@@ -125,6 +125,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
 
   const type = String(res.headers['content-type'] ?? '')
   const sse = type.startsWith('text/event-stream')
+  const jsonAnswer = !sse && type.includes('json')
   const onUsage = (u: Usage): void => { ctx.usage = u }
   const onFirstByte = (): void => { if (sse) rt.metrics.timeToFirstToken.observe({ backend: backend.name }, secondsSince(sentAt)) }
   // An answer creating a response or a job: remember which backend holds it, for the requests naming its id
@@ -132,9 +133,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const remember = (id: string | null): void => { if (id !== null) rt.objects.remember(shape.endpoint, id, { backend: backend.name, model }) }
   // the caller's model name in the answer, not the backend's (only when they differ: no cost otherwise)
   const upstreamName = modelCfg?.upstreamModel
-  const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || type.includes('json'))
+  const rename = upstreamName !== undefined && model !== null && upstreamName !== model && (sse || jsonAnswer)
   const length = res.headers['content-length']
-  if (!sse && !rename && type.includes('json') && typeof length === 'string' && DECIMAL.test(length) && Number(length) <= WHOLE_ANSWER_MAX) {
+  if (jsonAnswer && !rename && typeof length === 'string' && DECIMAL.test(length) && Number(length) <= WHOLE_ANSWER_MAX) {
     let bytes: Buffer
     try {
       bytes = Buffer.from(await res.body.arrayBuffer())
@@ -151,7 +152,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   }
   let out: SseUsageTap | JsonUsageTap | PassThrough
   if (sse) out = new SseUsageTap({ dropUsageChunk, estimatedIn: shape.promptTokens, onUsage, onFirstByte, onFirstData: created ? (p) => { remember(createdIdFromEvent(p)) } : undefined })
-  else if (type.includes('json')) out = new JsonUsageTap(onUsage, onFirstByte, created ? (b) => { remember(createdId(b)) } : undefined)
+  else if (jsonAnswer) out = new JsonUsageTap(onUsage, onFirstByte, created ? (b) => { remember(createdId(b)) } : undefined)
   else out = new PassThrough()
 
   const upstream = res.body
