@@ -29,8 +29,13 @@ export class SegmentWriter {
   #reopen = false
   /** seq of the last record written and fdatasync'd */
   durableSeq = 0
-  /** the open segment's newest durable records (up to RECENT_BYTES), oldest first */
-  #recent: Item[] = []
+  /**
+   * The open segment's newest durable bytes (at least RECENT_BYTES once written), as the buffers that were written,
+   * oldest first. Buffers, not the records' strings: they live outside the JS heap, so keeping a megabyte of
+   * records for a few hundred milliseconds costs the garbage collector nothing (as strings, every one was copied
+   * into the old generation and collected there).
+   */
+  #recent: Buffer[] = []
   #recentBytes = 0
   /** called when records made durable had to be written again after a repair (recorded in the chain) */
   onRewrite: ((detail: { segment: string, records: number, bytes: number }) => void) | null = null
@@ -82,12 +87,28 @@ export class SegmentWriter {
     await this.#sealClosed()
   }
 
-  #remember (items: Item[]): void {
-    for (const i of items) {
-      this.#recent.push(i)
-      this.#recentBytes += i.bytes
+  #remember (buf: Buffer): void {
+    this.#recent.push(buf)
+    this.#recentBytes += buf.length
+    while (this.#recent.length > 1 && this.#recentBytes - (this.#recent[0] as Buffer).length >= RECENT_BYTES) {
+      this.#recentBytes -= (this.#recent.shift() as Buffer).length
     }
-    while (this.#recentBytes > RECENT_BYTES && this.#recent.length > 1) this.#recentBytes -= (this.#recent.shift() as Item).bytes
+  }
+
+  /** The kept records, oldest first: each line's bytes (newline included), seq and hash. */
+  #recentRecords (): Array<{ bytes: Buffer, seq: number, hash: string }> {
+    const all = Buffer.concat(this.#recent)
+    const out: Array<{ bytes: Buffer, seq: number, hash: string }> = []
+    let from = 0
+    while (from < all.length) {
+      const nl = all.indexOf(0x0a, from)
+      const end = nl === -1 ? all.length : nl + 1
+      const bytes = all.subarray(from, end)
+      const r = JSON.parse(bytes.toString('utf8')) as { seq: number, hash: string }
+      out.push({ bytes, seq: r.seq, hash: r.hash })
+      from = end
+    }
+    return out
   }
 
   async #sealClosed (): Promise<void> {
@@ -112,7 +133,7 @@ export class SegmentWriter {
     seg.hasher.update(buf)
     seg.bytes += buf.length
     seg.records += items.length
-    this.#remember(items)
+    this.#remember(buf)
     const last = items[items.length - 1]
     if (last !== undefined) {
       seg.lastSeq = last.seq
@@ -147,18 +168,19 @@ export class SegmentWriter {
    * before them, they are written again (same bytes, so the chain and digests hold) and the rewrite is recorded.
    */
   async #rewriteLost (fh: FileHandle, seg: OpenSegment, size: number): Promise<void> {
+    const recent = this.#recentRecords()
     let bytes = 0
-    let k = this.#recent.length
-    while (k > 0 && bytes < seg.bytes - size) bytes += (this.#recent[--k] as Item).bytes
-    const lost = this.#recent.slice(k)
-    const before = k > 0 ? this.#recent[k - 1] : undefined
+    let k = recent.length
+    while (k > 0 && bytes < seg.bytes - size) bytes += (recent[--k] as (typeof recent)[number]).bytes.length
+    const lost = recent.slice(k)
+    const before = k > 0 ? recent[k - 1] : undefined
     const tip = await lastRecord(join(this.dir, seg.name))
     // The file must end exactly on the record before the lost ones (or be empty when they open the segment).
     const first = lost[0]
     const fits = first !== undefined && bytes === seg.bytes - size &&
       (before !== undefined ? tip?.seq === before.seq && tip.hash === before.hash : first.seq === seg.firstSeq && tip === null)
     if (!fits) throw new Error(`audit: ${seg.name} holds ${size} bytes, ${seg.bytes} were made durable, and the loss cannot be repaired from memory; run \`geogate audit verify\``)
-    await writeAll(fh, Buffer.from(lost.map((i) => i.line).join('')))
+    await writeAll(fh, Buffer.concat(lost.map((i) => i.bytes)))
     await fh.datasync()
     this.onRewrite?.({ segment: seg.name, records: lost.length, bytes })
   }
