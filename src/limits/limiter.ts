@@ -8,7 +8,7 @@ import type { RedisClient } from '../infra/redis.js'
 import type { CounterSpec, CounterState, LimitStore } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
-import { limitHeaders, type CounterMeta } from './headers.js'
+import { counterMeta, limitHeaders, type CounterMeta } from './headers.js'
 
 export interface LimitRequest {
   principal: Principal
@@ -49,8 +49,26 @@ export interface LimiterDeps {
 
 const MINUTE = 60_000
 
-/** A request's counters, with what the headers and the refusal rule call each. */
-interface Plan { counters: CounterSpec[], meta: CounterMeta[], failClosed: boolean }
+/**
+ * A request's counters, with what the headers and the refusal rule call each; `policyHeader` is the
+ * RateLimit-Policy value when it is the template's (no location quota added to it).
+ */
+interface Plan { counters: CounterSpec[], meta: CounterMeta[], failClosed: boolean, hasLease: boolean, policyHeader: string | null }
+
+/** The static part of the plans of one key, key tier and location tier (see StoreLimiter.#template). */
+interface Template {
+  locationTierConfig: Readonly<TierConfig> | undefined
+  /** token counters (at `tokens`) carry cost 0 here: each plan gets a copy with its own reservation */
+  counters: CounterSpec[]
+  tokens: number[]
+  meta: CounterMeta[]
+  failClosed: boolean
+  hasLease: boolean
+  policyHeader: string | null
+}
+
+/** templates kept per tier object: a key store far larger than this rebuilds some now and then, nothing more */
+const TEMPLATES_PER_TIER = 10_000
 
 interface Live { store: LimitStore, counters: CounterSpec[], since: number, started: number }
 
@@ -68,6 +86,7 @@ export class StoreLimiter implements Limiter {
   readonly #log: Logger
   readonly #metrics: Metrics
   readonly #live = new Map<string, Live>()
+  readonly #templates = new WeakMap<Readonly<TierConfig>, Map<string, Template>>()
   /** leases whose acquire failed in a way that may have run: released (idempotently) once Redis answers */
   readonly #orphans: Array<{ counters: CounterSpec[], leaseId: string }> = []
   readonly #timer: NodeJS.Timeout
@@ -121,7 +140,7 @@ export class StoreLimiter implements Limiter {
         res = await this.#primary.acquire(plan.counters, leaseId)
       } catch (err) {
         this.#failed('acquire', err)
-        if (plan.counters.some((c) => c.kind === 'lease')) this.#orphans.push({ counters: plan.counters, leaseId })
+        if (plan.hasLease) this.#orphans.push({ counters: plan.counters, leaseId })
         store = this.#fallback ?? this.#primary
         degraded = true
       }
@@ -134,7 +153,7 @@ export class StoreLimiter implements Limiter {
       res = await store.acquire(plan.counters, leaseId)
     }
     if (res === undefined) return admitted()
-    const headers = limitHeaders(plan.meta, res.states)
+    const headers = limitHeaders(plan.meta, res.states, plan.policyHeader)
     if (!res.allowed) {
       const m = plan.meta[res.refused]
       return {
@@ -148,8 +167,10 @@ export class StoreLimiter implements Limiter {
       }
     }
     const states = res.states
-    const hasLease = plan.counters.some((c) => c.kind === 'lease')
-    if (hasLease) this.#live.set(leaseId, { store, counters: plan.counters, since: Date.now(), started: Date.now() })
+    if (plan.hasLease) {
+      const now = Date.now()
+      this.#live.set(leaseId, { store, counters: plan.counters, since: now, started: now })
+    }
     let settled = false
     return {
       allowed: true,
@@ -228,8 +249,50 @@ export class StoreLimiter implements Limiter {
   }
 
   #plan (req: LimitRequest): Plan {
+    const t = this.#template(req)
+    const cost = req.estimatedTokens
+    let counters: CounterSpec[] = t.counters
+    if (t.tokens.length > 0) {
+      counters = t.counters.slice()
+      for (const i of t.tokens) counters[i] = { ...(t.counters[i] as CounterSpec), cost }
+    }
+    const quotas = req.quotas ?? []
+    if (quotas.length === 0) return { counters, meta: t.meta, failClosed: t.failClosed, hasLease: t.hasLease, policyHeader: t.policyHeader }
+    const meta = t.meta.slice()
+    if (counters === t.counters) counters = t.counters.slice()
+    for (const q of quotas) {
+      if (!quotaApplies(q, req)) continue
+      const qtag = `q:${enc(q.id)}`
+      counters.push({ kind: 'period', key: `${this.#prefix}quota:{${qtag}}`, tag: qtag, limit: q.tokens, cost, ms: 0, period: q.period })
+      meta.push(counterMeta(`quota-${q.id}`, 'tokens', null, `quota:${q.id}`, q.tokens, true))
+    }
+    return { counters, meta, failClosed: t.failClosed, hasLease: t.hasLease, policyHeader: null }
+  }
+
+  /**
+   * What every request of one key, key tier and location tier is charged to, built once: the counters (keys,
+   * limits; token counters get each request's cost), their header metadata and the RateLimit-Policy header.
+   * Kept per tier object, so a policy change (new tier objects) builds afresh.
+   */
+  #template (req: LimitRequest): Template {
+    let byTier = this.#templates.get(req.tier)
+    if (byTier === undefined) {
+      byTier = new Map()
+      this.#templates.set(req.tier, byTier)
+    }
+    const id = req.locationTier + '\n' + req.tierName + '\n' + req.principal.keyId
+    const hit = byTier.get(id)
+    if (hit !== undefined && hit.locationTierConfig === req.locationTierConfig) return hit
+    if (byTier.size >= TEMPLATES_PER_TIER) byTier.clear()
+    const t = this.#buildTemplate(req)
+    byTier.set(id, t)
+    return t
+  }
+
+  #buildTemplate (req: LimitRequest): Template {
     const counters: CounterSpec[] = []
     const meta: CounterMeta[] = []
+    const tokens: number[] = []
     const tiers: Array<[string, Readonly<TierConfig>]> = [[req.tierName, req.tier]]
     if (req.locationTierConfig !== undefined && req.locationTier !== req.tierName) tiers.push([req.locationTier, req.locationTierConfig])
     let failClosed = false
@@ -241,24 +304,27 @@ export class StoreLimiter implements Limiter {
       const base = `${this.#prefix}lim:{${tag}}:${enc(name)}`
       if (l.requestsPerMinute !== undefined) {
         counters.push({ kind: 'window', key: `${base}:rpm`, tag, limit: l.requestsPerMinute, cost: 1, ms: MINUTE })
-        meta.push({ name: `${name}-requests`, unit: 'requests', windowSec: 60, rule: `limit:${name}:requests` })
+        meta.push(counterMeta(`${name}-requests`, 'requests', 60, `limit:${name}:requests`, l.requestsPerMinute))
       }
       if (l.tokensPerMinute !== undefined) {
-        counters.push({ kind: 'window', key: `${base}:tpm`, tag, limit: l.tokensPerMinute, cost: req.estimatedTokens, ms: MINUTE })
-        meta.push({ name: `${name}-tokens`, unit: 'tokens', windowSec: 60, rule: `limit:${name}:tokens` })
+        tokens.push(counters.length)
+        counters.push({ kind: 'window', key: `${base}:tpm`, tag, limit: l.tokensPerMinute, cost: 0, ms: MINUTE })
+        meta.push(counterMeta(`${name}-tokens`, 'tokens', 60, `limit:${name}:tokens`, l.tokensPerMinute))
       }
       if (l.concurrency !== undefined) {
         counters.push({ kind: 'lease', key: `${base}:conc`, tag, limit: l.concurrency, cost: 1, ms: this.#cfg.leaseTtlMs })
-        meta.push({ name: `${name}-concurrency`, unit: 'concurrency', windowSec: null, rule: `limit:${name}:concurrency` })
+        meta.push(counterMeta(`${name}-concurrency`, 'concurrency', null, `limit:${name}:concurrency`, l.concurrency))
       }
     }
-    for (const q of req.quotas ?? []) {
-      if (!quotaApplies(q, req)) continue
-      const qtag = `q:${enc(q.id)}`
-      counters.push({ kind: 'period', key: `${this.#prefix}quota:{${qtag}}`, tag: qtag, limit: q.tokens, cost: req.estimatedTokens, ms: 0, period: q.period })
-      meta.push({ name: `quota-${q.id}`, unit: 'tokens', windowSec: null, rule: `quota:${q.id}`, quota: true })
+    return {
+      locationTierConfig: req.locationTierConfig,
+      counters,
+      tokens,
+      meta,
+      failClosed,
+      hasLease: counters.some((c) => c.kind === 'lease'),
+      policyHeader: meta.length === 0 ? null : meta.map((m) => m.policyItem).join(', ')
     }
-    return { counters, meta, failClosed }
   }
 }
 
