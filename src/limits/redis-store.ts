@@ -15,7 +15,18 @@ declare module 'ioredis' {
 interface PendingSettle { items: readonly SettleItem[], leaseId: string, resolve: () => void, reject: (err: unknown) => void }
 
 const KIND = { window: 'w', period: 'p', lease: 'l' } as const
+
 const PERIOD = { hour: 'h', day: 'd', month: 'm' } as const
+
+/**
+ * A mark or lease id as one field of a space-separated script argument: "-" stands for none. Marks are integers
+ * and lease ids UUIDs; anything else (never seen) is refused here rather than misread by the script.
+ */
+function field (s: string): string {
+  if (s === '') return '-'
+  if (s === '-' || /\s/.test(s)) throw new Error(`limit store: "${s}" cannot be sent as one field`)
+  return s
+}
 
 /**
  * The shared store: every decision is one EVALSHA (scripts registered with defineCommand, which falls back
@@ -93,15 +104,16 @@ export class RedisStore implements LimitStore {
     const groups = this.#groups(all.map((x) => x.item.counter))
     const failed = new Map<number, unknown>()
     const sent = Promise.all(groups.map(async (g) => {
-      const keys: string[] = []
-      const args: Array<string | number> = []
-      for (const i of g) {
-        const { item: { counter: c, mark, delta }, leaseId } = all[i] as (typeof all)[number]
-        keys.push(c.key)
-        args.push(c.kind === 'period' ? `p:${PERIOD[c.period ?? 'day']}` : KIND[c.kind], mark, delta, c.ms, leaseId)
-      }
       try {
-        await this.#redis.geogateSettle(keys.length, ...keys, ...args)
+        const keys: string[] = []
+        // the items as one argument (see lua/settle.ts): kind mark delta ms lease, per item
+        let items = ''
+        for (const i of g) {
+          const { item: { counter: c, mark, delta }, leaseId } = all[i] as (typeof all)[number]
+          keys.push(c.key)
+          items += `${items === '' ? '' : ' '}${c.kind === 'period' ? `p:${PERIOD[c.period ?? 'day']}` : KIND[c.kind]} ${field(mark)} ${delta} ${c.ms} ${field(leaseId)}`
+        }
+        await this.#redis.geogateSettle(keys.length, ...keys, items)
       } catch (err) {
         for (const i of g) failed.set((all[i] as (typeof all)[number]).from, err)
       }

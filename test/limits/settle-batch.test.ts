@@ -63,3 +63,23 @@ t.test('a failed batch rejects every settle in it; close() waits for what is que
   const results = await Promise.allSettled(settles)
   t.same(results.map((r) => r.status), ['rejected', 'rejected'], 'both settles of the failed batch reject (the limiter counts the error; the lease expires)')
 })
+
+t.test('settle items travel as one argument: an empty mark is sent as "-", a lease id with a space is refused', async (t) => {
+  const server = await startRedisServer()
+  const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  await new Promise<void>((resolve) => { redis.once('ready', () => { resolve() }) })
+  const store = new RedisStore(redis, false)
+  t.teardown(async () => { await store.close(); redis.disconnect(); await server.stop() })
+
+  const conc: CounterSpec = { kind: 'lease', key: 'm:{k:t}:conc', tag: 'k:t', limit: 5, cost: 1, ms: 30_000 }
+  const tpm: CounterSpec = { kind: 'window', key: 'm:{k:t}:tpm', tag: 'k:t', limit: 1000, cost: 100, ms: 60_000 }
+  t.ok((await store.acquire([conc, tpm], 'a')).allowed)
+  // no mark (a state the store never answered): the refund has no bucket to land in, the lease is still released
+  await store.settle([{ counter: conc, mark: '', delta: 0 }, { counter: tpm, mark: '', delta: -50 }], 'a')
+  t.equal(await redis.zcard(conc.key), 0, 'the lease is released')
+  t.equal(await windowTotal(redis, tpm.key), 100, 'a refund without a mark changes nothing (as before: it names no bucket)')
+
+  t.ok((await store.acquire([conc], 'b c')).allowed, 'acquire takes the lease id as an argument of its own')
+  await t.rejects(store.settle([{ counter: conc, mark: 'b c', delta: 0 }], 'b c'), /cannot be sent as one field/, 'a field with a space is refused, not misread by the script')
+  t.equal(await redis.zcard(conc.key), 1, 'nothing was applied for it')
+})

@@ -8,8 +8,11 @@ import { LUA_CLOCK } from './clock.js'
  * (the store batches the settles of one event-loop turn), so each item names its own lease.
  *
  * KEYS[i]   counter key (a key may appear more than once: one item per request)
- * ARGV[5(i-1) + 1..5]  kind (w window | p:h, p:d, p:m period | l lease), mark (bucket or period id from
- *           acquire), delta (tokens to add, negative to refund), ms (window length / lease ttl), lease id
+ * ARGV[1]   the items, space-separated, 5 fields per item: kind (w window | p:h, p:d, p:m period | l lease), mark
+ *           (bucket or period id from acquire; "-" for none), delta (tokens to add, negative to refund), ms (window
+ *           length / lease ttl), lease id. One argument rather than five per item: the client serialises a
+ *           batch of a few hundred items as one string. No field is empty or holds a space (ids are integers,
+ *           lease ids UUIDs; redis-store.ts checks).
  */
 export const SETTLE_LUA = `
 ${LUA_CLOCK}
@@ -20,9 +23,12 @@ local function period_id (p)
   return string.format('%d', y * 12 + m - 1)
 end
 
+local A = {}
+for field in string.gmatch(ARGV[1], '%S+') do A[#A + 1] = field end
 for i = 1, #KEYS do
   local b = (i - 1) * 5
-  local kind, mark, delta, ms, lease = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5]
+  local kind, mark, delta, ms, lease = A[b + 1], A[b + 2], tonumber(A[b + 3]), tonumber(A[b + 4]), A[b + 5]
+  if mark == '-' then mark = '' end
   local key = KEYS[i]
   if kind == 'l' then
     redis.call('ZREM', key, lease)
