@@ -1,4 +1,5 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { sha256 as sha256Of } from '../core/hash.js'
 import type { AnyEntry, ChainFields } from './types.js'
 
 /**
@@ -14,7 +15,7 @@ export const GENESIS = '0'.repeat(64)
 const HASH_SUFFIX_LEN = ',"hash":"'.length + 64 + '"}'.length
 
 export function sha256 (data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
+  return sha256Of(data)
 }
 
 /** The line (with trailing newline) for an entry at this place in the chain. */
