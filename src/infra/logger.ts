@@ -1,14 +1,19 @@
 import pino, { type Logger } from 'pino'
 
+/** Lines are written once this many bytes are queued, or FLUSH_MS after the oldest, whichever comes first. */
+const BATCH_BYTES = 4096
+const FLUSH_MS = 50
+
 /**
- * The one place the log transport is chosen: JSON lines on stdout, never console. Written asynchronously: lines
- * queued while a write is in flight go out together in one write(2) (a synchronous write per line cost a syscall
- * per request); pino flushes what is queued synchronously on exit. A SIGKILL may lose the last lines of the log,
- * never an audit record (the audit log has its own fsync'd files).
+ * The one place the log transport is chosen: JSON lines on stdout, never console. Written asynchronously and in
+ * batches: lines are queued and go out together in one write(2) once BATCH_BYTES are queued or every FLUSH_MS (a
+ * write per line cost a thread-pool trip and a system call per request: about 3 % of a request's CPU under load);
+ * pino flushes what is queued synchronously on exit. A SIGKILL may lose the last FLUSH_MS of the log, never an audit
+ * record (the audit log has its own durable files).
  */
 export function createLogger (level: string): Logger {
   return pino({
     level,
     redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], censor: '[redacted]' }
-  }, pino.destination({ dest: 1, sync: false }))
+  }, pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS }))
 }
