@@ -201,7 +201,5 @@ function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend
 function countTokens (rt: Runtime, ctx: RequestContext, model: string | null): void {
   const u = ctx.usage
   if (u === null) return
-  const labels = { model: model ?? 'none', location_tier: ctx.decision?.locationTier ?? 'unknown' }
-  rt.metrics.tokens.inc({ ...labels, direction: 'in' }, u.tokensIn)
-  rt.metrics.tokens.inc({ ...labels, direction: 'out' }, u.tokensOut)
+  rt.metrics.countTokens(model ?? 'none', ctx.decision?.locationTier ?? 'unknown', u.tokensIn, u.tokensOut)
 }

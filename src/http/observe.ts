@@ -23,12 +23,12 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
   // No policy decision (bad key, bad request): still a refusal when the status says so, named by what refused.
   const decisionLabel = decision === null ? (status < 400 ? 'none' : 'deny') : denied ? 'deny' : 'allow'
   const locationTier = decision === null ? 'none' : m.tierLabel(decision.locationTier)
-  m.requests.inc({ decision: decisionLabel, rule: m.ruleLabel(ruleOf(ctx, status)), location_tier: locationTier, model, status: String(status) })
+  m.countRequest(decisionLabel, m.ruleLabel(ruleOf(ctx, status)), locationTier, model, status)
 
   const limit = ctx.limit
   if (limit !== null) {
     const result = limit.allowed ? 'allowed' : limit.retryAfterSeconds === null ? 'unavailable' : 'limited'
-    m.limiterDecisions.inc({ result, degraded: String(limit.degraded) })
+    m.countLimitDecision(result, limit.degraded)
   }
 
   const geo = ctx.geo

@@ -27,6 +27,44 @@ class BoundedLabel {
 }
 
 /**
+ * A counter's increments on the request path, kept by label values in a Map and handed to the counter when it is
+ * collected (every scrape, every read through the registry). prom-client hashes and validates a label object on
+ * each inc(); here a request costs one Map lookup per counter, on a key its caller builds from the values.
+ */
+class Tally<L extends string> {
+  /** fresh: not handed to the counter yet (an increment of 0 still creates its series, as inc(labels, 0) does) */
+  readonly #pending = new Map<string, { labels: Record<L, string>, n: number, fresh: boolean }>()
+  #counter: Counter<L> | null = null
+
+  attach (counter: Counter<L>): Counter<L> {
+    this.#counter = counter
+    return counter
+  }
+
+  /**
+   * `key` names the label values (any text that differs when they differ); `labels` is called on its first use.
+   * A count that is not a finite number ≥ 0 is dropped here (the counter would refuse it at every scrape).
+   */
+  inc (key: string, labels: () => Record<L, string>, n = 1): void {
+    if (!(n >= 0) || n === Infinity) return
+    const p = this.#pending.get(key)
+    if (p === undefined) this.#pending.set(key, { labels: labels(), n, fresh: true })
+    else p.n += n
+  }
+
+  flush (): void {
+    const c = this.#counter
+    if (c === null) return
+    for (const p of this.#pending.values()) {
+      if (p.n === 0 && !p.fresh) continue
+      c.inc(p.labels, p.n)
+      p.n = 0
+      p.fresh = false
+    }
+  }
+}
+
+/**
  * Every metric the gateway exports, on a registry of its own (never prom-client's global one), so two
  * gateways in one process do not collide. Label values are bounded: no IPs, no keys, models only when
  * configured, rules and tiers capped. docker/prometheus/alerts.yml and docker/grafana/ use these names
@@ -42,12 +80,14 @@ export class Metrics {
     (keyId) => { this.keyNewCountry.inc({ key_id: keyId }) },
     () => { this.redisErrors.inc({ op: 'seen_countries', reason: 'error' }) })
 
-  readonly requests = new Counter({
+  readonly #requestsTally = new Tally<'decision' | 'rule' | 'location_tier' | 'model' | 'status'>()
+  readonly requests = this.#requestsTally.attach(new Counter({
     name: 'geogate_requests_total',
     help: 'Requests by decision, rule, location tier, model and status',
     labelNames: ['decision', 'rule', 'location_tier', 'model', 'status'] as const,
-    registers: [this.registry]
-  })
+    registers: [this.registry],
+    collect: () => { this.#requestsTally.flush() }
+  }))
 
   readonly gatewayLatency = new Histogram({
     name: 'geogate_gateway_added_seconds',
@@ -72,12 +112,14 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly tokens = new Counter({
+  readonly #tokensTally = new Tally<'direction' | 'model' | 'location_tier'>()
+  readonly tokens = this.#tokensTally.attach(new Counter({
     name: 'geogate_tokens_total',
     help: 'Tokens by direction (in, out), model and location tier',
     labelNames: ['direction', 'model', 'location_tier'] as const,
-    registers: [this.registry]
-  })
+    registers: [this.registry],
+    collect: () => { this.#tokensTally.flush() }
+  }))
 
   readonly inFlight: Gauge = new Gauge({
     name: 'geogate_in_flight_requests',
@@ -89,12 +131,14 @@ export class Metrics {
     }
   })
 
-  readonly limiterDecisions = new Counter({
+  readonly #limiterTally = new Tally<'result' | 'degraded'>()
+  readonly limiterDecisions = this.#limiterTally.attach(new Counter({
     name: 'geogate_limiter_decisions_total',
     help: 'Limit decisions: allowed, limited (429) or unavailable (503), and whether Redis was bypassed',
     labelNames: ['result', 'degraded'] as const,
-    registers: [this.registry]
-  })
+    registers: [this.registry],
+    collect: () => { this.#limiterTally.flush() }
+  }))
 
   readonly limiterDegraded = new Counter({
     name: 'geogate_limiter_degraded_total',
@@ -351,6 +395,24 @@ export class Metrics {
   }
 
   /** a model as a label: configured models by name, anything else `other`, none `none` */
+  /** A finished request in geogate_requests_total (the request path's way: see Tally). */
+  countRequest (decision: string, rule: string, locationTier: string, model: string, status: number): void {
+    this.#requestsTally.inc(decision + '\u0000' + rule + '\u0000' + locationTier + '\u0000' + model + '\u0000' + String(status),
+      () => ({ decision, rule, location_tier: locationTier, model, status: String(status) }))
+  }
+
+  /** A request's usage in geogate_tokens_total. */
+  countTokens (model: string, locationTier: string, tokensIn: number, tokensOut: number): void {
+    const key = model + '\u0000' + locationTier
+    this.#tokensTally.inc('in\u0000' + key, () => ({ direction: 'in', model, location_tier: locationTier }), tokensIn)
+    this.#tokensTally.inc('out\u0000' + key, () => ({ direction: 'out', model, location_tier: locationTier }), tokensOut)
+  }
+
+  /** A limit decision in geogate_limiter_decisions_total. */
+  countLimitDecision (result: 'allowed' | 'limited' | 'unavailable', degraded: boolean): void {
+    this.#limiterTally.inc(degraded ? result + '+' : result, () => ({ result, degraded: String(degraded) }))
+  }
+
   modelLabel (model: string | null, configured: { has (name: string): boolean }): string {
     if (model === null) return 'none'
     return configured.has(model) ? model : 'other'
