@@ -25,6 +25,7 @@ import type { AuditEntry } from './types.js'
 const APPEND_DSYNC = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC
 
 export interface JournalLine {
+  /** the line without its newline (one flat string: what a begin keeps while its request is open) */
   text: string
   at: number
   cancelled: boolean
@@ -53,13 +54,13 @@ export class Journal {
   get oldestAt (): number | null { return this.#queue[0]?.at ?? null }
 
   queueBegin (entry: AuditEntry, done: () => void): JournalLine {
-    const line: JournalLine = { text: JSON.stringify({ b: entry }) + '\n', at: Date.now(), cancelled: false, done }
+    const line: JournalLine = { text: JSON.stringify({ b: entry }), at: Date.now(), cancelled: false, done }
     this.#queue.push(line)
     return line
   }
 
   queueEnd (requestId: string): void {
-    this.#queue.push({ text: JSON.stringify({ e: requestId }) + '\n', at: Date.now(), cancelled: false, done: null })
+    this.#queue.push({ text: JSON.stringify({ e: requestId }), at: Date.now(), cancelled: false, done: null })
   }
 
   /** Take a queued line back before it is written (its request will not be forwarded). */
@@ -78,7 +79,7 @@ export class Journal {
     if (fh === null) throw new Error('audit journal is not open')
     const lines = this.#queue
     this.#queue = []
-    const buf = Buffer.from((this.#dirtyTail ? '\n' : '') + lines.map((l) => l.text).join(''))
+    const buf = Buffer.from((this.#dirtyTail ? '\n' : '') + lines.map((l) => l.text).join('\n') + '\n')
     try {
       await writeAll(fh, buf) // durable when it returns (O_DSYNC)
     } catch (err) {
@@ -104,10 +105,18 @@ export class Journal {
     this.#reopen = false
   }
 
-  /** Replace the journal with a fresh one: the chain seq from which records count, and the entries still open. */
-  async compact (sinceSeq: number, open_: Iterable<AuditEntry>): Promise<void> {
+  /** The entry of a begin line (JournalLine.text of queueBegin). */
+  static entryOf (beginText: string): AuditEntry {
+    return (JSON.parse(beginText) as { b: AuditEntry }).b
+  }
+
+  /**
+   * Replace the journal with a fresh one: the chain seq from which records count, and the begins still open (their
+   * lines' text, as queueBegin made them).
+   */
+  async compact (sinceSeq: number, openBegins: Iterable<string>): Promise<void> {
     const lines = [JSON.stringify({ sinceSeq }) + '\n']
-    for (const e of open_) lines.push(JSON.stringify({ b: e }) + '\n')
+    for (const text of openBegins) lines.push(text + '\n')
     const tmp = this.path + '.tmp'
     // Written aside first: a failure here leaves the old journal (a superset) in place and open.
     await writeFile(tmp, lines.join(''), { flush: true })

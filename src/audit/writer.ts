@@ -56,7 +56,12 @@ export interface WriterOptions {
   onDigest?: (file: string, text: string) => void
 }
 
-interface Inflight { entry: AuditEntry, line: JournalLine }
+/**
+ * A begin whose final record is not durable yet. Its entry is kept as the journal line's text alone (one string),
+ * not the entry object: it lives until the record is durable, tens of milliseconds, long enough for V8 to move it
+ * to the old generation, where an object graph of forty fields costs far more to copy and collect than one string.
+ */
+interface Inflight { line: JournalLine }
 
 const JOURNAL_COMPACT_BYTES = 1 << 20
 const RETENTION_SWEEP_MS = 3_600_000
@@ -145,7 +150,7 @@ export class AuditWriter implements AuditLog {
         clearTimeout(timer)
         resolve({ durable: true })
       })
-      this.#inflight.set(entry.requestId, { entry, line })
+      this.#inflight.set(entry.requestId, { line })
       this.#open.add(entry.requestId)
       this.#schedule()
     })
@@ -336,7 +341,7 @@ export class AuditWriter implements AuditLog {
       // A journal that came back shorter after a repair is rewritten from what is known to be open.
       if (this.#journal.bytes > this.#o.journalCompactBytes || this.#journal.lost) {
         this.#journal.lost = false
-        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.entry))
+        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.line.text))
       }
     } finally {
       this.#health.endCommit()
@@ -487,7 +492,7 @@ export class AuditWriter implements AuditLog {
     for (const id of [...this.#open]) {
       const f = this.#inflight.get(id)
       if (f === undefined) continue
-      this.append({ ...f.entry, ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
+      this.append({ ...Journal.entryOf(f.line.text), ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
       this.#unknownAtClose.add(id)
     }
     this.#closed = true
