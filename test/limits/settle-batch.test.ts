@@ -22,6 +22,8 @@ t.test('the settles of one turn go out as one call, each request settled exactly
   await new Promise<void>((resolve) => { redis.once('ready', () => { resolve() }) })
   const store = new RedisStore(redis, false)
   t.teardown(async () => { await store.close(); redis.disconnect(); await server.stop() })
+  // as the limiter does once Redis is ready: each script is then one EVALSHA (script-flush.test.ts: the fallback)
+  await store.preload()
 
   const conc: CounterSpec = { kind: 'lease', key: 'b:{k:t}:conc', tag: 'k:t', limit: 50, cost: 1, ms: 30_000 }
   const tpm: CounterSpec = { kind: 'window', key: 'b:{k:t}:tpm', tag: 'k:t', limit: 100_000, cost: 100, ms: 60_000 }
