@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import { sha256 as sha256Of } from '../core/hash.js'
 import type { AnyEntry, ChainFields } from './types.js'
 
@@ -32,6 +32,19 @@ export function sealJson (json: string, writer: string, seq: number, prev: strin
   const canonical = (json === '{}' ? '{' : json.slice(0, -1) + ',') + '"writer":"' + writer + '","seq":' + String(seq) + ',"prev":"' + prev + '"}'
   const hash = sha256(canonical)
   return { line: canonical.slice(0, -1) + ',"hash":"' + hash + '"}\n', hash }
+}
+
+/**
+ * Same as sealJson, from the record's JSON as bytes (an object with none of the chain fields): the hash of the
+ * canonical text, and the line's tail. The line is `json` without its closing brace, then `tail` — the bytes
+ * sealJson's line would be (test/audit/chain.test.ts holds them equal). The writer keeps queued records as
+ * bytes, outside the JS heap, while they wait for their group commit.
+ */
+export function sealBytes (json: Buffer, writer: string, seq: number, prev: string): { tail: string, hash: string } {
+  const empty = json.length === 2 // '{}'
+  const fields = (empty ? '' : ',') + '"writer":"' + writer + '","seq":' + String(seq) + ',"prev":"' + prev + '"'
+  const hash = createHash('sha256').update(json.subarray(0, json.length - 1)).update(fields + '}').digest('hex')
+  return { tail: fields + ',"hash":"' + hash + '"}\n', hash }
 }
 
 export type LineCheck =

@@ -21,6 +21,19 @@ interface OpenSegment extends DigestSubject {
   hasher: Hash
 }
 
+/** The items' lines, one buffer. */
+function lineBytes (items: readonly Item[]): Buffer {
+  let n = 0
+  for (const i of items) n += i.bytes
+  const buf = Buffer.allocUnsafe(n)
+  let at = 0
+  for (const i of items) {
+    at += i.json.copy(buf, at, 0, i.json.length - 1)
+    at += buf.write(i.tail, at, 'latin1')
+  }
+  return buf
+}
+
 export class SegmentWriter {
   #seg: OpenSegment | null = null
   /** a closed segment whose final digest could not be written yet (retried before the next write) */
@@ -120,7 +133,7 @@ export class SegmentWriter {
 
   async #writeItems (seg: OpenSegment, items: Item[]): Promise<void> {
     if (items.length === 0) return
-    const buf = Buffer.from(items.map((i) => i.line).join(''))
+    const buf = lineBytes(items)
     try {
       await writeAll(seg.fh, buf)
       await seg.fh.datasync()

@@ -57,9 +57,9 @@ export interface WriterOptions {
 }
 
 /**
- * A begin whose final record is not durable yet. Its entry is kept as the journal line's text alone (one string),
- * not the entry object: it lives until the record is durable, tens of milliseconds, long enough for V8 to move it
- * to the old generation, where an object graph of forty fields costs far more to copy and collect than one string.
+ * A begin whose final record is not durable yet. Its entry is kept as its journal line's bytes alone, not the entry
+ * object: it lives until the record is durable, tens of milliseconds, long enough for V8 to move an object graph
+ * of forty fields to its old generation and collect it there; the bytes live outside the JS heap.
  */
 interface Inflight { line: JournalLine }
 
@@ -171,7 +171,7 @@ export class AuditWriter implements AuditLog {
     }
     const closes = this.#inflight.has(entry.requestId) ? entry.requestId : null
     // '{"kind":"interaction",' + the entry's own fields: the record without copying the entry object.
-    this.#enqueue('{"kind":"interaction",' + JSON.stringify(entry).slice(1), entry.ts, closes)
+    this.#enqueue(Buffer.from('{"kind":"interaction",' + JSON.stringify(entry).slice(1)), entry.ts, closes)
     this.#settle(entry.requestId)
   }
 
@@ -200,7 +200,7 @@ export class AuditWriter implements AuditLog {
   }
 
   #enqueueEntry (entry: AnyEntry): void {
-    this.#enqueue(JSON.stringify(entry), entry.ts, null)
+    this.#enqueue(Buffer.from(JSON.stringify(entry)), entry.ts, null)
   }
 
   #refuseAfterClose (what: string): boolean {
@@ -208,7 +208,7 @@ export class AuditWriter implements AuditLog {
     return this.#closed
   }
 
-  #enqueue (json: string, ts: string, closes: string | null): void {
+  #enqueue (json: Buffer, ts: string, closes: string | null): void {
     if (this.#backlog() >= this.#o.maxHeldRecords) {
       this.#drop(ts)
       return
@@ -341,7 +341,7 @@ export class AuditWriter implements AuditLog {
       // A journal that came back shorter after a repair is rewritten from what is known to be open.
       if (this.#journal.bytes > this.#o.journalCompactBytes || this.#journal.lost) {
         this.#journal.lost = false
-        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.line.text))
+        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
       }
     } finally {
       this.#health.endCommit()
@@ -492,7 +492,7 @@ export class AuditWriter implements AuditLog {
     for (const id of [...this.#open]) {
       const f = this.#inflight.get(id)
       if (f === undefined) continue
-      this.append({ ...Journal.entryOf(f.line.text), ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
+      this.append({ ...Journal.entryOf(f.line.bytes), ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
       this.#unknownAtClose.add(id)
     }
     this.#closed = true
