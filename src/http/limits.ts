@@ -32,7 +32,8 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
   })
   ctx.limit = limit
   if (limit.degraded) request.log.warn({ degraded: true, allowed: limit.allowed, rule: limit.rule, tier: principal.tier }, 'limit decided without Redis')
-  for (const [k, v] of Object.entries(limit.headers)) reply.header(k, v)
+  const h = limit.headers
+  for (const k in h) reply.header(k, h[k] as string)
   if (!limit.allowed) {
     if (limit.retryAfterSeconds === null) {
       reply.header('retry-after', String(Math.max(1, Math.ceil(ctx.config.limiter.breakerMs / 1000))))

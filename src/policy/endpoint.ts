@@ -228,9 +228,14 @@ export function describeRequest (method: string, url: string, body: unknown): Re
     spec = ROUTES.get('GET /v1/models')
   } else {
     path = canonicalPath(url).path
-    const tpl = template(path.split('/'))
-    spec = ROUTES.get(`${method} ${tpl.key}`)
-    objectId = tpl.id
+    if (path.startsWith('/v1/responses/') || path.startsWith('/v1/fine_tuning/jobs/')) {
+      const tpl = template(path.split('/'))
+      spec = ROUTES.get(`${method} ${tpl.key}`)
+      objectId = tpl.id
+    } else {
+      // no object id can be in it (template() changes only segments after those two collections)
+      spec = ROUTES.get(`${method} ${path}`)
+    }
   }
   if (spec === undefined) throw new NotFoundError(`Unknown endpoint ${method} ${path}`)
   if (body instanceof FormFields) return describeForm(spec, url, pathModel, body)
