@@ -1,4 +1,5 @@
-import type { Result, ClientContext } from 'ioredis'
+import type { Result, ClientContext, Command, Redis } from 'ioredis'
+import { createHash } from 'node:crypto'
 import { isCluster, type RedisClient } from '../infra/redis.js'
 import type { AcquireResult, CounterSpec, CounterState, LimitStore, SettleItem } from './store.js'
 import { ACQUIRE_LUA } from './lua/acquire.js'
@@ -11,6 +12,45 @@ declare module 'ioredis' {
     geogateRenew (numKeys: number, ...args: Array<string | number>): Result<number, Context>
   }
 }
+
+/** EVALSHA of the acquire script on a standalone or Sentinel connection: its bytes, built in one buffer. */
+type RawCommandClass = new (bytes: Buffer) => Command
+
+/**
+ * A Command whose wire form is given: ioredis's own toWritable concatenates each argument into a string (a few
+ * dozen intermediate strings per call), and defineCommand's script wrapper adds a closure and a promise per call.
+ * The reply and every rule of the connection (command timeout, offline queue, ordering) stay ioredis's.
+ */
+function rawCommandClass (Base: typeof Command): RawCommandClass {
+  return class RawCommand extends Base {
+    readonly #bytes: Buffer
+    constructor (bytes: Buffer) {
+      super('evalsha', [], { replyEncoding: 'utf8' })
+      this.#bytes = bytes
+    }
+
+    override toWritable (): Buffer { return this.#bytes }
+  }
+}
+
+/** RESP array of bulk strings, in one buffer. */
+function respCommand (parts: readonly string[]): Buffer {
+  const lens = parts.map((p) => Buffer.byteLength(p))
+  let size = 3 + String(parts.length).length
+  for (const n of lens) size += 5 + String(n).length + n
+  const buf = Buffer.allocUnsafe(size)
+  let at = buf.write('*' + String(parts.length) + '\r\n', 0, 'latin1')
+  for (let i = 0; i < parts.length; i++) {
+    at += buf.write('$' + String(lens[i]) + '\r\n', at, 'latin1')
+    at += buf.write(parts[i] as string, at, 'utf8')
+    at += buf.write('\r\n', at, 'latin1')
+  }
+  return buf
+}
+
+const NO_RAW = Symbol('no raw command')
+const ACQUIRE_SHA = createHash('sha1').update(ACQUIRE_LUA).digest('hex')
+const SETTLE_SHA = createHash('sha1').update(SETTLE_LUA).digest('hex')
 
 interface PendingSettle { items: readonly SettleItem[], leaseId: string, resolve: () => void, reject: (err: unknown) => void }
 
@@ -42,6 +82,8 @@ export class RedisStore implements LimitStore {
   readonly #redis: RedisClient
   readonly #cluster: boolean
   #pending: PendingSettle[] = []
+  /** the raw acquire command (standalone, Sentinel), once ioredis's Command class is at hand */
+  #Raw: RawCommandClass | null = null
   readonly #sending = new Set<Promise<void>>()
 
   constructor (redis: RedisClient, cluster: boolean) {
@@ -50,6 +92,8 @@ export class RedisStore implements LimitStore {
     redis.defineCommand('geogateAcquire', { lua: ACQUIRE_LUA })
     redis.defineCommand('geogateSettle', { lua: SETTLE_LUA })
     redis.defineCommand('geogateRenew', { lua: RENEW_LUA })
+    // ioredis is loaded (a client exists); imported here, not at the top, so serving without Redis never loads it
+    if (!cluster) void import('ioredis').then((m) => { this.#Raw = rawCommandClass(m.Command) }, () => {})
   }
 
   async acquire (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {
@@ -113,7 +157,7 @@ export class RedisStore implements LimitStore {
           keys.push(c.key)
           items += `${items === '' ? '' : ' '}${c.kind === 'period' ? `p:${PERIOD[c.period ?? 'day']}` : KIND[c.kind]} ${field(mark)} ${delta} ${c.ms} ${field(leaseId)}`
         }
-        await this.#redis.geogateSettle(keys.length, ...keys, items)
+        await this.#settleCall(keys, items)
       } catch (err) {
         for (const i of g) failed.set((all[i] as (typeof all)[number]).from, err)
       }
@@ -156,7 +200,7 @@ export class RedisStore implements LimitStore {
     // the specs as one argument (see lua/acquire.ts): kind limit cost ms period, per counter
     let specs = ''
     for (const c of counters) specs += `${specs === '' ? '' : ' '}${KIND[c.kind]} ${c.limit} ${c.cost} ${c.ms} ${c.period === undefined ? '-' : PERIOD[c.period]}`
-    const out = await this.#redis.geogateAcquire(counters.length, ...counters.map((c) => c.key), leaseId, specs)
+    const out = await this.#acquireCall(counters, leaseId, specs)
     const states: CounterState[] = counters.map((c, i) => ({
       limit: c.limit,
       remaining: Number(out[3 + i * 3]),
@@ -164,6 +208,38 @@ export class RedisStore implements LimitStore {
       mark: String(out[5 + i * 3])
     }))
     return { allowed: Number(out[0]) === 1, refused: Number(out[1]), retryAfterMs: Number(out[2]), states }
+  }
+
+  /**
+   * One EVALSHA of the acquire script: raw on a standalone or Sentinel connection; through defineCommand on Cluster
+   * (it routes by key slot) and for a script Redis does not have (NOSCRIPT: it did not run, so the EVAL that
+   * defineCommand then sends is no retry). Settles go the same way, so a settle sent before an acquire reaches
+   * Redis before it (auto-pipelined commands wait for the next tick; raw ones are written at once).
+   */
+  async #acquireCall (counters: readonly CounterSpec[], leaseId: string, specs: string): Promise<Array<string | number>> {
+    const parts = ['evalsha', ACQUIRE_SHA, String(counters.length)]
+    for (const c of counters) parts.push(c.key)
+    parts.push(leaseId, specs)
+    const out = await this.#raw(parts)
+    if (out !== NO_RAW) return out as Array<string | number>
+    return await this.#redis.geogateAcquire(counters.length, ...counters.map((c) => c.key), leaseId, specs)
+  }
+
+  async #settleCall (keys: string[], items: string): Promise<void> {
+    if (await this.#raw(['evalsha', SETTLE_SHA, String(keys.length), ...keys, items]) !== NO_RAW) return
+    await this.#redis.geogateSettle(keys.length, ...keys, items)
+  }
+
+  /** The command sent raw, its reply; NO_RAW when it must go through defineCommand instead (see #acquireCall). */
+  async #raw (parts: string[]): Promise<unknown> {
+    const Raw = this.#Raw
+    if (Raw === null) return NO_RAW
+    try {
+      return await (this.#redis as Redis).sendCommand(new Raw(respCommand(parts)))
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return NO_RAW
+      throw err
+    }
   }
 
   /** Indexes of the counters, grouped by hash tag on Cluster; one group elsewhere (no slot rule). */
