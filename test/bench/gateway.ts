@@ -353,12 +353,14 @@ async function main (): Promise<void> {
 
     report(rows, rate ?? 0, loadBefore)
   } finally {
-    for (const p of procs.reverse()) await p.stop()
+    // the keys first: the bench's own redis-server is one of the processes stopped next
     if (redisOk) {
-      const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+      const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+      client.on('error', () => {})
       try { await client.connect(); await deletePrefix(client, redisPrefix) } catch { /* Redis went away: nothing to clean */ }
       client.disconnect()
     }
+    for (const p of procs.reverse()) await p.stop()
     if (opt.keep === true) say(`kept ${dir} (configs, logs, audit segments)`)
     else await rm(dir, { recursive: true, force: true })
   }
@@ -366,6 +368,7 @@ async function main (): Promise<void> {
 
 async function pingRedis (url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: () => null })
+  client.on('error', () => {}) // not listening yet: connect() rejects, and that is the answer
   try { await client.connect(); return (await client.ping()) === 'PONG' } catch { return false } finally { client.disconnect() }
 }
 
