@@ -4,9 +4,11 @@
  * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
  *
  *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
- *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2 picks rows besides direct, bare and geogate; --keep keeps the temp dir)
+ *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2 picks rows besides direct, bare and geogate; --keep keeps the temp dir;
+ *   --no-paired skips the side-by-side phase)
  *
- *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time)
+ *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time, but in the side-by-side
+ *           phase: each row and the bare proxy at once, so the two share whatever the machine does meanwhile)
  *   core 1: this process (fixed-rate and SSE clients), wrk, the mock backends
  *   cores 0,1: gg-workers2 only (`geogate serve --workers 2` cannot be held to one core), beside the load
  *
@@ -51,6 +53,8 @@ const { values: opt } = parseArgs({
     'workers-cores': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    /** skip the side-by-side phase (each one-core row loaded at once with the bare proxy) */
+    'no-paired': { type: 'boolean', default: false },
     'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }
   }
@@ -73,6 +77,7 @@ const PROXY_CORE = num('proxy-core')
 const LOAD_CORE = num('load-core')
 const WORKERS_CORES = opt['workers-cores'] ?? `${PROXY_CORE},${LOAD_CORE}`
 const JOURNAL_WAIT = 'geogate_audit_journal_wait_seconds'
+const PAIRED = opt['no-paired'] !== true
 const POOL = Math.max(256, STREAMS + 64) // upstream connections of every Node proxy: enough for every stream
 const PORTKEY_DIR = join(ROOT, 'test', 'bench', '.portkey')
 const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js')
@@ -98,6 +103,8 @@ interface Round {
   /** null for rows without /metrics, or when a scrape failed */
   journalMax: JournalWait | null
   journalC1: JournalWait | null
+  /** CPU µs/req over the bare proxy's, both loaded at once on the proxy core (null: not measured for this row) */
+  pairedCpuRatio: number | null
 }
 interface Row {
   id: string
@@ -115,6 +122,8 @@ interface Row {
   rssPeak?: number
   rounds: Round[]
   script?: string
+  /** pinned to the proxy core alone (every row but gg-workers2): can be measured side by side with the bare proxy */
+  oneCore: boolean
 }
 
 const notes: string[] = []
@@ -199,7 +208,7 @@ async function main (): Promise<void> {
     // ---- the rows
     const rows: Row[] = []
     const add = (id: string, label: string, callers: Callers, proc: Pinned | null, json: Endpoint, sseEp: Endpoint, skipped?: string): void => {
-      rows.push({ id, label, json, sse: sseEp, callers, proc, skipped, rounds: [] })
+      rows.push({ id, label, json, sse: sseEp, callers, proc, skipped, rounds: [], oneCore: true })
       if (proc !== null) procs.push(proc)
     }
     const only = opt.only?.split(',')
@@ -267,7 +276,14 @@ async function main (): Promise<void> {
       const url = `http://127.0.0.1:${port}`
       add(id, label, callers, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
       const row = rows.at(-1)
-      if (row !== undefined) row.metricsUrl = `http://127.0.0.1:${adminPort}/metrics`
+      if (row !== undefined) {
+        row.metricsUrl = `http://127.0.0.1:${adminPort}/metrics`
+        row.oneCore = workers === undefined
+      }
+    }
+    if (PAIRED) {
+      note(`"CPU × bare, side by side": each one-core row and the bare proxy loaded at the same time on core ${PROXY_CORE} (wrk -c${Math.max(1, Math.floor(CONNECTIONS / 2))} each), ` +
+        'CPU µs/req of the row over the bare proxy\'s in that phase; on a shared, noisy machine it holds where rows measured one after another drift')
     }
     if (opt.workers !== undefined) note(`geogate serve --workers ${opt.workers} for every geogate row but gg-workers2 (all on core ${PROXY_CORE})`)
     if (rows.some((r) => r.id === 'gg-workers2' && r.skipped === undefined)) {
@@ -320,9 +336,28 @@ async function main (): Promise<void> {
         const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
         const rssSteady = row.proc === null ? null : memory(row.proc.pid).rss
         const journalMax = journalWait(jBefore, await journalHistogram(row))
-        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady, journalMax })
+        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady, journalMax, pairedCpuRatio: null })
         if (row.proc !== null) truncateLog(row.proc)
         say(`round ${round} max    ${row.label.padEnd(40)} ${max.rps.toFixed(0).padStart(7)} req/s${max.errors > 0 ? ` (${max.errors} errors)` : ''}`)
+      }
+      // side by side: each one-core proxy and the bare one loaded at once, half the connections each, on the same
+      // core; whatever the machine does then, it does to both, so their CPU ratio holds where sequential rows drift
+      const bare = live.find((r) => r.id === 'bare')
+      if (PAIRED && bare?.proc != null) {
+        for (const row of live) {
+          if (row === bare || row.proc === null || !row.oneCore) continue
+          const b0 = cpuMicros(bare.proc.pid)
+          const r0 = cpuMicros(row.proc.pid)
+          const half = Math.max(1, Math.floor(CONNECTIONS / 2))
+          const [mb, mr] = await Promise.all([wrk(LOAD_CORE, bare.json.url, bare.script ?? '', half, DURATION), wrk(LOAD_CORE, row.json.url, row.script ?? '', half, DURATION)])
+          const cb = (cpuMicros(bare.proc.pid) - b0) / Math.max(1, mb.requests)
+          const cr = (cpuMicros(row.proc.pid) - r0) / Math.max(1, mr.requests)
+          const p = partial.get(row)
+          if (p !== undefined) p.pairedCpuRatio = cb > 0 ? cr / cb : null
+          truncateLog(row.proc)
+          truncateLog(bare.proc)
+          say(`round ${round} paired ${row.label.padEnd(40)} CPU ${cr.toFixed(0)} vs bare ${cb.toFixed(0)} µs/req (${(cr / cb).toFixed(2)}×)`)
+        }
       }
       if (rate === null) {
         const gg = live.find((r) => r.id === 'geogate') ?? live.find((r) => r.id === 'bare')
@@ -398,6 +433,8 @@ interface Summary {
   /** 1e6 / cpuUsPerReq: what one core would serve with nothing else on it (robust when the machine is shared) */
   rpsPerCore: number | null
   rpsPerCoreRatio: number | null
+  /** the median of the side-by-side phase's CPU ratios to the bare proxy */
+  pairedCpuRatio: number | null
   rssIdleMB: number | null
   rssSteadyMB: number | null
   rssPeakMB: number | null
@@ -434,6 +471,7 @@ function summarise (row: Row, direct: Row | undefined, bare: Row | undefined, on
     cpuRatio: median(per((r, i) => div(r.cpuUsPerReq, b(i)?.cpuUsPerReq))),
     rpsPerCore: median(per((r) => div(1e6, r.cpuUsPerReq))),
     rpsPerCoreRatio: median(per((r, i) => div(b(i)?.cpuUsPerReq, r.cpuUsPerReq))),
+    pairedCpuRatio: median(per((r) => r.pairedCpuRatio)),
     rssIdleMB: row.rssIdle ?? null,
     rssSteadyMB: median(per((r) => r.rssSteady)),
     rssPeakMB: row.rssPeak ?? null,
@@ -458,7 +496,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
   const f = (x: number | null, digits = 0): string => (x === null ? '—' : x.toFixed(digits))
   const k = (x: number | null): string => (x === null ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0))
   const ratio = (x: number | null): string => (x === null ? '' : ` (${x.toFixed(2)}×)`)
-  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'journal wait (write-ahead fdatasync) p50 / p99 µs: c=1 · max load', 'c=1 added p50 − journal wait p50 µs', 'CPU µs/req (× bare)', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
+  const head = ['system', 'req/s (× bare)', 'c=1 added p50 / p99 µs', `added p99 at ${rate}/s µs`, 'journal wait (write-ahead fdatasync) p50 / p99 µs: c=1 · max load', 'c=1 added p50 − journal wait p50 µs', 'CPU µs/req (× bare)', 'CPU × bare, side by side', 'req/s per core from CPU (× bare)', 'RSS idle / steady / peak MB', `SSE ×${STREAMS}: added TTFT p99 / gap p99 µs`, 'stalls', 'errors']
   const lines: string[][] = []
   const out: Array<Record<string, unknown>> = []
   for (const row of rows) {
@@ -481,6 +519,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       journal,
       journal === '—' ? '—' : f(s.c1AddedP50MinusJournalUs),
       isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}${s.cpuRatioToOneWorker === null ? '' : `; ${s.cpuRatioToOneWorker.toFixed(2)}× 1 worker`}`,
+      s.pairedCpuRatio === null ? '—' : `${s.pairedCpuRatio.toFixed(2)}×`,
       isDirect ? '—' : `${k(s.rpsPerCore)}${ratio(s.rpsPerCoreRatio)}`,
       isDirect ? '—' : `${f(s.rssIdleMB)} / ${f(s.rssSteadyMB)} / ${f(s.rssPeakMB)}`,
       row.sseSkipped !== undefined ? 'streaming failed (see notes)' : isDirect ? 'baseline' : `${f(s.sseAddedTtftP99us)} / ${f(s.sseAddedGapP99us)}`,
