@@ -37,7 +37,7 @@ export function sealJson (json: string, writer: string, seq: number, prev: strin
 /**
  * Same as sealJson, from the record's JSON as bytes (an object with none of the chain fields): the hash of the
  * canonical text, and the line's tail. The line is `json` without its closing brace, then `tail` — the bytes
- * sealJson's line would be (test/audit/chain.test.ts holds them equal). The writer keeps queued records as
+ * sealJson's line would be (test/audit/seal-bytes.test.ts holds them equal). The writer keeps queued records as
  * bytes, outside the JS heap, while they wait for their group commit.
  */
 export function sealBytes (json: Buffer, writer: string, seq: number, prev: string): { tail: string, hash: string } {
