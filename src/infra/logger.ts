@@ -1,7 +1,12 @@
 import pino, { type Logger } from 'pino'
 
-/** Lines are written once this many bytes are queued, or FLUSH_MS after the oldest, whichever comes first. */
-const BATCH_BYTES = 4096
+/**
+ * Lines are written once this many bytes are queued, or FLUSH_MS after the oldest, whichever comes first. Well under
+ * the 4,096 bytes Linux writes to a pipe atomically (PIPE_BUF): `serve --workers N` shares one stdout, and a batch
+ * written whole cannot interleave with another worker's inside a line. (A batch that grows past it while the
+ * previous write is still in flight is not covered.)
+ */
+const BATCH_BYTES = 2048
 const FLUSH_MS = 50
 
 /**
