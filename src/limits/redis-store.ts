@@ -13,7 +13,7 @@ declare module 'ioredis' {
   }
 }
 
-/** EVALSHA of the acquire script on a standalone or Sentinel connection: its bytes, built in one buffer. */
+/** A raw EVALSHA (acquire, settle) for a standalone or Sentinel connection, from its bytes built in one buffer. */
 type RawCommandClass = new (bytes: Buffer) => Command
 
 /**

@@ -3,7 +3,7 @@
  * each request's effect is the same as settling alone (the contract suite holds the semantics; this holds the count).
  * A private redis-server, so the command statistics are this test's alone.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { RedisStore } from '../../src/limits/redis-store.js'
 import type { CounterSpec } from '../../src/limits/store.js'
@@ -16,12 +16,18 @@ async function scriptCalls (r: Redis): Promise<number> {
   return n
 }
 
-t.test('the settles of one turn go out as one call, each request settled exactly', async (t) => {
+/** A RedisStore on a redis-server of the test's own, closed with the test. */
+async function privateStore (t: Test): Promise<{ redis: Redis, store: RedisStore }> {
   const server = await startRedisServer()
   const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
   await new Promise<void>((resolve) => { redis.once('ready', () => { resolve() }) })
   const store = new RedisStore(redis, false)
   t.teardown(async () => { await store.close(); redis.disconnect(); await server.stop() })
+  return { redis, store }
+}
+
+t.test('the settles of one turn go out as one call, each request settled exactly', async (t) => {
+  const { redis, store } = await privateStore(t)
   // as the limiter does once Redis is ready: each script is then one EVALSHA (script-flush.test.ts: the fallback)
   await store.preload()
 
@@ -67,11 +73,7 @@ t.test('a failed batch rejects every settle in it; close() waits for what is que
 })
 
 t.test('settle items travel as one argument: an empty mark is sent as "-", a lease id with a space is refused', async (t) => {
-  const server = await startRedisServer()
-  const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-  await new Promise<void>((resolve) => { redis.once('ready', () => { resolve() }) })
-  const store = new RedisStore(redis, false)
-  t.teardown(async () => { await store.close(); redis.disconnect(); await server.stop() })
+  const { redis, store } = await privateStore(t)
 
   const conc: CounterSpec = { kind: 'lease', key: 'm:{k:t}:conc', tag: 'k:t', limit: 5, cost: 1, ms: 30_000 }
   const tpm: CounterSpec = { kind: 'window', key: 'm:{k:t}:tpm', tag: 'k:t', limit: 1000, cost: 100, ms: 60_000 }
