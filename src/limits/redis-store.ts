@@ -85,6 +85,8 @@ export class RedisStore implements LimitStore {
   /** the raw acquire command (standalone, Sentinel), once ioredis's Command class is at hand */
   #Raw: RawCommandClass | null = null
   readonly #sending = new Set<Promise<void>>()
+  /** the connection's socket while corked: raw commands of one event-loop turn leave in one write */
+  #corked: Redis['stream'] | null = null
 
   constructor (redis: RedisClient, cluster: boolean) {
     this.#redis = redis
@@ -235,11 +237,33 @@ export class RedisStore implements LimitStore {
     const Raw = this.#Raw
     if (Raw === null) return NO_RAW
     try {
-      return await (this.#redis as Redis).sendCommand(new Raw(respCommand(parts)))
+      const redis = this.#redis as Redis
+      this.#cork(redis)
+      return await redis.sendCommand(new Raw(respCommand(parts)))
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return NO_RAW
       throw err
     }
+  }
+
+  /**
+   * Requests that arrive in one turn of the event loop (one poll of the sockets) each send an acquire: corked until
+   * the turn's check phase, they reach Redis in one write rather than a system call each, in the order sent. Only
+   * the socket's buffering is deferred; ioredis has already queued each command for its reply and its timeout.
+   */
+  #cork (redis: Redis): void {
+    if (this.#corked !== null) return
+    const stream = redis.stream as Redis['stream'] | null | undefined
+    if (stream === null || stream === undefined || !stream.writable) return
+    stream.cork()
+    this.#corked = stream
+    setImmediate(this.#uncork)
+  }
+
+  readonly #uncork = (): void => {
+    const stream = this.#corked
+    this.#corked = null
+    stream?.uncork()
   }
 
   /** Indexes of the counters, grouped by hash tag on Cluster; one group elsewhere (no slot rule). */
