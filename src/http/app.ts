@@ -29,6 +29,8 @@ import { rawBodyParser } from './forward-body.js'
 import { boundedJsonParser } from '../core/json-depth.js'
 import { toOpenAIError, GeoRestrictedError, CapabilityError, NotFoundError, ModelNotFoundError, PartyRestrictedError } from '../core/errors.js'
 import { onCountryMismatch } from './party.js'
+import { RequestLogger } from '../infra/logger.js'
+import type { Logger } from 'pino'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -64,6 +66,8 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
     trustProxy: false,
     // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log: made on its first line (infra/logger.ts), not per request
+    childLoggerFactory: (logger, bindings, opts) => new RequestLogger(logger as Logger, bindings, opts) as unknown as FastifyBaseLogger,
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
     genReqId: (req) => {
       const h = req.headers['x-request-id']
@@ -83,12 +87,17 @@ function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runti
   settleLimits(ctx).catch((err: unknown) => { request.log.error({ err }, 'settling limits failed') })
 }
 
-/** The one access-log line of a request (its logger carries reqId). Never the query: it may hold what the caller typed. */
-function accessLine (request: FastifyRequest, ctx: RequestContext, status: number): void {
+/**
+ * The one access-log line of a request. Never the query: it may hold what the caller typed. Written through the
+ * gateway's logger with the reqId first, byte for byte the line request.log would write, without making the
+ * request's child logger for it (see RequestLogger).
+ */
+function accessLine (rt: Runtime, request: FastifyRequest, ctx: RequestContext, status: number): void {
   if (ctx.logged) return
   ctx.logged = true
   const q = request.url.indexOf('?')
-  request.log[ctx.config.log.accessLevel]({
+  rt.log[ctx.config.log.accessLevel]({
+    reqId: request.id,
     method: request.method,
     path: q === -1 ? request.url : request.url.slice(0, q),
     status,
@@ -128,7 +137,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     reply.raw.once('close', () => {
       if (reply.raw.writableFinished) return
       endInteraction(request, reply, rt, 'client_abort')
-      accessLine(request, request.ctx, reply.statusCode)
+      accessLine(rt, request, request.ctx, reply.statusCode)
     })
     try {
       request.ctx.principal = authenticate(request.headers, request.ctx.policy)
@@ -180,7 +189,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     // null: the request failed before onRequest set it up (e.g. a body Fastify refused): nothing to observe
     if (ctx === null) return
     observeRequest(rt.metrics, ctx, reply.statusCode, ctx.policy, ctx.config.backends)
-    accessLine(request, ctx, reply.statusCode)
+    accessLine(rt, request, ctx, reply.statusCode)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
