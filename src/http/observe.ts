@@ -36,13 +36,13 @@ export function observeRequest (m: Metrics, ctx: RequestContext, status: number,
   const d = denied ? 'deny' : 'allow'
   const a = geo.anonymizer
   if (a.any) {
-    for (const t of ANONYMIZER_TRAITS) if (a[t.flag]) m.anonymizer.inc({ kind: t.metric, decision: d })
+    for (const t of ANONYMIZER_TRAITS) if (a[t.flag]) m.countAnonymizer(t.metric, d)
   }
   const countryLabel = geo.country !== null && COUNTRY.test(geo.country) ? geo.country : geo.country === null ? 'unknown' : 'other'
   const region = servingRegionOf(policy, backends, ctx.shape?.model ?? null, ctx.backend)
   const internal = ctx.client?.internal === true
   const country = internal ? 'internal' : countryLabel
-  if (decision !== null && isCrossBorder(geo.country, a.any, region, { internal, internalCrossBorder: policy.locations.internalCrossBorder })) m.crossBorder.inc({ decision: d, country })
+  if (decision !== null && isCrossBorder(geo.country, a.any, region, { internal, internalCrossBorder: policy.locations.internalCrossBorder })) m.countCrossBorder(d, country)
   const p = ctx.principal
   if (p === null || geo.country === null) return
   if (p.country !== undefined && p.country !== geo.country) m.keyCountryMismatch.inc({ key_id: p.keyId })

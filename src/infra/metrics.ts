@@ -186,19 +186,23 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly anonymizer = new Counter({
+  readonly #anonymizerTally = new Tally<'kind' | 'decision'>()
+  readonly anonymizer = this.#anonymizerTally.attach(new Counter({
     name: 'geogate_anonymizer_requests_total',
     help: 'Requests from anonymizers (VPN, Tor, hosting, public or residential proxy) by kind and decision',
     labelNames: ['kind', 'decision'] as const,
-    registers: [this.registry]
-  })
+    registers: [this.registry],
+    collect: () => { this.#anonymizerTally.flush() }
+  }))
 
-  readonly crossBorder = new Counter({
+  readonly #crossBorderTally = new Tally<'decision' | 'country'>()
+  readonly crossBorder = this.#crossBorderTally.attach(new Counter({
     name: 'geogate_cross_border_requests_total',
     help: 'Model interactions crossing a border (caller country differs from the serving region) by decision and caller country',
     labelNames: ['decision', 'country'] as const,
-    registers: [this.registry]
-  })
+    registers: [this.registry],
+    collect: () => { this.#crossBorderTally.flush() }
+  }))
 
   readonly keyCountryMismatch = new Counter({
     name: 'geogate_key_country_mismatch_total',
@@ -406,6 +410,16 @@ export class Metrics {
     const key = model + '\u0000' + locationTier
     this.#tokensTally.inc('in\u0000' + key, () => ({ direction: 'in', model, location_tier: locationTier }), tokensIn)
     this.#tokensTally.inc('out\u0000' + key, () => ({ direction: 'out', model, location_tier: locationTier }), tokensOut)
+  }
+
+  /** A request from an anonymizer, per trait, in geogate_anonymizer_requests_total. */
+  countAnonymizer (kind: string, decision: 'allow' | 'deny'): void {
+    this.#anonymizerTally.inc(kind + '\u0000' + decision, () => ({ kind, decision }))
+  }
+
+  /** An interaction crossing a border in geogate_cross_border_requests_total. */
+  countCrossBorder (decision: 'allow' | 'deny', country: string): void {
+    this.#crossBorderTally.inc(decision + '\u0000' + country, () => ({ decision, country }))
   }
 
   /** A limit decision in geogate_limiter_decisions_total. */

@@ -45,3 +45,25 @@ t.test('requests, tokens and limit decisions: every count shows at the next scra
     { labels: { result: 'limited', degraded: 'false' }, value: 1 }
   ])
 })
+
+t.test('cross-border and anonymizer counts: each label set separately, at the next scrape', async (t) => {
+  const m = new Metrics()
+  m.countCrossBorder('allow', 'DE')
+  m.countCrossBorder('allow', 'DE')
+  m.countCrossBorder('deny', 'DE')
+  m.countCrossBorder('allow', 'JP')
+  m.countAnonymizer('vpn', 'deny')
+  m.countAnonymizer('tor', 'deny')
+  m.countAnonymizer('vpn', 'deny')
+  t.same(await series(m, 'geogate_cross_border_requests_total'), [
+    { labels: { decision: 'allow', country: 'DE' }, value: 2 },
+    { labels: { decision: 'deny', country: 'DE' }, value: 1 },
+    { labels: { decision: 'allow', country: 'JP' }, value: 1 }
+  ])
+  t.same(await series(m, 'geogate_anonymizer_requests_total'), [
+    { labels: { kind: 'vpn', decision: 'deny' }, value: 2 },
+    { labels: { kind: 'tor', decision: 'deny' }, value: 1 }
+  ])
+  m.countCrossBorder('allow', 'DE')
+  t.equal((await series(m, 'geogate_cross_border_requests_total'))[0]?.value, 3, 'a second scrape adds only what came since')
+})
