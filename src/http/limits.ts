@@ -51,10 +51,13 @@ export async function applyLimits (request: FastifyRequest, reply: FastifyReply,
  * returned in full; if it answered but reported no usage (e.g. the client left mid-stream), the reservation
  * stands as the charge.
  */
-export async function settleLimits (ctx: RequestContext): Promise<void> {
+export function settleLimits (ctx: RequestContext): Promise<void> {
   const limit = ctx.limit
-  if (limit === null || !limit.allowed) return
-  const none: Usage = { tokensIn: 0, tokensOut: 0 }
-  const usage = ctx.usage ?? (ctx.upstreamStatus === null || ctx.upstreamStatus >= 400 ? none : null)
-  await limit.settle(usage)
+  if (limit === null || !limit.allowed) return SETTLED
+  const usage = ctx.usage ?? (ctx.upstreamStatus === null || ctx.upstreamStatus >= 400 ? NONE : null)
+  return limit.settle(usage)
 }
+
+const SETTLED = Promise.resolve()
+/** no tokens made: the backend never answered, or refused */
+const NONE: Usage = Object.freeze({ tokensIn: 0, tokensOut: 0 })

@@ -48,6 +48,7 @@ export interface LimiterDeps {
 }
 
 const MINUTE = 60_000
+const SETTLED = Promise.resolve()
 
 /**
  * A request's counters, with what the headers and the refusal rule call each; `policyHeader` is the
@@ -179,11 +180,12 @@ export class StoreLimiter implements Limiter {
       retryAfterSeconds: null,
       headers,
       reservedTokens: req.estimatedTokens,
-      settle: async (usage: Usage | null) => {
-        if (settled) return
+      // not async: #settle's own promise is the caller's (settle runs once per request)
+      settle: (usage: Usage | null) => {
+        if (settled) return SETTLED
         settled = true
         this.#live.delete(leaseId)
-        await this.#settle(store, plan, states, leaseId, usage)
+        return this.#settle(store, plan, states, leaseId, usage)
       }
     }
   }
