@@ -33,6 +33,8 @@ import { RequestLogger } from '../infra/logger.js'
 import type { Logger } from 'pino'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** the request id's field in log lines: Fastify's requestIdLogLabel, and the access line's */
+const REQ_ID_LABEL = 'reqId'
 
 /**
  * How often Node looks for connections past headersTimeout / requestTimeout. Its default, 30 s, lets a slowloris
@@ -65,7 +67,7 @@ export function fastifyOptions (rt: Runtime): FastifyServerOptions {
     // left-most X-Forwarded-For entry, which the client controls (fastify#5865).
     trustProxy: false,
     // Fastify's own two lines per request (incoming, completed) are replaced by one access line at onResponse.
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: REQ_ID_LABEL }),
     // request.log: made on its first line (infra/logger.ts), not per request
     childLoggerFactory: (logger, bindings, opts) => new RequestLogger(logger as Logger, bindings, opts) as unknown as FastifyBaseLogger,
     // A caller's x-request-id is kept when well formed, so traces join up; otherwise a fresh UUID.
@@ -89,15 +91,15 @@ function endInteraction (request: FastifyRequest, reply: FastifyReply, rt: Runti
 
 /**
  * The one access-log line of a request. Never the query: it may hold what the caller typed. Written through the
- * gateway's logger with the reqId first, byte for byte the line request.log would write, without making the
- * request's child logger for it (see RequestLogger).
+ * app's logger with the reqId first: byte for byte the line request.log would write (a child's bindings come first),
+ * without making the request's child logger for it (see RequestLogger). No route sets a log level of its own.
  */
-function accessLine (rt: Runtime, request: FastifyRequest, ctx: RequestContext, status: number): void {
+function accessLine (log: FastifyBaseLogger, request: FastifyRequest, ctx: RequestContext, status: number): void {
   if (ctx.logged) return
   ctx.logged = true
   const q = request.url.indexOf('?')
-  rt.log[ctx.config.log.accessLevel]({
-    reqId: request.id,
+  log[ctx.config.log.accessLevel]({
+    [REQ_ID_LABEL]: request.id,
     method: request.method,
     path: q === -1 ? request.url : request.url.slice(0, q),
     status,
@@ -137,7 +139,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     reply.raw.once('close', () => {
       if (reply.raw.writableFinished) return
       endInteraction(request, reply, rt, 'client_abort')
-      accessLine(rt, request, request.ctx, reply.statusCode)
+      accessLine(app.log, request, request.ctx, reply.statusCode)
     })
     try {
       request.ctx.principal = authenticate(request.headers, request.ctx.policy)
@@ -189,7 +191,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     // null: the request failed before onRequest set it up (e.g. a body Fastify refused): nothing to observe
     if (ctx === null) return
     observeRequest(rt.metrics, ctx, reply.statusCode, ctx.policy, ctx.config.backends)
-    accessLine(rt, request, ctx, reply.statusCode)
+    accessLine(app.log, request, ctx, reply.statusCode)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {

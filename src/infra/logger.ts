@@ -58,4 +58,9 @@ export class RequestLogger {
   trace (...a: LogArgs): void { this.#log.trace(...(a as [unknown])) }
   silent (): void {}
   child (bindings: pino.Bindings, opts?: pino.ChildLoggerOptions): Logger { return this.#log.child(bindings, opts) }
+  isLevelEnabled (level: string): boolean { return this.#child !== null || this.#opts.level !== undefined ? this.#log.isLevelEnabled(level) : this.#parent.isLevelEnabled(level) }
+  bindings (): pino.Bindings { return this.#log.bindings() }
+  setBindings (bindings: pino.Bindings): void { this.#log.setBindings(bindings) }
+  flush (cb?: (err?: Error) => void): void { this.#parent.flush(cb) }
+  get levels (): pino.LevelMapping { return this.#parent.levels }
 }

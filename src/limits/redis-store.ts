@@ -48,14 +48,24 @@ function respCommand (parts: readonly string[]): Buffer {
   return buf
 }
 
-/** One RESP bulk string: its length line, the bytes, CRLF. */
+/**
+ * One RESP bulk string (its length line, the bytes, CRLF) in a buffer of its own: these are kept, and a small buffer
+ * from Buffer.allocUnsafe is a slice of an 8 KB pool block, which a kept slice would keep alive whole.
+ */
 function bulk (s: string): Buffer {
   const n = Buffer.byteLength(s)
   const head = '$' + String(n) + '\r\n'
-  const buf = Buffer.allocUnsafe(head.length + n + 2)
+  const buf = Buffer.allocUnsafeSlow(head.length + n + 2)
   buf.write(head, 0, 'latin1')
   buf.write(s, head.length, 'utf8')
   buf.write('\r\n', head.length + n, 'latin1')
+  return buf
+}
+
+/** ASCII text in a buffer of its own (see bulk) */
+function bulkOwn (ascii: string): Buffer {
+  const buf = Buffer.allocUnsafeSlow(ascii.length)
+  buf.write(ascii, 0, 'latin1')
   return buf
 }
 
@@ -271,7 +281,8 @@ export class RedisStore implements LimitStore {
    * One EVALSHA of the acquire script: raw on a standalone or Sentinel connection; through defineCommand on Cluster
    * (it routes by key slot) and for a script Redis does not have (NOSCRIPT: it did not run, so the EVAL that
    * defineCommand then sends is no retry). Settles go the same way, so a settle sent before an acquire reaches
-   * Redis before it (auto-pipelined commands wait for the next tick; raw ones are written at once).
+   * Redis before it (auto-pipelined commands wait for the next tick; raw ones enter the socket's buffer at once, in
+   * order, corked or not).
    */
   async #acquireCall (counters: readonly CounterSpec[], leaseId: string, specs: string): Promise<Array<string | number>> {
     const out = this.#Raw === null ? NO_RAW : await this.#send(this.#acquireBytes(counters, leaseId, specs))
@@ -284,7 +295,7 @@ export class RedisStore implements LimitStore {
     const n = counters.length
     let head = this.#acquireHeads[n]
     if (head === undefined) {
-      head = Buffer.from(`*${5 + n}\r\n$7\r\nevalsha\r\n$40\r\n${ACQUIRE_SHA}\r\n${bulk(String(n)).toString('latin1')}`, 'latin1')
+      head = bulkOwn(`*${5 + n}\r\n$7\r\nevalsha\r\n$40\r\n${ACQUIRE_SHA}\r\n${bulk(String(n)).toString('latin1')}`)
       this.#acquireHeads[n] = head
     }
     const keys = new Array<Buffer>(n)
@@ -317,21 +328,17 @@ export class RedisStore implements LimitStore {
   }
 
   async #settleCall (keys: string[], items: string): Promise<void> {
-    if (await this.#raw(['evalsha', SETTLE_SHA, String(keys.length), ...keys, items]) !== NO_RAW) return
+    // not corked: a batch is one command, sent from the check phase, where a cork would hold it a whole turn
+    if (this.#Raw !== null && await this.#send(respCommand(['evalsha', SETTLE_SHA, String(keys.length), ...keys, items]), false) !== NO_RAW) return
     await this.#redis.geogateSettle(keys.length, ...keys, items)
   }
 
   /** The command sent raw, its reply; NO_RAW when it must go through defineCommand instead (see #acquireCall). */
-  async #raw (parts: string[]): Promise<unknown> {
-    if (this.#Raw === null) return NO_RAW
-    return await this.#send(respCommand(parts))
-  }
-
-  async #send (bytes: Buffer): Promise<unknown> {
+  async #send (bytes: Buffer, cork = true): Promise<unknown> {
     const Raw = this.#Raw as RawCommandClass
     try {
       const redis = this.#redis as Redis
-      this.#cork(redis)
+      if (cork) this.#cork(redis)
       return await redis.sendCommand(new Raw(bytes))
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return NO_RAW

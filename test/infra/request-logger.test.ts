@@ -57,3 +57,18 @@ t.test('level: the parent\'s until the child exists; a level set on it applies t
   t.same(a.lines.map((l) => (JSON.parse(l) as { reqId: string }).reqId), ['r-3'])
   t.equal(new RequestLogger(a.log, { reqId: 'r-5' }, { level: 'error' }).level, 'error', 'a route level given to the child')
 })
+
+t.test('the rest of a pino logger: isLevelEnabled, bindings, setBindings, flush, levels', async (t) => {
+  const a = capture('warn')
+  const lazy = new RequestLogger(a.log, { reqId: 'r-6' }, {})
+  t.equal(lazy.isLevelEnabled('info'), false)
+  t.equal(lazy.isLevelEnabled('error'), true)
+  t.same(lazy.bindings(), capture('warn').log.child({ reqId: 'r-6' }).bindings(), 'what a pino child reports')
+  t.match(lazy.bindings(), { reqId: 'r-6' })
+  lazy.setBindings({ part: 'x' })
+  lazy.warn('after setBindings')
+  await new Promise<void>((resolve, reject) => { lazy.flush((err) => { if (err !== undefined && err !== null) reject(err); else resolve() }) })
+  t.match(JSON.parse(a.lines[0] ?? '{}'), { reqId: 'r-6', part: 'x', msg: 'after setBindings' })
+  t.equal(lazy.levels.values.warn, 40)
+  t.equal(new RequestLogger(a.log, { reqId: 'r-7' }, { level: 'debug' }).isLevelEnabled('debug'), true, 'a level given to the child counts')
+})
