@@ -119,6 +119,8 @@ export class RedisStore implements LimitStore {
   readonly #sending = new Set<Promise<void>>()
   /** the connection's socket while corked: raw commands of one event-loop turn leave in one write */
   #corked: Redis['stream'] | null = null
+  /** settled once raw commands are in place (until then, calls go through ioredis's script path) */
+  readonly rawReady: Promise<void>
   /** RESP bulk strings of counter keys, and the acquire's fixed head per key count */
   readonly #keyBytes = new Map<string, Buffer>()
   readonly #acquireHeads: Buffer[] = []
@@ -130,7 +132,7 @@ export class RedisStore implements LimitStore {
     redis.defineCommand('geogateSettle', { lua: SETTLE_LUA })
     redis.defineCommand('geogateRenew', { lua: RENEW_LUA })
     // ioredis is loaded (a client exists); imported here, not at the top, so serving without Redis never loads it
-    if (!cluster) void import('ioredis').then((m) => { this.#Raw = rawCommandClass(m.Command) }, () => {})
+    this.rawReady = cluster ? Promise.resolve() : import('ioredis').then((m) => { this.#Raw = rawCommandClass(m.Command) }, () => {})
   }
 
   async acquire (counters: readonly CounterSpec[], leaseId: string): Promise<AcquireResult> {

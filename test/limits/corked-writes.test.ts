@@ -23,7 +23,7 @@ t.test('acquires sent in one turn: each answer is its own command\'s, each count
   const admin = new Redis(server.url)
   const store = new RedisStore(redis, false)
   t.teardown(async () => { await store.close(); redis.disconnect(); admin.disconnect(); await server.stop() })
-  await store.acquire([rpm(0, 1000)], 'warm') // the raw command class is loaded by now
+  await store.rawReady // raw commands (the corked ones) from here on
 
   const n = 200
   // every call in this one synchronous loop: all corked together, answered in order
@@ -50,7 +50,7 @@ t.test('the connection lost while commands are corked: each fails at once, none 
   // the socket destroyed in the same turn: the corked bytes never leave; every call fails, nothing is counted
   const b = await connect(server.url)
   const sb = new RedisStore(b, false)
-  await sb.acquire([rpm(0, 1000)], 'warm')
+  await sb.rawReady
   const cut = Array.from({ length: 5 }, async (_, i) => await sb.acquire([rpm(i + 11, 10)], `c-${i}`))
   b.stream.destroy()
   const c = await Promise.allSettled(cut)
