@@ -13,7 +13,8 @@ export interface WriteFailure { code: string, since: number, errors: number }
 export class WriteHealth {
   #failure: WriteFailure | null = null
   #delay = 0
-  #commitStartedAt: number | null = null
+  /** when each loop's write in progress started (journal, records) */
+  readonly #started = new Map<string, number>()
   /** no commit is attempted before this (Date.now()), unless a flush asks */
   retryAt = 0
   writeErrors = 0
@@ -22,8 +23,8 @@ export class WriteHealth {
 
   get failure (): WriteFailure | null { return this.#failure }
 
-  startCommit (): void { this.#commitStartedAt = Date.now() }
-  endCommit (): void { this.#commitStartedAt = null }
+  startCommit (loop: string): void { this.#started.set(loop, Date.now()) }
+  endCommit (loop: string): void { this.#started.delete(loop) }
 
   /** A commit failed: back off (doubling, up to 2 s) and remember why. Returns true when it is a new failure. */
   failed (err: unknown): boolean {
@@ -63,6 +64,8 @@ export class WriteHealth {
   }
 
   #stalledFor (now: number): number {
-    return this.#commitStartedAt === null ? 0 : now - this.#commitStartedAt
+    let oldest = now
+    for (const t of this.#started.values()) if (t < oldest) oldest = t
+    return now - oldest
   }
 }

@@ -41,6 +41,8 @@ export interface JournalLine {
 export class Journal {
   #fh: FileHandle | null = null
   #bytes = 0
+  /** bytes of the {"sinceSeq"} line the last compaction started the file with */
+  #headerBytes = 0
   #queue: JournalLine[] = []
   /** a failed write may have left half a line that could not be cut off: start the next write on a new line */
   #dirtyTail = false
@@ -54,6 +56,8 @@ export class Journal {
   constructor (readonly path: string) {}
 
   get bytes (): number { return this.#bytes }
+  /** bytes of begin and end lines (all but the first line a compaction wrote) */
+  get lineBytes (): number { return this.#bytes - this.#headerBytes }
   /** lines queued and not yet durable */
   get pending (): number { return this.#queue.length }
   get oldestAt (): number | null { return this.#queue[0]?.at ?? null }
@@ -109,6 +113,7 @@ export class Journal {
     const size = (await fh.stat()).size
     if (size < this.#bytes) this.lost = true
     this.#bytes = size
+    this.#headerBytes = Math.min(this.#headerBytes, size)
     this.#reopen = false
   }
 
@@ -122,7 +127,8 @@ export class Journal {
    * lines, as queueBegin made them).
    */
   async compact (sinceSeq: number, openBegins: Iterable<Buffer>): Promise<void> {
-    const lines: Buffer[] = [Buffer.from(JSON.stringify({ sinceSeq }) + '\n')]
+    const header = Buffer.from(JSON.stringify({ sinceSeq }) + '\n')
+    const lines: Buffer[] = [header]
     for (const bytes of openBegins) lines.push(bytes)
     const tmp = this.path + '.tmp'
     // Written aside first: a failure here leaves the old journal (a superset) in place and open.
@@ -136,6 +142,7 @@ export class Journal {
       const fh = await open(this.path, APPEND_DSYNC)
       this.#fh = fh
       this.#bytes = (await fh.stat()).size
+      this.#headerBytes = Math.min(this.#bytes, header.length)
       this.#dirtyTail = false
     }
   }

@@ -14,15 +14,15 @@ import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditSta
 
 /**
  * One replica's audit writer: a single hash chain, written as append-only JSONL segments with group commit.
- * This file holds the queue and the commit loop; its parts live beside it:
+ * This file holds the queues and the two commit loops; its parts live beside it:
  *   seal.ts (seq, prev, hash) · segment-writer.ts (segments, rotation) · digests.ts (signed digests)
  *   journal.ts (write-ahead in-flight journal) · recover.ts (after a crash) · retention.ts · health.ts (failures)
  *
  *   begin()  ─► journal line ──(next commit, at once)──► write (O_DSYNC) ─► begin() resolves ─► forward
  *   append() ─► queue (JSON text) ──(fsyncIntervalMs, flushBytes, a digest or a flush)──► seal ─► write + fdatasync
  *
- * A journal commit writes records only when they are due: a begin waits for its journal line's write alone,
- * never for the segment's fdatasync as well.
+ * The journal's loop and the records' loop run side by side, one write each at a time: a begin waits for its
+ * journal line's write alone, never for a segment's fdatasync (nor a digest) that started before it.
  *
  * Write-ahead: a request is forwarded only once its journal line is durable; commits are grouped (every begin
  * queued while the previous sync ran shares the next one). When writes fail (ENOSPC, EIO, EROFS, a dead mount),
@@ -87,13 +87,19 @@ export class AuditWriter implements AuditLog {
   #sealed: Item[] = []
   /** requestId → its begin, until its record is durable */
   readonly #inflight = new Map<string, Inflight>()
+  /** bytes of the journal lines of #inflight: what a compaction keeps */
+  #inflightBytes = 0
   /** begun, and neither appended nor ended yet */
   readonly #open = new Set<string>()
   #openWaiters: Array<() => void> = []
   readonly #unknownAtClose = new Set<string>()
-  #running = false
+  #journalRunning = false
+  #recordsRunning = false
+  readonly #journalWake = new Wake(() => { void this.#journalLoop() })
+  readonly #recordsWake = new Wake(() => { void this.#recordsLoop() })
+  /** a loop failed since flush() waiters were last let go */
+  #failedSinceIdle = false
   #idle: Array<() => void> = []
-  #wake: { at: number, cancel: () => void } | null = null
   #timers: NodeJS.Timeout[] = []
   #digestDue = false
   /** flush() calls waiting: records are due at once, window or not */
@@ -151,16 +157,15 @@ export class AuditWriter implements AuditLog {
         resolve({ durable: true })
       })
       this.#inflight.set(entry.requestId, { line })
+      this.#inflightBytes += line.bytes.length
       this.#open.add(entry.requestId)
       this.#schedule()
     })
   }
 
   withdraw (requestId: string): void {
-    const f = this.#inflight.get(requestId)
-    if (f === undefined) return
-    this.#journal.cancel(f.line)
-    this.#inflight.delete(requestId)
+    const f = this.#forget(requestId)
+    if (f !== undefined) this.#journal.cancel(f.line)
   }
 
   append (entry: AuditEntry): void {
@@ -182,11 +187,8 @@ export class AuditWriter implements AuditLog {
 
   end (requestId: string): void {
     // No record will come: forget the begin (recovery only writes `unknown` for begins still in the journal).
-    const f = this.#inflight.get(requestId)
-    if (f !== undefined) {
-      this.#inflight.delete(requestId)
-      if (!f.line.cancelled) this.#journal.queueEnd(requestId)
-    }
+    const f = this.#forget(requestId)
+    if (f !== undefined && !f.line.cancelled) this.#journal.queueEnd(requestId)
     this.#settle(requestId)
   }
 
@@ -238,6 +240,10 @@ export class AuditWriter implements AuditLog {
   }
 
   // ── group commit ──────────────────────────────────────────────────────────────────────────────────────────
+  //
+  // Two loops, each one write at a time: the journal's (begins wait for it: it runs whenever a line is queued) and
+  // the records' (sealed batches, when due). They share the disk's health and backoff but never wait for each
+  // other, so a begin waits for its own journal write alone, not for a segment's fdatasync that started first.
 
   /** Final records go to disk at the end of the window of their oldest, past flushBytes, for a digest or a flush. */
   #recordsDue (now: number): boolean {
@@ -248,113 +254,145 @@ export class AuditWriter implements AuditLog {
     return this.#flushing > 0 || this.#unsealedBytes >= this.#o.flushBytes || now - oldest.at >= this.#o.fsyncIntervalMs
   }
 
-  /** Arrange the next commit: at once for journal lines (a request waits), else after the window or the backoff. */
+  /** Arrange the next run of each loop: the journal's at once, the records' after their window (or the backoff). */
   #schedule (): void {
-    if (this.#running) return
     const now = Date.now()
-    let at: number
-    if (this.#health.retryAt > now) at = this.#health.retryAt
-    else if (this.#journal.pending > 0 || this.#recordsDue(now)) at = now
-    else if (this.#unsealed[0] !== undefined) at = this.#unsealed[0].at + this.#o.fsyncIntervalMs
-    else return
-    if (this.#wake !== null) {
-      if (this.#wake.at <= at) return
-      this.#wake.cancel()
+    const retryAt = this.#health.retryAt
+    if (!this.#journalRunning && this.#journalDue()) {
+      this.#journalWake.arm(retryAt > now ? retryAt : now, now)
     }
-    const run = (): void => { this.#wake = null; this.#kick() }
-    if (at <= now) {
-      // setImmediate: begins arriving in this turn of the event loop share the commit.
-      const h = setImmediate(run)
-      this.#wake = { at, cancel: () => { clearImmediate(h) } }
-    } else {
-      const h = setTimeout(run, at - now)
-      h.unref()
-      this.#wake = { at, cancel: () => { clearTimeout(h) } }
+    if (!this.#recordsRunning) {
+      let at: number | null = null
+      if (this.#recordsDue(now)) at = now
+      else if (this.#unsealed[0] !== undefined) at = this.#unsealed[0].at + this.#o.fsyncIntervalMs
+      if (at !== null) this.#recordsWake.arm(Math.max(at, retryAt), now)
     }
   }
 
-  #kick (): void {
-    if (this.#running) return
-    this.#running = true
-    void this.#loop()
+  #journalDue (): boolean {
+    return this.#journal.pending > 0 || this.#compactDue()
+  }
+
+  /**
+   * Compact the journal once what it holds beyond the open begins passes journalCompactBytes and the open begins
+   * themselves (each compaction rewrites those: at most as many bytes as it drops); or at once when the file came
+   * back shorter after a repair (rewritten from what is known to be open).
+   */
+  #compactDue (): boolean {
+    if (this.#journal.lost) return true
+    const obsolete = this.#journal.lineBytes - this.#inflightBytes
+    return obsolete > this.#o.journalCompactBytes && obsolete > this.#inflightBytes
   }
 
   #hasWork (): boolean {
     return this.#backlog() > 0 || this.#digestDue
   }
 
-  #due (): boolean {
-    return this.#journal.pending > 0 || this.#recordsDue(Date.now())
-  }
-
-  async #loop (): Promise<void> {
+  async #journalLoop (): Promise<void> {
+    if (this.#journalRunning) return
+    this.#journalRunning = true
     let failed = false
     try {
-      while (this.#due() && this.#health.retryAt <= Date.now()) {
+      while (this.#journalDue() && this.#health.retryAt <= Date.now()) {
+        this.#health.startCommit('journal')
         try {
-          await this.#commit()
+          await this.#journal.commit()
+          if (this.#compactDue()) {
+            this.#journal.lost = false
+            await this.#journal.compact(this.#segments.durableSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
+          }
           this.#resumed()
         } catch (err) {
           failed = true
-          if (this.#health.failed(err)) this.#log.error({ err, dir: this.dir, backlog: this.#backlog() }, 'audit write failed; records kept in order, retrying')
+          this.#failed(err)
           break
+        } finally {
+          this.#health.endCommit('journal')
         }
       }
     } finally {
-      this.#running = false
-      // flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back.
-      if (failed || this.#backlog() === 0) {
-        const idle = this.#idle
-        this.#idle = []
-        for (const r of idle) r()
-      }
-      this.#schedule()
+      this.#journalRunning = false
+      this.#stopped(failed)
     }
   }
 
-  /**
-   * Write the journal lines and, when due, seal and write the queued records (each made durable, in parallel);
-   * keep what failed.
-   */
-  async #commit (): Promise<void> {
-    this.#health.startCommit()
+  async #recordsLoop (): Promise<void> {
+    if (this.#recordsRunning) return
+    this.#recordsRunning = true
+    let failed = false
     try {
-      const withRecords = this.#recordsDue(Date.now())
-      if (withRecords) {
-        for (const q of this.#unsealed) this.#sealed.push(this.#sealer.seal(q))
-        this.#unsealed = []
-        this.#unsealedBytes = 0
-      }
-      const batch = withRecords ? this.#sealed : []
-      const [journal, records] = await Promise.allSettled([this.#journal.commit(), withRecords ? this.#segments.write(batch) : Promise.resolve()])
-      const durable = this.#segments.durableSeq
-      let n = 0
-      for (; n < batch.length && (batch[n] as Item).seq <= durable; n++) this.#closeInflight((batch[n] as Item).closes)
-      if (withRecords) this.#sealed = batch.slice(n)
-      if (n > 0) this.#commits++
-      if (records.status === 'rejected') throw records.reason
-      if (journal.status === 'rejected') throw journal.reason
-      if (this.#digestDue) {
-        this.#digestDue = false
-        await this.#segments.digestOpen()
-      }
-      // A journal that came back shorter after a repair is rewritten from what is known to be open.
-      if (this.#journal.bytes > this.#o.journalCompactBytes || this.#journal.lost) {
-        this.#journal.lost = false
-        await this.#journal.compact(durable + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
+      while (this.#recordsDue(Date.now()) && this.#health.retryAt <= Date.now()) {
+        this.#health.startCommit('records')
+        try {
+          await this.#commitRecords()
+          this.#resumed()
+        } catch (err) {
+          failed = true
+          this.#failed(err)
+          break
+        } finally {
+          this.#health.endCommit('records')
+        }
       }
     } finally {
-      this.#health.endCommit()
+      this.#recordsRunning = false
+      this.#stopped(failed)
+    }
+  }
+
+  #failed (err: unknown): void {
+    if (this.#health.failed(err)) this.#log.error({ err, dir: this.dir, backlog: this.#backlog() }, 'audit write failed; records kept in order, retrying')
+  }
+
+  /** A loop stopped: flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back. */
+  #stopped (failed: boolean): void {
+    if (failed) this.#failedSinceIdle = true
+    if (!this.#journalRunning && !this.#recordsRunning && (this.#failedSinceIdle || !this.#hasWork())) {
+      this.#failedSinceIdle = false
+      const idle = this.#idle
+      this.#idle = []
+      for (const r of idle) r()
+    }
+    this.#schedule()
+  }
+
+  /** Seal what is queued and write the sealed batch (made durable); what failed stays sealed, in order. */
+  async #commitRecords (): Promise<void> {
+    for (const q of this.#unsealed) this.#sealed.push(this.#sealer.seal(q))
+    this.#unsealed = []
+    this.#unsealedBytes = 0
+    const batch = this.#sealed
+    let error: unknown = null
+    try {
+      await this.#segments.write(batch)
+    } catch (err) {
+      error = err ?? new Error('audit segment write failed')
+    }
+    const durable = this.#segments.durableSeq
+    let n = 0
+    for (; n < batch.length && (batch[n] as Item).seq <= durable; n++) this.#closeInflight((batch[n] as Item).closes)
+    this.#sealed = batch.slice(n)
+    if (n > 0) this.#commits++
+    if (error !== null) throw error
+    if (this.#digestDue) {
+      this.#digestDue = false
+      await this.#segments.digestOpen()
     }
   }
 
   /** A durable final record makes its journal entry obsolete (a line still queued is not written at all). */
   #closeInflight (requestId: string | null): void {
     if (requestId === null) return
+    const f = this.#forget(requestId)
+    if (f !== undefined) this.#journal.cancel(f.line)
+  }
+
+  #forget (requestId: string): Inflight | undefined {
     const f = this.#inflight.get(requestId)
-    if (f === undefined) return
-    this.#journal.cancel(f.line)
+    if (f === undefined) return undefined
     this.#inflight.delete(requestId)
+    this.#inflightBytes -= f.line.bytes.length
+    return f
   }
 
   /** After a commit: when it ends a failure (or a run of dropped records), say so in the chain itself. */
@@ -435,14 +473,15 @@ export class AuditWriter implements AuditLog {
 
   /** Write and fsync everything queued now (a failing disk is tried at once, backoff or not); throws if it fails. */
   async flush (): Promise<void> {
-    this.#wake?.cancel()
-    this.#wake = null
-    if (!this.#running && !this.#hasWork()) return
+    if (!this.#journalRunning && !this.#recordsRunning && !this.#hasWork()) return
     const done = new Promise<void>((resolve) => { this.#idle.push(resolve) })
     this.#health.retryAt = 0
     this.#flushing++
     try {
-      this.#kick()
+      this.#journalWake.cancel()
+      this.#recordsWake.cancel()
+      void this.#recordsLoop()
+      void this.#journalLoop()
       await done
     } finally {
       this.#flushing--
@@ -502,8 +541,38 @@ export class AuditWriter implements AuditLog {
     await this.flush()
     await this.#segments.finish()
     this.#inflight.clear()
+    this.#inflightBytes = 0
     await this.#journal.compact(this.#sealer.seq + 1, [])
     await this.#journal.close()
+  }
+}
+
+/** The next run of a loop: at the earliest time asked for; due now, in the check phase, so what arrives this turn shares it. */
+class Wake {
+  #at = Infinity
+  #cancel: (() => void) | null = null
+
+  constructor (readonly run: () => void) {}
+
+  arm (at: number, now: number): void {
+    if (this.#cancel !== null && this.#at <= at) return
+    this.cancel()
+    this.#at = at
+    const fire = (): void => { this.#cancel = null; this.#at = Infinity; this.run() }
+    if (at <= now) {
+      const h = setImmediate(fire)
+      this.#cancel = () => { clearImmediate(h) }
+    } else {
+      const h = setTimeout(fire, at - now)
+      h.unref()
+      this.#cancel = () => { clearTimeout(h) }
+    }
+  }
+
+  cancel (): void {
+    this.#cancel?.()
+    this.#cancel = null
+    this.#at = Infinity
   }
 }
 
