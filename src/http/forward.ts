@@ -11,6 +11,7 @@ import { ModelRename } from './forward-model.js'
 import { recordStart } from './audit.js'
 import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
+import { Cancel } from '../core/cancel.js'
 
 /*
  * forward: the permitted request goes to the backend serving its model, the answer streams back.
@@ -97,12 +98,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   // The caller hung up while the journal was written: its record (client_abort) is already queued; not forwarded.
   if (ctx.audited || reply.raw.destroyed) throw new UnavailableError('The caller went away before the request was forwarded')
 
-  const controller = new AbortController()
+  const controller = new Cancel()
   const inFlight: InFlight = { ctx, controller }
   rt.backends.track(inFlight)
   // 'close' comes for every ending; before 'finish' it means the caller went away: cancel upstream.
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished && !controller.signal.aborted) controller.abort(new Error('client_abort'))
+    if (!reply.raw.writableFinished && !controller.aborted) controller.abort(new Error('client_abort'))
     countTokens(rt, ctx, model)
     rt.backends.untrack(inFlight)
   })
@@ -116,7 +117,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
       body,
-      signal: controller.signal
+      signal: controller
     })
   } catch (err) {
     throw failedBeforeAnswer(err, ctx, backend, controller)
@@ -158,7 +159,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const upstream = res.body
   upstream.once('end', () => { rt.metrics.upstreamLatency.observe({ backend: backend.name }, secondsSince(sentAt)) })
   upstream.once('error', (err: Error) => {
-    if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
+    if (ctx.outcome === 'client_abort' || (controller.aborted && ctx.outcome === 'ok')) { out.destroy(); return }
     const e = answerCutShort(err, request, ctx, backend.name, controller)
     // Nothing sent yet: Fastify answers with the mapped status. Else end the stream in a way clients notice.
     if (!reply.raw.headersSent) out.destroy(e)
@@ -177,8 +178,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
 }
 
 /** The backend's answer failed midway: the caller's error (logged unless the caller is gone). */
-function answerCutShort (err: unknown, request: FastifyRequest, ctx: RequestContext, backend: string, controller: AbortController): Error {
-  if (ctx.outcome === 'client_abort' || (controller.signal.aborted && ctx.outcome === 'ok')) {
+function answerCutShort (err: unknown, request: FastifyRequest, ctx: RequestContext, backend: string, controller: Cancel): Error {
+  if (ctx.outcome === 'client_abort' || (controller.aborted && ctx.outcome === 'ok')) {
     ctx.outcome = 'client_abort'
     return new UnavailableError('The caller went away while the answer was read', { cause: err })
   }
@@ -188,8 +189,8 @@ function answerCutShort (err: unknown, request: FastifyRequest, ctx: RequestCont
 }
 
 /** The backend never answered: map why, unless the caller is gone or the gateway is shutting down. */
-function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend, controller: AbortController): Error {
-  if (controller.signal.aborted) {
+function failedBeforeAnswer (err: unknown, ctx: RequestContext, backend: Backend, controller: Cancel): Error {
+  if (controller.aborted) {
     if (ctx.outcome === 'shutdown') return new UnavailableError('The gateway is shutting down; retry', { cause: err })
     if (ctx.outcome === 'ok') ctx.outcome = 'client_abort'
     return upstreamError(err, backend.name)

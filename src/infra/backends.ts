@@ -1,5 +1,6 @@
 import { Pool } from 'undici'
 import type { BackendConfig, ModelConfig } from '../config/schema/index.js'
+import type { Cancel } from '../core/cancel.js'
 
 export interface Backend {
   name: string
@@ -15,7 +16,7 @@ export interface Backend {
 export interface InFlight {
   /** the request's own state: its outcome is set when shutdown cuts it short */
   ctx: { outcome: string }
-  controller: AbortController
+  controller: Cancel
 }
 
 /**
