@@ -26,8 +26,15 @@ export class WriteHealth {
   startCommit (loop: string): void { this.#started.set(loop, Date.now()) }
   endCommit (loop: string): void { this.#started.delete(loop) }
 
-  /** A commit failed: back off (doubling, up to 2 s) and remember why. Returns true when it is a new failure. */
-  failed (err: unknown): boolean {
+  /** the loops (journal, records) whose last write failed and that still have what failed to write */
+  readonly #failedLoops = new Set<string>()
+  /** a write succeeded since the failure began: the disk has taken one */
+  #wroteSince = false
+
+  /** A loop's write failed: back off (doubling, up to 2 s) and remember why. Returns true when it is a new failure. */
+  failed (err: unknown, loop: string): boolean {
+    this.#failedLoops.add(loop)
+    if (this.#failure === null) this.#wroteSince = false
     this.writeErrors++
     this.#delay = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.#delay * 2))
     this.retryAt = Date.now() + this.#delay
@@ -41,8 +48,17 @@ export class WriteHealth {
     return false
   }
 
-  /** A commit succeeded; returns the failure it ends, if any. */
-  succeeded (): WriteFailure | null {
+  /**
+   * A loop's write succeeded (`wrote`), or the loop has nothing left that failed to be written (its lines were
+   * withdrawn). The failure ends once no loop is left failing and a write has succeeded since it began: a loop
+   * that merely has nothing to do proves nothing about the disk. false while it goes on (its backoff and count
+   * too); else the failure this ends, or null when there was none.
+   */
+  succeeded (loop: string, wrote: boolean): WriteFailure | null | false {
+    this.#failedLoops.delete(loop)
+    if (wrote) this.#wroteSince = true
+    if (this.#failure === null) return null
+    if (this.#failedLoops.size > 0 || !this.#wroteSince) return false
     const f = this.#failure
     this.#failure = null
     this.#delay = 0

@@ -9,7 +9,7 @@ import { Journal, type JournalLine } from './journal.js'
 import { recoverChain } from './recover.js'
 import { sweepRetention } from './retention.js'
 import { Sealer, type Item, type Queued } from './seal.js'
-import { WriteHealth } from './health.js'
+import { WriteHealth, type WriteFailure } from './health.js'
 import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditStats, BeginResult, SystemFields } from './types.js'
 
 /**
@@ -293,23 +293,13 @@ export class AuditWriter implements AuditLog {
     this.#journalRunning = true
     let failed = false
     try {
-      while (this.#journalDue() && this.#health.retryAt <= Date.now()) {
-        this.#health.startCommit('journal')
-        try {
-          await this.#journal.commit()
-          if (this.#compactDue()) {
-            this.#journal.lost = false
-            await this.#journal.compact(this.#segments.durableSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
-          }
-          this.#resumed()
-        } catch (err) {
-          failed = true
-          this.#failed(err)
-          break
-        } finally {
-          this.#health.endCommit('journal')
+      failed = await this.#run('journal', () => this.#journalDue(), async () => {
+        await this.#journal.commit()
+        if (this.#compactDue()) {
+          this.#journal.lost = false
+          await this.#journal.compact(this.#segments.durableSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
         }
-      }
+      })
     } finally {
       this.#journalRunning = false
       this.#stopped(failed)
@@ -321,27 +311,47 @@ export class AuditWriter implements AuditLog {
     this.#recordsRunning = true
     let failed = false
     try {
-      while (this.#recordsDue(Date.now()) && this.#health.retryAt <= Date.now()) {
-        this.#health.startCommit('records')
-        try {
-          await this.#commitRecords()
-          this.#resumed()
-        } catch (err) {
-          failed = true
-          this.#failed(err)
-          break
-        } finally {
-          this.#health.endCommit('records')
-        }
-      }
+      failed = await this.#run('records', () => this.#recordsDue(Date.now()), async () => { await this.#commitRecords() })
     } finally {
       this.#recordsRunning = false
       this.#stopped(failed)
     }
   }
 
-  #failed (err: unknown): void {
-    if (this.#health.failed(err)) this.#log.error({ err, dir: this.dir, backlog: this.#backlog() }, 'audit write failed; records kept in order, retrying')
+  /**
+   * One loop's writes, one at a time, while it has work and no backoff holds it; true when one failed. A loop is
+   * well again once a write of its own succeeds or nothing it failed to write is left (its lines withdrawn); a
+   * failure ends once every loop that failed is well and some write has succeeded since (health.ts): a journal
+   * write that fits where a segment write does not (the last free bytes of a full disk) does not end the failure
+   * the records loop is in.
+   */
+  async #run (loop: string, due: () => boolean, write: () => Promise<void>): Promise<boolean> {
+    for (;;) {
+      if (!due()) {
+        this.#loopWell(loop, false)
+        return false
+      }
+      if (this.#health.retryAt > Date.now()) return false
+      this.#health.startCommit(loop)
+      try {
+        await write()
+      } catch (err) {
+        this.#failed(err, loop)
+        return true
+      } finally {
+        this.#health.endCommit(loop)
+      }
+      this.#loopWell(loop, true)
+    }
+  }
+
+  #loopWell (loop: string, wrote: boolean): void {
+    const ended = this.#health.succeeded(loop, wrote)
+    if (ended !== false) this.#resumed(ended)
+  }
+
+  #failed (err: unknown, loop: string): void {
+    if (this.#health.failed(err, loop)) this.#log.error({ err, dir: this.dir, backlog: this.#backlog() }, 'audit write failed; records kept in order, retrying')
   }
 
   /** A loop stopped: flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back. */
@@ -396,8 +406,7 @@ export class AuditWriter implements AuditLog {
   }
 
   /** After a commit: when it ends a failure (or a run of dropped records), say so in the chain itself. */
-  #resumed (): void {
-    const f = this.#health.succeeded()
+  #resumed (f: WriteFailure | null): void {
     const dropped = this.#droppedRun
     this.#droppedRun = null
     if (f !== null) {
