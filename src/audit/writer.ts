@@ -89,14 +89,25 @@ export class AuditWriter implements AuditLog {
   readonly #inflight = new Map<string, Inflight>()
   /** bytes of the journal lines of #inflight: what a compaction keeps */
   #inflightBytes = 0
+  /**
+   * Every record up to this seq is durable and has closed its begin (left #inflight). A compaction starts the
+   * journal from here: not from segments.durableSeq, which moves on as each part of a batch is made durable,
+   * while the batch's begins are closed only once the whole write returned (a rotation in between waits for a
+   * digest and a new file); a compaction in that gap would keep begins whose records it no longer reads.
+   */
+  #closedSeq = 0
   /** begun, and neither appended nor ended yet */
   readonly #open = new Set<string>()
   #openWaiters: Array<() => void> = []
   readonly #unknownAtClose = new Set<string>()
   #journalRunning = false
   #recordsRunning = false
-  readonly #journalWake = new Wake(() => { void this.#journalLoop() })
-  readonly #recordsWake = new Wake(() => { void this.#recordsLoop() })
+  readonly #journalWake = new Wake(() => { this.#startJournal() })
+  readonly #recordsWake = new Wake(() => { this.#startRecords() })
+  /** close() has flushed: no loop starts again, none is scheduled (close compacts and closes the files itself) */
+  #stopping = false
+  #journalRun: Promise<void> | null = null
+  #recordsRun: Promise<void> | null = null
   /** a loop failed since flush() waiters were last let go */
   #failedSinceIdle = false
   #idle: Array<() => void> = []
@@ -256,6 +267,7 @@ export class AuditWriter implements AuditLog {
 
   /** Arrange the next run of each loop: the journal's at once, the records' after their window (or the backoff). */
   #schedule (): void {
+    if (this.#stopping) return
     const now = Date.now()
     const retryAt = this.#health.retryAt
     if (!this.#journalRunning && this.#journalDue()) {
@@ -288,8 +300,17 @@ export class AuditWriter implements AuditLog {
     return this.#backlog() > 0 || this.#digestDue
   }
 
+  #startJournal (): void {
+    if (this.#journalRunning || this.#stopping) return
+    this.#journalRun = this.#journalLoop()
+  }
+
+  #startRecords (): void {
+    if (this.#recordsRunning || this.#stopping) return
+    this.#recordsRun = this.#recordsLoop()
+  }
+
   async #journalLoop (): Promise<void> {
-    if (this.#journalRunning) return
     this.#journalRunning = true
     let failed = false
     try {
@@ -297,7 +318,7 @@ export class AuditWriter implements AuditLog {
         await this.#journal.commit()
         if (this.#compactDue()) {
           this.#journal.lost = false
-          await this.#journal.compact(this.#segments.durableSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
+          await this.#journal.compact(this.#closedSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
         }
       })
     } finally {
@@ -307,7 +328,6 @@ export class AuditWriter implements AuditLog {
   }
 
   async #recordsLoop (): Promise<void> {
-    if (this.#recordsRunning) return
     this.#recordsRunning = true
     let failed = false
     try {
@@ -382,7 +402,10 @@ export class AuditWriter implements AuditLog {
     let n = 0
     for (; n < batch.length && (batch[n] as Item).seq <= durable; n++) this.#closeInflight((batch[n] as Item).closes)
     this.#sealed = batch.slice(n)
-    if (n > 0) this.#commits++
+    if (n > 0) {
+      this.#commits++
+      this.#closedSeq = (batch[n - 1] as Item).seq
+    }
     if (error !== null) throw error
     if (this.#digestDue) {
       this.#digestDue = false
@@ -414,7 +437,10 @@ export class AuditWriter implements AuditLog {
       this.#log.warn(detail, 'audit writes resumed; the backlog was written in order')
       this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'write-failure', detail })
     }
-    if (dropped !== null) {
+    if (dropped !== null && this.#backlog() + 2 > this.#o.maxHeldRecords) {
+      // no room for the report yet (a stalled segment write, say): it waits, and goes on counting, until there is
+      this.#droppedRun = dropped
+    } else if (dropped !== null) {
       this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'records-dropped', detail: { ...dropped, maxHeldRecords: this.#o.maxHeldRecords } })
     }
   }
@@ -429,6 +455,7 @@ export class AuditWriter implements AuditLog {
     if (tip !== null) {
       this.#sealer.resume(tip.seq, tip.hash)
       this.#segments.durableSeq = tip.seq
+      this.#closedSeq = tip.seq
     }
     // Interactions begun by the previous run (forwarded) with no record in the chain.
     const unknown = await Journal.leftovers(this.#journal.path, this.dir, segments)
@@ -482,15 +509,15 @@ export class AuditWriter implements AuditLog {
 
   /** Write and fsync everything queued now (a failing disk is tried at once, backoff or not); throws if it fails. */
   async flush (): Promise<void> {
-    if (!this.#journalRunning && !this.#recordsRunning && !this.#hasWork()) return
+    if (this.#stopping || (!this.#journalRunning && !this.#recordsRunning && !this.#hasWork())) return
     const done = new Promise<void>((resolve) => { this.#idle.push(resolve) })
     this.#health.retryAt = 0
     this.#flushing++
     try {
       this.#journalWake.cancel()
       this.#recordsWake.cancel()
-      void this.#recordsLoop()
-      void this.#journalLoop()
+      this.#startRecords()
+      this.#startJournal()
       await done
     } finally {
       this.#flushing--
@@ -548,6 +575,11 @@ export class AuditWriter implements AuditLog {
     await this.#sweeping
     // A flush that fails leaves the journal as it is: the next start records what it holds as `unknown`.
     await this.flush()
+    // Nothing is left to write; a loop the last one's end scheduled (a compaction) must not run beside what follows.
+    this.#stopping = true
+    this.#journalWake.cancel()
+    this.#recordsWake.cancel()
+    await Promise.all([this.#journalRun, this.#recordsRun])
     await this.#segments.finish()
     this.#inflight.clear()
     this.#inflightBytes = 0
