@@ -430,20 +430,19 @@ export class AuditWriter implements AuditLog {
 
   /** After a commit: when it ends a failure (or a run of dropped records), say so in the chain itself. */
   #resumed (f: WriteFailure | null): void {
-    const dropped = this.#droppedRun
-    this.#droppedRun = null
     if (f !== null) {
       const detail = { code: f.code, since: new Date(f.since).toISOString(), until: new Date().toISOString(), failedWrites: f.errors }
       this.#log.warn(detail, 'audit writes resumed; the backlog was written in order')
+      // dropped too when there is no room yet: then counted in the run below, which the chain reports
       this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'write-failure', detail })
     }
-    if (dropped !== null && this.#backlog() + 2 > this.#o.maxHeldRecords) {
-      // no room for the report yet (a stalled segment write, say): it waits, and goes on counting, until there is
-      this.#droppedRun = dropped
-    } else if (dropped !== null) {
-      this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'records-dropped', detail: { ...dropped, maxHeldRecords: this.#o.maxHeldRecords } })
-    }
+    const dropped = this.#droppedRun
+    // No room for the report yet (a segment write still stalled, say): the run goes on counting until there is.
+    if (dropped === null || this.#backlog() >= this.#o.maxHeldRecords) return
+    this.#droppedRun = null
+    this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'records-dropped', detail: { ...dropped, maxHeldRecords: this.#o.maxHeldRecords } })
   }
+
 
   // ── start: recovery ───────────────────────────────────────────────────────────────────────────────────────
 

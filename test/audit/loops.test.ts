@@ -1,5 +1,6 @@
 import t from 'tap'
-import { cp, readdir, readlink } from 'node:fs/promises'
+import { cp, readFile, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { DigestChain } from '../../src/audit/digests.js'
 import { SegmentWriter } from '../../src/audit/segment-writer.js'
 import { readRecords } from '../../src/audit/read.js'
@@ -13,11 +14,19 @@ import { entry, openWriter, tempDir } from '../helpers/audit.js'
 
 const stamp = (i: number): ReturnType<typeof entry> => entry(i, { ts: new Date().toISOString() })
 
+async function until (what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+}
+
 t.test('a compaction while a batch is rotating keeps what recovery needs: no record twice after a crash', async (t) => {
   const orig = DigestChain.prototype.write
   let slow = false
   DigestChain.prototype.write = async function (this: DigestChain, ...args: Parameters<typeof orig>) {
-    if (args[1] === true && slow) await new Promise((resolve) => setTimeout(resolve, 300))
+    if (args[1] === true && slow) await new Promise((resolve) => setTimeout(resolve, 500))
     return await orig.apply(this, args)
   }
   t.teardown(() => { DigestChain.prototype.write = orig })
@@ -29,14 +38,15 @@ t.test('a compaction while a batch is rotating keeps what recovery needs: no rec
   slow = true
   for (const e of a) w.append(e)
   // the records loop has made the first segment's part durable and waits for the rotated segment's digest
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.ok(w.stats().durable > 0 && w.stats().inFlight > 0, 'some records durable, their begins not closed yet')
+  await until('a part of the batch durable', () => w.stats().durable > 0)
+  t.ok(w.stats().inFlight > 0, 'some records durable, their begins not closed yet')
   // meanwhile traffic: ended begins make the journal's obsolete bytes pass the open ones': a compaction is due
   const b = Array.from({ length: 40 }, (_, i) => stamp(100 + i))
   await Promise.all(b.map(async (e) => await w.begin(e)))
   for (const e of b) w.end(e.requestId)
   await w.begin(stamp(999))
-  await new Promise((resolve) => setTimeout(resolve, 30))
+  const journal = join(dir, 'w1.inflight.jsonl')
+  await until('the compaction (the ended begins gone from the journal)', async () => !(await readFile(journal, 'utf8')).includes('"req-100"'))
   // a crash now: what is on disk, recovered by a new writer
   const { dir: crashed, cleanup: c2 } = await tempDir()
   t.teardown(c2)
@@ -78,7 +88,7 @@ t.test('close() with a compaction due after its flush: nothing runs beside it, n
   t.equal(open, 0, 'no file of the writer left open')
 })
 
-t.test('records dropped while a segment write stalls: the chain says how many, all of them', async (t) => {
+for (const maxHeldRecords of [10, 1]) t.test(`records dropped while a segment write stalls (maxHeldRecords ${maxHeldRecords}): the chain says how many, all of them`, async (t) => {
   const orig = SegmentWriter.prototype.write
   let release: (() => void) | null = null
   let stall = false
@@ -89,16 +99,15 @@ t.test('records dropped while a segment write stalls: the chain says how many, a
   t.teardown(() => { SegmentWriter.prototype.write = orig })
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
-  const w = await openWriter(dir, { maxHeldRecords: 10, maxBacklog: 1000, fsyncIntervalMs: 1 })
+  const w = await openWriter(dir, { maxHeldRecords, maxBacklog: 1000, fsyncIntervalMs: 1 })
   stall = true
   for (let i = 0; i < 5; i++) w.append(entry(i))
-  await new Promise((resolve) => setTimeout(resolve, 20)) // the records loop is in its (stalled) write
+  await until('the records loop in its (stalled) write', () => release !== null)
   for (let i = 5; i < 30; i++) w.append(entry(i))
   t.ok(w.stats().dropped > 0, `${w.stats().dropped} dropped past maxHeldRecords`)
   // a request meanwhile: its journal write succeeds while the segment write still hangs
   t.same(await w.begin(entry(100)), { durable: true })
   w.append(entry(100))
-  await new Promise((resolve) => setTimeout(resolve, 20))
   stall = false
   const r = release as (() => void) | null
   r?.()
