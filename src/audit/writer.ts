@@ -100,14 +100,18 @@ export class AuditWriter implements AuditLog {
   readonly #open = new Set<string>()
   #openWaiters: Array<() => void> = []
   readonly #unknownAtClose = new Set<string>()
-  #journalRunning = false
-  #recordsRunning = false
-  readonly #journalWake = new Wake(() => { this.#startJournal() })
-  readonly #recordsWake = new Wake(() => { this.#startRecords() })
+  readonly #journalLoop = new Loop(async () => await this.#run('journal', () => this.#journalDue(), async () => {
+    await this.#journal.commit()
+    if (this.#compactDue()) {
+      this.#journal.lost = false
+      await this.#journal.compact(this.#closedSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
+    }
+  }), (failed) => { this.#stopped(failed) }, () => !this.#stopping)
+
+  readonly #recordsLoop = new Loop(async () => await this.#run('records', () => this.#recordsDue(Date.now()), async () => { await this.#commitRecords() }),
+    (failed) => { this.#stopped(failed) }, () => !this.#stopping)
   /** close() has flushed: no loop starts again, none is scheduled (close compacts and closes the files itself) */
   #stopping = false
-  #journalRun: Promise<void> | null = null
-  #recordsRun: Promise<void> | null = null
   /** a loop failed since flush() waiters were last let go */
   #failedSinceIdle = false
   #idle: Array<() => void> = []
@@ -270,14 +274,14 @@ export class AuditWriter implements AuditLog {
     if (this.#stopping) return
     const now = Date.now()
     const retryAt = this.#health.retryAt
-    if (!this.#journalRunning && this.#journalDue()) {
-      this.#journalWake.arm(retryAt > now ? retryAt : now, now)
+    if (!this.#journalLoop.running && this.#journalDue()) {
+      this.#journalLoop.wake.arm(retryAt > now ? retryAt : now, now)
     }
-    if (!this.#recordsRunning) {
+    if (!this.#recordsLoop.running) {
       let at: number | null = null
       if (this.#recordsDue(now)) at = now
       else if (this.#unsealed[0] !== undefined) at = this.#unsealed[0].at + this.#o.fsyncIntervalMs
-      if (at !== null) this.#recordsWake.arm(Math.max(at, retryAt), now)
+      if (at !== null) this.#recordsLoop.wake.arm(Math.max(at, retryAt), now)
     }
   }
 
@@ -298,44 +302,6 @@ export class AuditWriter implements AuditLog {
 
   #hasWork (): boolean {
     return this.#backlog() > 0 || this.#digestDue
-  }
-
-  #startJournal (): void {
-    if (this.#journalRunning || this.#stopping) return
-    this.#journalRun = this.#journalLoop()
-  }
-
-  #startRecords (): void {
-    if (this.#recordsRunning || this.#stopping) return
-    this.#recordsRun = this.#recordsLoop()
-  }
-
-  async #journalLoop (): Promise<void> {
-    this.#journalRunning = true
-    let failed = false
-    try {
-      failed = await this.#run('journal', () => this.#journalDue(), async () => {
-        await this.#journal.commit()
-        if (this.#compactDue()) {
-          this.#journal.lost = false
-          await this.#journal.compact(this.#closedSeq + 1, [...this.#inflight.values()].map((f) => f.line.bytes))
-        }
-      })
-    } finally {
-      this.#journalRunning = false
-      this.#stopped(failed)
-    }
-  }
-
-  async #recordsLoop (): Promise<void> {
-    this.#recordsRunning = true
-    let failed = false
-    try {
-      failed = await this.#run('records', () => this.#recordsDue(Date.now()), async () => { await this.#commitRecords() })
-    } finally {
-      this.#recordsRunning = false
-      this.#stopped(failed)
-    }
   }
 
   /**
@@ -377,7 +343,7 @@ export class AuditWriter implements AuditLog {
   /** A loop stopped: flush() waiters learn of a failure now (and throw) rather than wait for the disk to come back. */
   #stopped (failed: boolean): void {
     if (failed) this.#failedSinceIdle = true
-    if (!this.#journalRunning && !this.#recordsRunning && (this.#failedSinceIdle || !this.#hasWork())) {
+    if (!this.#journalLoop.running && !this.#recordsLoop.running && (this.#failedSinceIdle || !this.#hasWork())) {
       this.#failedSinceIdle = false
       const idle = this.#idle
       this.#idle = []
@@ -443,7 +409,6 @@ export class AuditWriter implements AuditLog {
     this.#enqueueEntry({ kind: 'system', ts: new Date().toISOString(), event: 'records-dropped', detail: { ...dropped, maxHeldRecords: this.#o.maxHeldRecords } })
   }
 
-
   // ── start: recovery ───────────────────────────────────────────────────────────────────────────────────────
 
   async #start (): Promise<void> {
@@ -508,15 +473,15 @@ export class AuditWriter implements AuditLog {
 
   /** Write and fsync everything queued now (a failing disk is tried at once, backoff or not); throws if it fails. */
   async flush (): Promise<void> {
-    if (this.#stopping || (!this.#journalRunning && !this.#recordsRunning && !this.#hasWork())) return
+    if (this.#stopping || (!this.#journalLoop.running && !this.#recordsLoop.running && !this.#hasWork())) return
     const done = new Promise<void>((resolve) => { this.#idle.push(resolve) })
     this.#health.retryAt = 0
     this.#flushing++
     try {
-      this.#journalWake.cancel()
-      this.#recordsWake.cancel()
-      this.#startRecords()
-      this.#startJournal()
+      this.#journalLoop.wake.cancel()
+      this.#recordsLoop.wake.cancel()
+      this.#recordsLoop.start()
+      this.#journalLoop.start()
       await done
     } finally {
       this.#flushing--
@@ -576,14 +541,43 @@ export class AuditWriter implements AuditLog {
     await this.flush()
     // Nothing is left to write; a loop the last one's end scheduled (a compaction) must not run beside what follows.
     this.#stopping = true
-    this.#journalWake.cancel()
-    this.#recordsWake.cancel()
-    await Promise.all([this.#journalRun, this.#recordsRun])
+    this.#journalLoop.wake.cancel()
+    this.#recordsLoop.wake.cancel()
+    await Promise.all([this.#journalLoop.last, this.#recordsLoop.last])
     await this.#segments.finish()
     this.#inflight.clear()
     this.#inflightBytes = 0
     await this.#journal.compact(this.#sealer.seq + 1, [])
     await this.#journal.close()
+  }
+}
+
+/**
+ * One of the writer's two commit loops: one run at a time (`body`, true when a write failed), `after` once it
+ * stops, and its next run armed on `wake`; it starts only while `allowed`.
+ */
+class Loop {
+  running = false
+  /** the latest run (close() waits for it) */
+  last: Promise<void> | null = null
+  readonly wake = new Wake(() => { this.start() })
+
+  constructor (readonly body: () => Promise<boolean>, readonly after: (failed: boolean) => void, readonly allowed: () => boolean) {}
+
+  start (): void {
+    if (this.running || !this.allowed()) return
+    this.last = this.#go()
+  }
+
+  async #go (): Promise<void> {
+    this.running = true
+    let failed = false
+    try {
+      failed = await this.body()
+    } finally {
+      this.running = false
+      this.after(failed)
+    }
   }
 }
 
