@@ -3,6 +3,9 @@ import { startGateway, type RunningGateway, type StartOptions } from '../server.
 import { ConfigError, loadConfig } from '../config/load.js'
 import { isWorker, runPrimary, runWorker, workerCount } from './workers.js'
 
+/** longest a stopping gateway waits for its log's last lines to be written */
+const EXIT_LOG_MS = 2000
+
 function ms (name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)
@@ -54,14 +57,20 @@ export async function run (argv: string[]): Promise<number> {
     throw err
   }
   const running = gw
+  // The log's last lines are written before the process ends (process.exit would only write what is still queued,
+  // out of order with a write in flight); a stdout nobody reads holds the exit back EXIT_LOG_MS at most.
+  const exitAfterLog = (code: number): void => {
+    const timer = setTimeout(() => { process.exit(code) }, EXIT_LOG_MS)
+    running.runtime.log.flush(() => { clearTimeout(timer); process.exit(code) })
+  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
     running.runtime.log.info({ signal }, 'shutting down')
-    running.shutdown().then(() => { process.exit(0) }, (err: unknown) => {
+    running.shutdown().then(() => { exitAfterLog(0) }, (err: unknown) => {
       running.runtime.log.error({ err }, 'shutdown failed')
-      process.exit(1)
+      exitAfterLog(1)
     })
   }
   process.once('SIGTERM', () => { stop('SIGTERM') })
