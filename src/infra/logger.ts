@@ -107,7 +107,7 @@ function atExit (b: LineBatch): void {
         try { f(batch) } catch { /* a closed descriptor: nothing more can be written */ }
       }
     }
-    // only lines still queued: any other work here would end the loop again with another beforeExit, for ever
+    // only the lines still queued; more work here (a flush of an idle writer) would end the loop again with another beforeExit, for ever
     process.on('beforeExit', () => { each((x) => { x.release() }) })
     process.once('exit', () => { each((x) => { x.flushSync() }) })
   }
