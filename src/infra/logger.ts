@@ -73,11 +73,6 @@ export class LineBatch {
     if (!this.#broken) this.#out.flushSync()
   }
 
-  end (): void {
-    this.#push()
-    this.#out.end()
-  }
-
   #push (): void {
     if (this.#timer !== null) {
       clearTimeout(this.#timer)
