@@ -6,10 +6,11 @@ import { createHash, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 
-export async function writeAll (fh: FileHandle, buf: Buffer): Promise<void> {
+/** Write every byte of `buf`: at the file's end (no `position`, or a file opened O_APPEND), or from `position` on. */
+export async function writeAll (fh: FileHandle, buf: Buffer, position?: number): Promise<void> {
   let off = 0
   while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off)
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position === undefined ? null : position + off)
     off += bytesWritten
   }
 }

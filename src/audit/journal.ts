@@ -21,10 +21,27 @@ import type { AuditEntry } from './types.js'
  * The journal is opened O_DSYNC: each write returns once its data is durable, as write + fdatasync would, in one
  * system call and one trip to the thread pool instead of two (p50 110–140 µs against 160–200 µs on this project's
  * development disk). A torn or failed write is handled as before (truncate back, keep the lines queued).
+ *
+ * Preallocated: a compaction writes the new journal with PREALLOC_BYTES of zeros after its lines, and lines are
+ * then written over those zeros, at their offset, rather than appended. An O_DSYNC write that grows a file must
+ * also make the new size durable (on ext4 a journal commit of the inode each time); one within the file's size
+ * writes data alone: 1.1 KB writes p50 138–150 µs against 208–220 µs appended, about half the kernel CPU (50–57
+ * against 97 µs each), on the development disk. When less than half a chunk of zeros is left, the next chunk is
+ * written after them (p50 460 µs per 256 KiB, once per ~230 lines of a KB). A reader stops caring at the first
+ * NUL: the zeros are never a line (`leftovers` skips them). After a failed write the file is truncated back to its
+ * lines (the zeros go too) and appended to until the next compaction; where that truncate failed, or a compaction
+ * failed and left an older file whose zeros may lie after its lines, the next line starts on a fresh line.
  */
 const NEWLINE = Buffer.from('\n')
 
 const APPEND_DSYNC = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC
+/** the preallocated journal: writes at an offset (O_APPEND would write after the zeros) */
+const WRITE_DSYNC = constants.O_WRONLY | constants.O_DSYNC
+
+/** zeros written ahead of the lines, at a compaction and whenever less than half of them is left */
+export const PREALLOC_BYTES = 256 * 1024
+let zeros: Buffer | null = null
+const zeroChunk = (): Buffer => (zeros ??= Buffer.alloc(PREALLOC_BYTES))
 
 export interface JournalLine {
   /**
@@ -40,7 +57,10 @@ export interface JournalLine {
 
 export class Journal {
   #fh: FileHandle | null = null
+  /** where the lines end: the next line's offset */
   #bytes = 0
+  /** preallocated: the file's size (lines, then zeros), and lines are written at #bytes; 0: appended (O_APPEND) */
+  #allocated = 0
   /** bytes of the {"sinceSeq"} line the last compaction started the file with */
   #headerBytes = 0
   #queue: JournalLine[] = []
@@ -91,11 +111,13 @@ export class Journal {
     const parts = lines.map((l) => l.bytes)
     if (this.#dirtyTail) parts.unshift(NEWLINE)
     const buf = Buffer.concat(parts)
+    const at = this.#allocated > 0 ? this.#bytes : undefined
     try {
-      await writeAll(fh, buf) // durable when it returns (O_DSYNC)
+      await writeAll(fh, buf, at) // durable when it returns (O_DSYNC)
     } catch (err) {
       this.#dirtyTail = true
       this.#reopen = true
+      // back to the lines alone (zeros included: appended to from now on, see #reopenFile)
       await fh.truncate(this.#bytes).then(() => { this.#dirtyTail = false }, () => {})
       this.#queue = [...lines.filter((l) => !l.cancelled), ...this.#queue]
       throw err
@@ -103,7 +125,22 @@ export class Journal {
     this.#dirtyTail = false
     this.commits++
     this.#bytes += buf.length
-    for (const l of lines) l.done?.()
+    for (const l of lines) { const done = l.done; l.done = null; done?.() }
+    if (this.#allocated > 0 && this.#allocated - this.#bytes < PREALLOC_BYTES / 2) await this.#extend(fh)
+  }
+
+  /**
+   * The next chunk of zeros, after the file's end (past it, a line would grow the file). A failure changes no line
+   * and is not a failed commit: the lines go on being written at their offset, growing the file as appended ones do.
+   */
+  async #extend (fh: FileHandle): Promise<void> {
+    const end = Math.max(this.#allocated, this.#bytes)
+    try {
+      await writeAll(fh, zeroChunk(), end)
+      this.#allocated = end + PREALLOC_BYTES
+    } catch {
+      this.#allocated = Number.MAX_SAFE_INTEGER // no more tries until the next compaction
+    }
   }
 
   async #reopenFile (): Promise<void> {
@@ -112,7 +149,10 @@ export class Journal {
     this.#fh = fh
     const size = (await fh.stat()).size
     if (size < this.#bytes) this.lost = true
+    // appended to from here on (the truncate after the failed write cut the zeros; if it failed too, #dirtyTail
+    // starts the next line on a new line after whatever is there)
     this.#bytes = size
+    this.#allocated = 0
     this.#headerBytes = Math.min(this.#headerBytes, size)
     this.#reopen = false
   }
@@ -124,26 +164,41 @@ export class Journal {
 
   /**
    * Replace the journal with a fresh one: the chain seq from which records count, and the begins still open (their
-   * lines, as queueBegin made them).
+   * lines, as queueBegin made them); with its zeros unless `preallocate` is false (a writer closing: nothing follows).
    */
-  async compact (sinceSeq: number, openBegins: Iterable<Buffer>): Promise<void> {
+  async compact (sinceSeq: number, openBegins: Iterable<Buffer>, preallocate = true): Promise<void> {
     const header = Buffer.from(JSON.stringify({ sinceSeq }) + '\n')
     const lines: Buffer[] = [header]
     for (const bytes of openBegins) lines.push(bytes)
+    const content = Buffer.concat(lines)
     const tmp = this.path + '.tmp'
-    // Written aside first: a failure here leaves the old journal (a superset) in place and open.
-    await writeFile(tmp, Buffer.concat(lines), { flush: true })
+    // Written aside first: a failure here leaves the old journal (a superset) in place and open. Without its zeros
+    // when they do not fit (a nearly full disk): the journal is then appended to, as before preallocation.
+    let padded = preallocate
+    try {
+      await writeFile(tmp, padded ? Buffer.concat([content, zeroChunk()]) : content, { flush: true })
+    } catch (err) {
+      if (!padded) throw err
+      padded = false
+      await writeFile(tmp, content, { flush: true })
+    }
     await this.#fh?.close()
     this.#fh = null
+    let renamed = false
     try {
       await rename(tmp, this.path)
+      renamed = true
       await fsyncDir(dirname(this.path))
     } finally {
-      const fh = await open(this.path, APPEND_DSYNC)
+      // positional writes only into the file written just now; the old one (its zeros, if any, after its lines)
+      // is appended to, starting on a new line
+      const fh = await open(this.path, renamed && padded ? WRITE_DSYNC : APPEND_DSYNC)
       this.#fh = fh
-      this.#bytes = (await fh.stat()).size
+      const size = (await fh.stat()).size
+      this.#bytes = renamed ? content.length : size
+      this.#allocated = renamed && padded ? size : 0
       this.#headerBytes = Math.min(this.#bytes, header.length)
-      this.#dirtyTail = false
+      this.#dirtyTail = !renamed
     }
   }
 
@@ -162,7 +217,8 @@ export class Journal {
     let sinceSeq = 1
     const begun = new Map<string, AuditEntry>()
     for (const line of text.split('\n')) {
-      if (line === '') continue
+      // an empty line (a new line after a failed write), or the zeros a preallocated journal ends with
+      if (line === '' || line.charCodeAt(0) === 0) continue
       let j: { sinceSeq?: number, b?: AuditEntry, e?: string }
       try { j = JSON.parse(line) as typeof j } catch { continue } // a torn journal line: its begin was not durable
       if (typeof j.sinceSeq === 'number') sinceSeq = j.sinceSeq

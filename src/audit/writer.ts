@@ -547,7 +547,7 @@ export class AuditWriter implements AuditLog {
     await this.#segments.finish()
     this.#inflight.clear()
     this.#inflightBytes = 0
-    await this.#journal.compact(this.#sealer.seq + 1, [])
+    await this.#journal.compact(this.#sealer.seq + 1, [], false)
     await this.#journal.close()
   }
 }

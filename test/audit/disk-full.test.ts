@@ -60,9 +60,11 @@ t.test('audit disk full: 503 audit_unavailable within the bound, not ready, metr
   for (let round = 0; round < 6; round++) full.push(...await Promise.all(Array.from({ length: 10 }, async (_, i) => await post(base, `full-${round}-${i}`))))
   sent.push(...full)
   const refused = full.filter((s) => s.status === 503)
-  // A few journal lines may still fit in the last page the journal file already holds; what matters is below:
-  // nothing reaches the backend that is not on the record.
-  t.ok(refused.length >= full.length - 10, `${refused.length} of ${full.length} refused while the disk is full`)
+  // The journal's preallocated zeros can still take begins while the disk is full (whenever the failing disk's
+  // backoff lets the journal write), so some requests go on being forwarded, each durable in the journal, their
+  // final records held in memory, up to maxBacklog (20; a round of 10 may pass the check together); the rest are
+  // refused. What matters is below: nothing reaches the backend that is not on the record.
+  t.ok(refused.length >= full.length - 30, `${refused.length} of ${full.length} refused while the disk is full (maxBacklog 20)`)
   t.ok(refused.every((s) => s.code === 'audit_unavailable'), '503 audit_unavailable')
   const worst = Math.max(...refused.map((s) => s.ms))
   t.ok(worst < timeoutMs + 1000, `refused within journalTimeoutMs (${timeoutMs} ms) plus slack: worst ${worst} ms`)
@@ -126,10 +128,16 @@ t.test('audit.onFailure serve: forwarded without a durable record, counted and l
   await post(base, 'warm')
   await gw.rt.audit.flush()
   await fill(m.dir)
-  const got = await Promise.all(Array.from({ length: 10 }, async (_, i) => await post(base, `serve-${i}`)))
-  t.ok(got.every((s) => s.status === 200), 'served')
-  const served = await metric(gw, 'geogate_audit_unrecorded_served_total')
-  t.ok(served >= 5, `served without a durable record: counted (${served})`)
+  // Some begins still fit in the journal's preallocated zeros (durable: not counted); the others wait out the
+  // failing disk's backoff (journalTimeoutMs) and are served without a durable record, counted.
+  const got: Sent[] = []
+  let served = 0
+  for (let round = 0; round < 40 && served < 5; round++) {
+    got.push(...await Promise.all(Array.from({ length: 20 }, async (_, i) => await post(base, `serve-${round}-${i}`))))
+    served = await metric(gw, 'geogate_audit_unrecorded_served_total')
+  }
+  t.ok(got.every((s) => s.status === 200), `served (${got.length})`)
+  t.ok(served >= 5, `served without a durable record: counted (${served} of ${got.length}, once the journal's zeros were used up)`)
   t.equal((await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode, 503, 'still not ready')
   m.remount('size=8m')
   await until('the backlog written', async () => gw.rt.audit.stats().queueDepth === 0)

@@ -1,0 +1,104 @@
+import t from 'tap'
+import { cp, open, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Journal, PREALLOC_BYTES } from '../../src/audit/journal.js'
+import { readRecords } from '../../src/audit/read.js'
+import { verifyDir } from '../../src/audit/verify.js'
+import { entry, openWriter, tempDir } from '../helpers/audit.js'
+
+/*
+ * The preallocated journal (journal.ts): lines are written over zeros a compaction (or an extension) put there,
+ * at their offset, so a commit does not grow the file; a reader skips the zeros. What a crash leaves (lines, a torn
+ * line, the zeros after them) is recovered as before: every begin that was durable, once.
+ */
+
+const JOURNAL = 'w1.inflight.jsonl'
+
+/** The journal's bytes up to its first NUL (its lines), and the file's size. */
+async function journalState (dir: string): Promise<{ lines: string[], linesBytes: number, size: number, zerosAfter: boolean }> {
+  const buf = await readFile(join(dir, JOURNAL))
+  const nul = buf.indexOf(0)
+  const text = buf.subarray(0, nul === -1 ? buf.length : nul).toString('utf8')
+  const tail = nul === -1 ? Buffer.alloc(0) : buf.subarray(nul)
+  return { lines: text.split('\n').filter((l) => l !== ''), linesBytes: Buffer.byteLength(text), size: buf.length, zerosAfter: tail.length > 0 && tail.every((b) => b === 0) }
+}
+
+async function interactions (dir: string): Promise<Map<string, string[]>> {
+  const byId = new Map<string, string[]>()
+  for await (const { record } of readRecords(dir)) {
+    if (record.kind === 'interaction') byId.set(record.requestId, [...(byId.get(record.requestId) ?? []), record.outcome])
+  }
+  return byId
+}
+
+t.test('lines are written over the zeros in place; a chunk is added ahead of them; a crash recovers every durable begin once', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const w = await openWriter(dir, { fsyncIntervalMs: 60_000 })
+  const opened = await journalState(dir)
+  t.same(opened.lines, ['{"sinceSeq":1}'], 'a fresh journal: its header line')
+  t.equal(opened.size, opened.linesBytes + PREALLOC_BYTES, 'then PREALLOC_BYTES of zeros')
+  t.ok(opened.zerosAfter)
+
+  for (let i = 0; i < 10; i++) t.same(await w.begin(entry(i, { status: null })), { durable: true })
+  const ten = await journalState(dir)
+  t.equal(ten.size, opened.size, 'ten begins written over the zeros: the file has not grown')
+  t.equal(ten.lines.length, 11, 'the header and ten begin lines, one after another')
+  t.ok(ten.lines.slice(1).every((l, i) => (JSON.parse(l) as { b: { requestId: string } }).b.requestId === `req-${i}`), 'each a whole begin, in order')
+  t.ok(ten.zerosAfter, 'zeros after them')
+
+  // Past half the zeros: the next chunk is written after the file's end, ahead of the lines.
+  let n = 10
+  while ((await journalState(dir)).size === opened.size && n < 2000) await w.begin(entry(n++, { status: null }))
+  const grown = await journalState(dir)
+  t.equal(grown.size, opened.size + PREALLOC_BYTES, `grown by one chunk after ${n} begins`)
+  t.ok(grown.size - grown.linesBytes >= PREALLOC_BYTES / 2, 'at least half a chunk of zeros ahead of the lines')
+  t.equal(grown.lines.length, n + 1, 'every begin line whole and in place')
+  t.ok(grown.zerosAfter)
+
+  // A crash now, and a torn line in the copy: half a begin written over the zeros, never reported durable.
+  const { dir: crashed, cleanup: c2 } = await tempDir()
+  t.teardown(c2)
+  await cp(dir, crashed, { recursive: true })
+  const torn = Buffer.from(JSON.stringify({ b: entry(9999, { status: null }) }) + '\n')
+  const fh = await open(join(crashed, JOURNAL), 'r+')
+  await fh.write(torn, 0, torn.length >> 1, grown.linesBytes)
+  await fh.close()
+  const w2 = await openWriter(crashed)
+  await w2.close()
+  const byId = await interactions(crashed)
+  t.equal(byId.size, n, 'one record for each durable begin')
+  t.ok(Array.from({ length: n }, (_, i) => byId.get(`req-${i}`)).every((o) => o?.length === 1 && o[0] === 'unknown'), 'each recorded once, outcome unknown')
+  t.notOk(byId.has('req-9999'), 'the torn line is no begin')
+  t.equal((await verifyDir(crashed)).ok, true, 'the chain verifies')
+
+  for (let i = 0; i < n; i++) w.append(entry(i))
+  await w.close()
+})
+
+t.test('close() leaves the journal as its header line alone, no zeros', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const w = await openWriter(dir)
+  await w.begin(entry(0, { status: null }))
+  w.append(entry(0))
+  await w.close()
+  const text = await readFile(join(dir, JOURNAL), 'utf8')
+  t.equal(text, '{"sinceSeq":2}\n')
+  t.equal((await stat(join(dir, JOURNAL))).size, text.length)
+})
+
+t.test('leftovers: lines before the zeros, and lines appended after an older file\'s zeros on a new line, are read; the zeros are not', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const line = (i: number): string => JSON.stringify({ b: entry(i, { status: null }) })
+  // what a compaction that failed after its write leaves: the older file, its zeros, then lines appended to it
+  const path = join(dir, JOURNAL)
+  await writeFile(path, Buffer.concat([
+    Buffer.from(['{"sinceSeq":1}', line(0), line(1), JSON.stringify({ e: 'req-1' }), ''].join('\n')),
+    Buffer.alloc(4096),
+    Buffer.from(['', line(2), line(3).slice(0, 40)].join('\n'))
+  ]))
+  const left = await Journal.leftovers(path, dir, [])
+  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-2'], 'req-0 and req-2 open; req-1 ended; the torn req-3 never durable')
+})
