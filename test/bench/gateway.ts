@@ -4,13 +4,14 @@
  * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
  *
  *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
- *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2 picks rows besides direct, bare and geogate; --keep keeps the temp dir;
+ *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2,gg-workers2-1core picks rows besides direct, bare and geogate; --keep keeps the temp dir;
  *   --no-paired skips the side-by-side phase)
  *
  *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time, but in the side-by-side
  *           phase: each row and the bare proxy at once, so the two share whatever the machine does meanwhile)
  *   core 1: this process (fixed-rate and SSE clients), wrk, the mock backends
- *   cores 0,1: gg-workers2 only (`geogate serve --workers 2` cannot be held to one core), beside the load
+ *   cores 0,1: gg-workers2 only (`geogate serve --workers 2` on two cores), beside the load; gg-workers2-1core
+ *           holds the same two workers to core 0, to price the workers themselves apart from sharing the load's core
  *
  * geogate runs only as a process, `node dist/cli/index.js serve --config FILE`, from a config generated here.
  * Figures are medians over the rounds; "added" latencies are the row's percentile minus the direct row's in the
@@ -105,6 +106,8 @@ interface Round {
   journalC1: JournalWait | null
   /** CPU µs/req over the bare proxy's, both loaded at once on the proxy core (null: not measured for this row) */
   pairedCpuRatio: number | null
+  /** gg-workers2-1core: CPU µs/req over the one-worker full pipeline's, both loaded at once on the proxy core */
+  pairedOneWorkerRatio?: number | null
 }
 interface Row {
   id: string
@@ -250,16 +253,17 @@ async function main (): Promise<void> {
     }
     redisOk = await pingRedis(redisUrl)
     if (!redisOk) note(`no Redis at ${redisUrl}: the geogate rows use in-memory limits`)
-    const variants: Array<{ id: string, label: string, v: GeogateVariant, callers: Callers, workers?: number }> = [
+    const variants: Array<{ id: string, label: string, v: GeogateVariant, callers: Callers, workers?: number, cores?: string }> = [
       { id: 'geogate', label: 'geogate, full pipeline', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed },
       { id: 'gg-memory', label: 'geogate, in-memory limits (no Redis)', v: { geo: 'generated', redis: false, log: 'info', audit: 'all' }, callers: mixed },
       { id: 'gg-warn', label: 'geogate, log level warn', v: { geo: 'generated', redis: redisOk, log: 'warn', audit: 'all' }, callers: mixed },
       { id: 'gg-noaudit', label: 'geogate, no audit records', v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'cross-border' }, callers: usOnly },
       { id: 'gg-geodefault', label: 'geogate, default geo db', v: { geo: 'default', redis: redisOk, log: 'info', audit: 'all' }, callers: defaultGeo },
       { id: 'gg-alloff', label: 'geogate, memory + warn + no audit', v: { geo: 'generated', redis: false, log: 'warn', audit: 'cross-border' }, callers: usOnly },
-      { id: 'gg-workers2', label: `geogate, full pipeline, --workers 2 (cores ${WORKERS_CORES})`, v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed, workers: 2 }
+      { id: 'gg-workers2', label: `geogate, full pipeline, --workers 2 (cores ${WORKERS_CORES})`, v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed, workers: 2 },
+      { id: 'gg-workers2-1core', label: `geogate, full pipeline, --workers 2 (both on core ${PROXY_CORE})`, v: { geo: 'generated', redis: redisOk, log: 'info', audit: 'all' }, callers: mixed, workers: 2, cores: String(PROXY_CORE) }
     ]
-    for (const { id, label, v, callers, workers } of variants) {
+    for (const { id, label, v, callers, workers, cores } of variants) {
       if (!wanted(id)) continue
       if (workers !== undefined && workers > 1 && !redisOk) {
         add(id, label, callers, null, endpoint('', ''), endpoint('', ''), 'more than one worker needs Redis, and there is none')
@@ -272,13 +276,13 @@ async function main (): Promise<void> {
       }))
       const n = workers === undefined ? opt.workers : String(workers)
       const args = [CLI, 'serve', '--config', file, ...(n === undefined ? [] : ['--workers', n])]
-      const p = spawnPinned(label, workers === undefined ? PROXY_CORE : WORKERS_CORES, process.execPath, args, join(dir, `${id}.log`), { cwd: ROOT })
+      const p = spawnPinned(label, cores ?? (workers === undefined ? PROXY_CORE : WORKERS_CORES), process.execPath, args, join(dir, `${id}.log`), { cwd: ROOT })
       const url = `http://127.0.0.1:${port}`
       add(id, label, callers, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
       const row = rows.at(-1)
       if (row !== undefined) {
         row.metricsUrl = `http://127.0.0.1:${adminPort}/metrics`
-        row.oneCore = workers === undefined
+        row.oneCore = workers === undefined || cores === String(PROXY_CORE)
       }
     }
     if (PAIRED) {
@@ -291,6 +295,11 @@ async function main (): Promise<void> {
         `core ${PROXY_CORE} alone and be a test of workers, so they share core ${LOAD_CORE} with wrk, the mocks and this process; ` +
         'its req/s and latencies are not comparable with the one-core rows, its CPU µs per request is (summed over the primary and both workers), ' +
         'and "× 1 worker" divides it by the full-pipeline row\'s of the same round')
+    }
+    if (rows.some((r) => r.id === 'gg-workers2-1core' && r.skipped === undefined)) {
+      note(`gg-workers2-1core: the same two workers held to core ${PROXY_CORE} alone, so nothing but the workers themselves (a primary, ` +
+        'two audit chains, half the group commit each, the metrics gathered over IPC) differs from the full-pipeline row; "× 1 worker side by side": ' +
+        'its CPU µs per request over the full pipeline\'s, both loaded at once on that core (wrk with half the connections each)')
     }
     note('CPU µs per request and RSS add up each proxy process and its children (a geogate primary and its workers)')
 
@@ -357,6 +366,22 @@ async function main (): Promise<void> {
           truncateLog(row.proc)
           truncateLog(bare.proc)
           say(`round ${round} paired ${row.label.padEnd(40)} CPU ${cr.toFixed(0)} vs bare ${cb.toFixed(0)} µs/req (${(cr / cb).toFixed(2)}×)`)
+        }
+        // the two workers on one core against one worker on it, loaded at once
+        const w2 = live.find((r) => r.id === 'gg-workers2-1core')
+        const w1 = live.find((r) => r.id === 'geogate')
+        if (w2?.proc != null && w1?.proc != null) {
+          const a0 = cpuMicros(w1.proc.pid)
+          const c0 = cpuMicros(w2.proc.pid)
+          const half = Math.max(1, Math.floor(CONNECTIONS / 2))
+          const [m1, m2] = await Promise.all([wrk(LOAD_CORE, w1.json.url, w1.script ?? '', half, DURATION), wrk(LOAD_CORE, w2.json.url, w2.script ?? '', half, DURATION)])
+          const c1 = (cpuMicros(w1.proc.pid) - a0) / Math.max(1, m1.requests)
+          const c2 = (cpuMicros(w2.proc.pid) - c0) / Math.max(1, m2.requests)
+          const p = partial.get(w2)
+          if (p !== undefined) p.pairedOneWorkerRatio = c1 > 0 ? c2 / c1 : null
+          truncateLog(w1.proc)
+          truncateLog(w2.proc)
+          say(`round ${round} paired ${w2.label.padEnd(40)} CPU ${c2.toFixed(0)} vs 1 worker ${c1.toFixed(0)} µs/req (${(c2 / c1).toFixed(2)}×)`)
         }
       }
       if (rate === null) {
@@ -450,8 +475,10 @@ interface Summary {
   journalMaxP99us: number | null
   /** c=1 added p50 minus the journal wait p50 at c=1: the added latency without the write-ahead wait */
   c1AddedP50MinusJournalUs: number | null
-  /** CPU µs/req divided by the one-worker full pipeline's in the same round (gg-workers2) */
+  /** CPU µs/req divided by the one-worker full pipeline's in the same round (gg-workers2, gg-workers2-1core) */
   cpuRatioToOneWorker: number | null
+  /** gg-workers2-1core: the same ratio, both loaded at once on the proxy core */
+  pairedOneWorkerRatio: number | null
 }
 
 function summarise (row: Row, direct: Row | undefined, bare: Row | undefined, oneWorker: Row | undefined): Summary {
@@ -485,7 +512,8 @@ function summarise (row: Row, direct: Row | undefined, bare: Row | undefined, on
     journalMaxP50us: median(per((r) => r.journalMax?.p50us)),
     journalMaxP99us: median(per((r) => r.journalMax?.p99us)),
     c1AddedP50MinusJournalUs: median(per((r, i) => sub(sub(r.c1.p50us, d(i)?.c1.p50us) ?? undefined, r.journalC1?.p50us ?? undefined))),
-    cpuRatioToOneWorker: oneWorker === undefined ? null : median(per((r, i) => div(r.cpuUsPerReq, oneWorker.rounds[i]?.cpuUsPerReq)))
+    cpuRatioToOneWorker: oneWorker === undefined ? null : median(per((r, i) => div(r.cpuUsPerReq, oneWorker.rounds[i]?.cpuUsPerReq))),
+    pairedOneWorkerRatio: median(per((r) => r.pairedOneWorkerRatio))
   }
 }
 
@@ -505,7 +533,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       out.push({ id: row.id, label: row.label, skipped: row.skipped })
       continue
     }
-    const s = summarise(row, direct, bare, row.id === 'gg-workers2' ? oneWorker : undefined)
+    const s = summarise(row, direct, bare, row.id.startsWith('gg-workers2') ? oneWorker : undefined)
     const isDirect = row === direct
     const journal = s.journalC1P50us === null && s.journalMaxP50us === null
       ? '—'
@@ -518,7 +546,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       isDirect ? 'baseline' : `${f(s.rateAddedP99us)}${overloaded}`,
       journal,
       journal === '—' ? '—' : f(s.c1AddedP50MinusJournalUs),
-      isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}${s.cpuRatioToOneWorker === null ? '' : `; ${s.cpuRatioToOneWorker.toFixed(2)}× 1 worker`}`,
+      isDirect ? '—' : `${f(s.cpuUsPerReq)}${ratio(s.cpuRatio)}${s.cpuRatioToOneWorker === null ? '' : `; ${s.cpuRatioToOneWorker.toFixed(2)}× 1 worker`}${s.pairedOneWorkerRatio === null ? '' : `; ${s.pairedOneWorkerRatio.toFixed(2)}× 1 worker side by side`}`,
       s.pairedCpuRatio === null ? '—' : `${s.pairedCpuRatio.toFixed(2)}×`,
       isDirect ? '—' : `${k(s.rpsPerCore)}${ratio(s.rpsPerCoreRatio)}`,
       isDirect ? '—' : `${f(s.rssIdleMB)} / ${f(s.rssSteadyMB)} / ${f(s.rssPeakMB)}`,
