@@ -108,14 +108,25 @@ function recordPolicyVersions (live: LivePolicy, audit: AuditLog): void {
   live.onChange((c) => { write(c.snapshot.hash, c.config, c.cause, c.previous) })
 }
 
+/**
+ * Close every part, in order, each even when one before it failed (a dead audit disk must not leave watchers, the
+ * policy store and Redis connections holding the process open); the first failure is thrown at the end.
+ */
 export async function closeRuntime (rt: Runtime): Promise<void> {
-  await rt.backends.close()
-  await rt.limiter.close()
-  await rt.audit.close()
-  await rt.geo.close()
-  await rt.live.close()
-  await rt.screening.close()
-  if (rt.redis !== null) rt.redis.disconnect()
+  const failures: unknown[] = []
+  const parts: Array<() => unknown> = [
+    async () => { await rt.backends.close() },
+    async () => { await rt.limiter.close() },
+    async () => { await rt.audit.close() },
+    async () => { await rt.geo.close() },
+    async () => { await rt.live.close() },
+    async () => { await rt.screening.close() },
+    () => { rt.redis?.disconnect() }
+  ]
+  for (const close of parts) {
+    try { await close() } catch (err) { failures.push(err) }
+  }
+  if (failures.length > 0) throw failures[0]
 }
 
 declare module 'fastify' {

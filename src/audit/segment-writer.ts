@@ -100,6 +100,17 @@ export class SegmentWriter {
     await this.#sealClosed()
   }
 
+  /**
+   * Close the open segment's file without sealing it (a writer giving up at close: its disk failed). The next start
+   * recovers the segment as after a crash, and seals it then.
+   */
+  async release (): Promise<void> {
+    const seg = this.#seg
+    this.#seg = null
+    this.#toSeal = null
+    await seg?.fh.close().catch(() => {})
+  }
+
   #remember (buf: Buffer): void {
     this.#recent.push(buf)
     this.#recentBytes += buf.length

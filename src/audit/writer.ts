@@ -513,6 +513,14 @@ export class AuditWriter implements AuditLog {
     return reason === null ? { ok: true, reasons: [] } : { ok: false, reasons: [reason] }
   }
 
+  /** No loop starts or is scheduled again; the one running (if any) is waited for. */
+  async #halt (): Promise<void> {
+    this.#stopping = true
+    this.#journalLoop.wake.cancel()
+    this.#recordsLoop.wake.cancel()
+    await Promise.all([this.#journalLoop.last, this.#recordsLoop.last])
+  }
+
   /**
    * Flush everything and seal the segment. Interactions still open get a grace period to finish (the server may
    * close its sockets a moment before the last response hooks have run); those still open after it are recorded
@@ -537,13 +545,18 @@ export class AuditWriter implements AuditLog {
     this.#closed = true
     for (const t of this.#timers) clearInterval(t)
     await this.#sweeping
-    // A flush that fails leaves the journal as it is: the next start records what it holds as `unknown`.
-    await this.flush()
+    try {
+      await this.flush()
+    } catch (err) {
+      // The disk failed at the end: stop retrying and let go of the files, the journal as it is, so the next start
+      // records what it holds as `unknown` (and seals the segment); what was not written is named in the error.
+      await this.#halt()
+      await this.#segments.release()
+      await this.#journal.close().catch(() => {})
+      throw err
+    }
     // Nothing is left to write; a loop the last one's end scheduled (a compaction) must not run beside what follows.
-    this.#stopping = true
-    this.#journalLoop.wake.cancel()
-    this.#recordsLoop.wake.cancel()
-    await Promise.all([this.#journalLoop.last, this.#recordsLoop.last])
+    await this.#halt()
     await this.#segments.finish()
     this.#inflight.clear()
     this.#inflightBytes = 0
