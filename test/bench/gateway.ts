@@ -127,6 +127,8 @@ interface Row {
   script?: string
   /** pinned to the proxy core alone (every row but gg-workers2): can be measured side by side with the bare proxy */
   oneCore: boolean
+  /** geogate serve --workers N (rows that set it): each worker warms up on its share of the traffic */
+  workers?: number
 }
 
 const notes: string[] = []
@@ -283,6 +285,7 @@ async function main (): Promise<void> {
       if (row !== undefined) {
         row.metricsUrl = `http://127.0.0.1:${adminPort}/metrics`
         row.oneCore = workers === undefined || cores === String(PROXY_CORE)
+        if (workers !== undefined) row.workers = workers
       }
     }
     if (PAIRED) {
@@ -328,7 +331,8 @@ async function main (): Promise<void> {
       if (row.proc !== null) row.rssIdle = memory(row.proc.pid).rss
       row.script = join(dir, `${row.id}.lua`)
       writeWrkScript(row.script, row.json, row.callers)
-      if (WARMUP > 0) await wrk(LOAD_CORE, row.json.url, row.script, CONNECTIONS, WARMUP)
+      // a worker sees 1/N of the warm-up's requests: N times as long, so each is as warm as a single process
+      if (WARMUP > 0) await wrk(LOAD_CORE, row.json.url, row.script, CONNECTIONS, WARMUP * (row.workers ?? 1))
       if (row.proc !== null) truncateLog(row.proc)
     }
     const live = rows.filter((r) => r.skipped === undefined)
