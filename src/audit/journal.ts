@@ -103,6 +103,12 @@ export class Journal {
   /** Write what is queued (durable on return); on failure the lines stay queued, in order, and the error is thrown. */
   async commit (): Promise<void> {
     if (this.#queue.length === 0) return
+    // No handle: a compaction's reopen failed. The old file or the new one is at the path, whichever the rename left,
+    // either maybe with zeros after its lines: opened again and appended to, from a new line.
+    if (this.#fh === null) {
+      this.#reopen = true
+      this.#dirtyTail = true
+    }
     if (this.#reopen) await this.#reopenFile()
     const fh = this.#fh
     if (fh === null) throw new Error('audit journal is not open')

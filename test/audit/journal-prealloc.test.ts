@@ -1,5 +1,5 @@
 import t from 'tap'
-import { cp, open, readFile, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Journal, PREALLOC_BYTES } from '../../src/audit/journal.js'
 import { readRecords } from '../../src/audit/read.js'
@@ -101,4 +101,28 @@ t.test('leftovers: lines before the zeros, and lines appended after an older fil
   ]))
   const left = await Journal.leftovers(path, dir, [])
   t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-2'], 'req-0 and req-2 open; req-1 ended; the torn req-3 never durable')
+})
+
+t.test('a compaction whose reopen failed: the next commit opens the journal again and appends, from a new line', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const path = join(dir, JOURNAL)
+  const j = new Journal(path)
+  await j.compact(1, [])
+  const line = (i: number): Buffer => Buffer.from(JSON.stringify({ b: entry(i, { status: null }) }) + '\n')
+  let durable = 0
+  j.queueBegin(entry(0, { status: null }), () => { durable++ })
+  await j.commit()
+  // A directory where the journal should be: the rename fails, and so does opening the path again.
+  await rm(path)
+  await mkdir(path)
+  await t.rejects(j.compact(1, [line(0)]), 'the compaction fails')
+  await rm(path, { recursive: true })
+  await writeFile(path, Buffer.concat([Buffer.from('{"sinceSeq":1}\n'), line(0), Buffer.alloc(1024)])) // what a rename had left, zeros and all
+  j.queueBegin(entry(1, { status: null }), () => { durable++ })
+  await j.commit()
+  t.equal(durable, 2, 'the begin after the failure is durable: the journal was opened again')
+  const left = await Journal.leftovers(path, dir, [])
+  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-1'], 'both begins read back (the new one after the zeros, on a line of its own)')
+  await j.close()
 })
