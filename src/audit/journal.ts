@@ -68,12 +68,17 @@ export class Journal {
   #dirtyTail = false
   /** the last write failed: reopen the file by its path first (the mount may have been replaced under us) */
   #reopen = false
-  /** the file came back shorter than what was made durable (a repaired filesystem): the writer rewrites it */
+  /**
+   * The writer must rewrite the journal at once: the file came back shorter than what was made durable (a repaired
+   * filesystem), or a compaction's new file is in place but its name may not be durable (the directory's fsync
+   * failed: a crash could bring the old file back, without the lines written since).
+   */
   lost = false
   /** durable journal writes done (every begin queued meanwhile shares one) */
   commits = 0
 
-  constructor (readonly path: string) {}
+  /** `syncDir` makes a rename durable (files.ts fsyncDir; a test can make it fail) */
+  constructor (readonly path: string, private readonly syncDir: (dir: string) => Promise<void> = fsyncDir) {}
 
   get bytes (): number { return this.#bytes }
   /** bytes of begin and end lines (all but the first line a compaction wrote) */
@@ -103,12 +108,8 @@ export class Journal {
   /** Write what is queued (durable on return); on failure the lines stay queued, in order, and the error is thrown. */
   async commit (): Promise<void> {
     if (this.#queue.length === 0) return
-    // No handle: a compaction's reopen failed. The old file or the new one is at the path, whichever the rename left,
-    // either maybe with zeros after its lines: opened again and appended to, from a new line.
-    if (this.#fh === null) {
-      this.#reopen = true
-      this.#dirtyTail = true
-    }
+    // #reopen: the last write failed, or a compaction could not open (or stat) the file the rename left at the
+    // path; either may end in zeros: opened again and appended to (#dirtyTail: from a new line).
     if (this.#reopen) await this.#reopenFile()
     const fh = this.#fh
     if (fh === null) throw new Error('audit journal is not open')
@@ -191,11 +192,17 @@ export class Journal {
     await this.#fh?.close()
     this.#fh = null
     let renamed = false
+    let synced = false
     try {
       await rename(tmp, this.path)
       renamed = true
-      await fsyncDir(dirname(this.path))
+      await this.syncDir(dirname(this.path))
+      synced = true
     } finally {
+      if (renamed && !synced) this.lost = true
+      // Until the file at the path is open and known, the next commit reopens it (appending, from a new line).
+      this.#reopen = true
+      this.#dirtyTail = true
       // positional writes only into the file written just now; the old one (its zeros, if any, after its lines)
       // is appended to, starting on a new line
       const fh = await open(this.path, renamed && padded ? WRITE_DSYNC : APPEND_DSYNC)
@@ -205,6 +212,7 @@ export class Journal {
       this.#allocated = renamed && padded ? size : 0
       this.#headerBytes = Math.min(this.#bytes, header.length)
       this.#dirtyTail = !renamed
+      this.#reopen = false
     }
   }
 

@@ -126,3 +126,56 @@ t.test('a compaction whose reopen failed: the next commit opens the journal agai
   t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-1'], 'both begins read back (the new one after the zeros, on a line of its own)')
   await j.close()
 })
+
+t.test('a compaction that could not stat the file it opened: the next commit opens it again, nothing written at a stale offset', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const path = join(dir, JOURNAL)
+  const j = new Journal(path)
+  await j.compact(1, [])
+  for (let i = 0; i < 10; i++) j.queueBegin(entry(i, { status: null }), () => {})
+  await j.commit()
+  const kept = Buffer.from(JSON.stringify({ b: entry(9, { status: null }) }) + '\n')
+  const probe = await open(path, 'r')
+  const FileHandle = Object.getPrototypeOf(probe) as { stat: (...a: unknown[]) => Promise<unknown> }
+  await probe.close()
+  const stat = FileHandle.stat
+  let fail = true
+  FileHandle.stat = async function (this: unknown, ...a: unknown[]) {
+    if (fail) { fail = false; throw Object.assign(new Error('EIO: i/o error, fstat'), { code: 'EIO' }) }
+    return await stat.apply(this, a)
+  }
+  t.teardown(() => { FileHandle.stat = stat })
+  // the old file held eleven lines; the new one holds two: a write at the old offset would land in the zeros
+  await t.rejects(j.compact(1, [kept]), /EIO/, 'the compaction fails after the rename')
+  let durable = false
+  j.queueBegin(entry(10, { status: null }), () => { durable = true })
+  await j.commit()
+  t.ok(durable)
+  const left = await Journal.leftovers(path, dir, [])
+  t.same(left.map((e) => e.requestId).sort(), ['req-10', 'req-9'], 'the kept begin and the new one are read back')
+  await j.close()
+})
+
+t.test('a compaction whose directory fsync failed: the journal asks to be rewritten at once (lost), its lines readable', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const path = join(dir, JOURNAL)
+  let fail = false
+  const j = new Journal(path, async () => { if (fail) { fail = false; throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }) } })
+  await j.compact(1, [])
+  j.queueBegin(entry(0, { status: null }), () => {})
+  await j.commit()
+  t.equal(j.lost, false)
+  fail = true
+  await t.rejects(j.compact(1, [Buffer.from(JSON.stringify({ b: entry(0, { status: null }) }) + '\n')]), /EIO/)
+  t.equal(j.lost, true, 'a crash could bring the old file back: the writer compacts again at once (the rename retried until its directory is durable)')
+  j.queueBegin(entry(1, { status: null }), () => {})
+  await j.commit()
+  const left = await Journal.leftovers(path, dir, [])
+  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-1'])
+  j.lost = false
+  await j.compact(1, [Buffer.from(JSON.stringify({ b: entry(1, { status: null }) }) + '\n')])
+  t.equal(j.lost, false, 'a compaction whose fsync succeeds settles it')
+  await j.close()
+})
