@@ -23,6 +23,14 @@ async function journalState (dir: string): Promise<{ lines: string[], linesBytes
   return { lines: text.split('\n').filter((l) => l !== ''), linesBytes: Buffer.byteLength(text), size: buf.length, zerosAfter: tail.length > 0 && tail.every((b) => b === 0) }
 }
 
+/** A begin line as queueBegin writes it. */
+const beginLine = (i: number): Buffer => Buffer.from(JSON.stringify({ b: entry(i, { status: null }) }) + '\n')
+
+/** The requestIds a recovery would find open in the journal at `path`, sorted. */
+async function openIds (path: string, dir: string): Promise<string[]> {
+  return (await Journal.leftovers(path, dir, [])).map((e) => e.requestId).sort()
+}
+
 async function interactions (dir: string): Promise<Map<string, string[]>> {
   const byId = new Map<string, string[]>()
   for await (const { record } of readRecords(dir)) {
@@ -91,7 +99,7 @@ t.test('close() leaves the journal as its header line alone, no zeros', async (t
 t.test('leftovers: lines before the zeros, and lines appended after an older file\'s zeros on a new line, are read; the zeros are not', async (t) => {
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
-  const line = (i: number): string => JSON.stringify({ b: entry(i, { status: null }) })
+  const line = (i: number): string => beginLine(i).toString('utf8', 0, beginLine(i).length - 1)
   // what a compaction that failed after its write leaves: the older file, its zeros, then lines appended to it
   const path = join(dir, JOURNAL)
   await writeFile(path, Buffer.concat([
@@ -99,8 +107,7 @@ t.test('leftovers: lines before the zeros, and lines appended after an older fil
     Buffer.alloc(4096),
     Buffer.from(['', line(2), line(3).slice(0, 40)].join('\n'))
   ]))
-  const left = await Journal.leftovers(path, dir, [])
-  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-2'], 'req-0 and req-2 open; req-1 ended; the torn req-3 never durable')
+  t.same(await openIds(path, dir), ['req-0', 'req-2'], 'req-0 and req-2 open; req-1 ended; the torn req-3 never durable')
 })
 
 t.test('a compaction whose reopen failed: the next commit opens the journal again and appends, from a new line', async (t) => {
@@ -109,21 +116,19 @@ t.test('a compaction whose reopen failed: the next commit opens the journal agai
   const path = join(dir, JOURNAL)
   const j = new Journal(path)
   await j.compact(1, [])
-  const line = (i: number): Buffer => Buffer.from(JSON.stringify({ b: entry(i, { status: null }) }) + '\n')
   let durable = 0
   j.queueBegin(entry(0, { status: null }), () => { durable++ })
   await j.commit()
   // A directory where the journal should be: the rename fails, and so does opening the path again.
   await rm(path)
   await mkdir(path)
-  await t.rejects(j.compact(1, [line(0)]), 'the compaction fails')
+  await t.rejects(j.compact(1, [beginLine(0)]), 'the compaction fails')
   await rm(path, { recursive: true })
-  await writeFile(path, Buffer.concat([Buffer.from('{"sinceSeq":1}\n'), line(0), Buffer.alloc(1024)])) // what a rename had left, zeros and all
+  await writeFile(path, Buffer.concat([Buffer.from('{"sinceSeq":1}\n'), beginLine(0), Buffer.alloc(1024)])) // what a rename had left, zeros and all
   j.queueBegin(entry(1, { status: null }), () => { durable++ })
   await j.commit()
   t.equal(durable, 2, 'the begin after the failure is durable: the journal was opened again')
-  const left = await Journal.leftovers(path, dir, [])
-  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-1'], 'both begins read back (the new one after the zeros, on a line of its own)')
+  t.same(await openIds(path, dir), ['req-0', 'req-1'], 'both begins read back (the new one after the zeros, on a line of its own)')
   await j.close()
 })
 
@@ -135,7 +140,6 @@ t.test('a compaction that could not stat the file it opened: the next commit ope
   await j.compact(1, [])
   for (let i = 0; i < 10; i++) j.queueBegin(entry(i, { status: null }), () => {})
   await j.commit()
-  const kept = Buffer.from(JSON.stringify({ b: entry(9, { status: null }) }) + '\n')
   const probe = await open(path, 'r')
   const FileHandle = Object.getPrototypeOf(probe) as { stat: (...a: unknown[]) => Promise<unknown> }
   await probe.close()
@@ -147,13 +151,12 @@ t.test('a compaction that could not stat the file it opened: the next commit ope
   }
   t.teardown(() => { FileHandle.stat = stat })
   // the old file held eleven lines; the new one holds two: a write at the old offset would land in the zeros
-  await t.rejects(j.compact(1, [kept]), /EIO/, 'the compaction fails after the rename')
+  await t.rejects(j.compact(1, [beginLine(9)]), /EIO/, 'the compaction fails after the rename')
   let durable = false
   j.queueBegin(entry(10, { status: null }), () => { durable = true })
   await j.commit()
   t.ok(durable)
-  const left = await Journal.leftovers(path, dir, [])
-  t.same(left.map((e) => e.requestId).sort(), ['req-10', 'req-9'], 'the kept begin and the new one are read back')
+  t.same(await openIds(path, dir), ['req-10', 'req-9'], 'the kept begin and the new one are read back')
   await j.close()
 })
 
@@ -168,14 +171,13 @@ t.test('a compaction whose directory fsync failed: the journal asks to be rewrit
   await j.commit()
   t.equal(j.lost, false)
   fail = true
-  await t.rejects(j.compact(1, [Buffer.from(JSON.stringify({ b: entry(0, { status: null }) }) + '\n')]), /EIO/)
+  await t.rejects(j.compact(1, [beginLine(0)]), /EIO/)
   t.equal(j.lost, true, 'a crash could bring the old file back: the writer compacts again at once (the rename retried until its directory is durable)')
   j.queueBegin(entry(1, { status: null }), () => {})
   await j.commit()
-  const left = await Journal.leftovers(path, dir, [])
-  t.same(left.map((e) => e.requestId).sort(), ['req-0', 'req-1'])
+  t.same(await openIds(path, dir), ['req-0', 'req-1'])
   j.lost = false
-  await j.compact(1, [Buffer.from(JSON.stringify({ b: entry(1, { status: null }) }) + '\n')])
+  await j.compact(1, [beginLine(1)])
   t.equal(j.lost, false, 'a compaction whose fsync succeeds settles it')
   await j.close()
 })
