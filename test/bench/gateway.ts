@@ -135,6 +135,23 @@ const notes: string[] = []
 const note = (s: string): void => { notes.push(s); process.stdout.write(`note: ${s}\n`) }
 const say = (s: string): void => { process.stdout.write(s + '\n') }
 
+/**
+ * Two rows loaded at once on the proxy core, half the connections each: their CPU µs per request, in that order.
+ * Whatever the machine does meanwhile, it does to both, so their ratio holds where rows measured in turn drift.
+ */
+async function sideBySide (a: Row, b: Row): Promise<[number, number]> {
+  if (a.proc === null || b.proc === null) throw new Error('side by side needs two processes')
+  const a0 = cpuMicros(a.proc.pid)
+  const b0 = cpuMicros(b.proc.pid)
+  const half = Math.max(1, Math.floor(CONNECTIONS / 2))
+  const [ma, mb] = await Promise.all([wrk(LOAD_CORE, a.json.url, a.script ?? '', half, DURATION), wrk(LOAD_CORE, b.json.url, b.script ?? '', half, DURATION)])
+  const ca = (cpuMicros(a.proc.pid) - a0) / Math.max(1, ma.requests)
+  const cb = (cpuMicros(b.proc.pid) - b0) / Math.max(1, mb.requests)
+  truncateLog(a.proc)
+  truncateLog(b.proc)
+  return [ca, cb]
+}
+
 function median (xs: Array<number | null | undefined>): number | null {
   const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
   if (v.length === 0) return null
@@ -359,32 +376,18 @@ async function main (): Promise<void> {
       if (PAIRED && bare?.proc != null) {
         for (const row of live) {
           if (row === bare || row.proc === null || !row.oneCore) continue
-          const b0 = cpuMicros(bare.proc.pid)
-          const r0 = cpuMicros(row.proc.pid)
-          const half = Math.max(1, Math.floor(CONNECTIONS / 2))
-          const [mb, mr] = await Promise.all([wrk(LOAD_CORE, bare.json.url, bare.script ?? '', half, DURATION), wrk(LOAD_CORE, row.json.url, row.script ?? '', half, DURATION)])
-          const cb = (cpuMicros(bare.proc.pid) - b0) / Math.max(1, mb.requests)
-          const cr = (cpuMicros(row.proc.pid) - r0) / Math.max(1, mr.requests)
+          const [cb, cr] = await sideBySide(bare, row)
           const p = partial.get(row)
           if (p !== undefined) p.pairedCpuRatio = cb > 0 ? cr / cb : null
-          truncateLog(row.proc)
-          truncateLog(bare.proc)
           say(`round ${round} paired ${row.label.padEnd(40)} CPU ${cr.toFixed(0)} vs bare ${cb.toFixed(0)} µs/req (${(cr / cb).toFixed(2)}×)`)
         }
         // the two workers on one core against one worker on it, loaded at once
         const w2 = live.find((r) => r.id === 'gg-workers2-1core')
         const w1 = live.find((r) => r.id === 'geogate')
         if (w2?.proc != null && w1?.proc != null) {
-          const a0 = cpuMicros(w1.proc.pid)
-          const c0 = cpuMicros(w2.proc.pid)
-          const half = Math.max(1, Math.floor(CONNECTIONS / 2))
-          const [m1, m2] = await Promise.all([wrk(LOAD_CORE, w1.json.url, w1.script ?? '', half, DURATION), wrk(LOAD_CORE, w2.json.url, w2.script ?? '', half, DURATION)])
-          const c1 = (cpuMicros(w1.proc.pid) - a0) / Math.max(1, m1.requests)
-          const c2 = (cpuMicros(w2.proc.pid) - c0) / Math.max(1, m2.requests)
+          const [c1, c2] = await sideBySide(w1, w2)
           const p = partial.get(w2)
           if (p !== undefined) p.pairedOneWorkerRatio = c1 > 0 ? c2 / c1 : null
-          truncateLog(w1.proc)
-          truncateLog(w2.proc)
           say(`round ${round} paired ${w2.label.padEnd(40)} CPU ${c2.toFixed(0)} vs 1 worker ${c1.toFixed(0)} µs/req (${(c2 / c1).toFixed(2)}×)`)
         }
       }
