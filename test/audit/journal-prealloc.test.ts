@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Journal, PREALLOC_BYTES } from '../../src/audit/journal.js'
@@ -29,6 +29,16 @@ const beginLine = (i: number): Buffer => Buffer.from(JSON.stringify({ b: entry(i
 /** The requestIds a recovery would find open in the journal at `path`, sorted. */
 async function openIds (path: string, dir: string): Promise<string[]> {
   return (await Journal.leftovers(path, dir, [])).map((e) => e.requestId).sort()
+}
+
+/** A journal of its own in a temp dir, compacted once (its header and zeros), closed at the end of the test. */
+async function freshJournal (t: Test, syncDir?: (dir: string) => Promise<void>): Promise<{ dir: string, path: string, j: Journal }> {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const path = join(dir, JOURNAL)
+  const j = syncDir === undefined ? new Journal(path) : new Journal(path, syncDir)
+  await j.compact(1, [])
+  return { dir, path, j }
 }
 
 async function interactions (dir: string): Promise<Map<string, string[]>> {
@@ -111,11 +121,7 @@ t.test('leftovers: lines before the zeros, and lines appended after an older fil
 })
 
 t.test('a compaction whose reopen failed: the next commit opens the journal again and appends, from a new line', async (t) => {
-  const { dir, cleanup } = await tempDir()
-  t.teardown(cleanup)
-  const path = join(dir, JOURNAL)
-  const j = new Journal(path)
-  await j.compact(1, [])
+  const { dir, path, j } = await freshJournal(t)
   let durable = 0
   j.queueBegin(entry(0, { status: null }), () => { durable++ })
   await j.commit()
@@ -133,11 +139,7 @@ t.test('a compaction whose reopen failed: the next commit opens the journal agai
 })
 
 t.test('a compaction that could not stat the file it opened: the next commit opens it again, nothing written at a stale offset', async (t) => {
-  const { dir, cleanup } = await tempDir()
-  t.teardown(cleanup)
-  const path = join(dir, JOURNAL)
-  const j = new Journal(path)
-  await j.compact(1, [])
+  const { dir, path, j } = await freshJournal(t)
   for (let i = 0; i < 10; i++) j.queueBegin(entry(i, { status: null }), () => {})
   await j.commit()
   const probe = await open(path, 'r')
@@ -161,12 +163,8 @@ t.test('a compaction that could not stat the file it opened: the next commit ope
 })
 
 t.test('a compaction whose directory fsync failed: the journal asks to be rewritten at once (lost), its lines readable', async (t) => {
-  const { dir, cleanup } = await tempDir()
-  t.teardown(cleanup)
-  const path = join(dir, JOURNAL)
   let fail = false
-  const j = new Journal(path, async () => { if (fail) { fail = false; throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }) } })
-  await j.compact(1, [])
+  const { dir, path, j } = await freshJournal(t, async () => { if (fail) { fail = false; throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }) } })
   j.queueBegin(entry(0, { status: null }), () => {})
   await j.commit()
   t.equal(j.lost, false)
