@@ -1,9 +1,10 @@
 /*
  * The data plane. One request flows one way through the stages in src/http, each a plain function:
  *
- *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► limits ─► journal ─► forward ──► backend
- *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  (429/503)   (503)     (502/504)
- *                                                                   │
+ *   client ──► client-ip ─► identity ─► endpoint ─► geo ─► policy ─► backend ─► limits ─┬─► forward ──► backend
+ *   (onRequest)  (socket/XFF)  (401)    (400/404)  (mmdb)  (451/403)  choice   (429/503)  │   (502/504)
+ *                                                                       └─► journal ────┘ (503)
+ *                                                                   (written meanwhile)
  *   every ending (response, refusal, abort, shutdown) ─────────────► audit
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
@@ -20,10 +21,10 @@ import { locate } from '../policy/locate.js'
 import { isMultipart, readForm } from './multipart.js'
 import { answerModels } from '../policy/models.js'
 import { applyLimits, settleLimits } from './limits.js'
-import { forward } from './forward.js'
+import { chooseBackend, forward } from './forward.js'
 import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
-import { recordInteraction } from './audit.js'
+import { beginRecord, recordInteraction } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
 import { rawBodyParser } from './forward-body.js'
 import { boundedJsonParser } from '../core/json-depth.js'
@@ -181,8 +182,11 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     }
     if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
     if (ctx.shape.endpoint === 'models') return
+    // The backend is chosen and the in-flight journal entry's write begun; it runs while the limits are checked
+    // (Redis), and forward() waits for it before the backend is asked (audit.ts beginRecord, awaitRecord).
+    chooseBackend(request, rt)
+    beginRecord(request, rt)
     await applyLimits(request, reply, rt, decision)
-    // The in-flight journal entry is written by forward(), once the backend is chosen and before it is asked.
   })
 
   app.addHook('onResponse', async (request, reply) => {

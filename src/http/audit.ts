@@ -100,6 +100,15 @@ export function buildEntry (request: FastifyRequest, rt: Runtime, status: number
 
 /** The end of an interaction on its entry: when, the status sent, tokens, latency, outcome. */
 function finishEntry (entry: AuditEntry, ctx: RequestContext, status: number): AuditEntry {
+  // An entry begun before the limits were checked (beginRecord) learns their verdict here.
+  const limit = ctx.limit
+  if (limit !== null) {
+    entry.degraded = limit.degraded
+    if (!limit.allowed) {
+      entry.decision = 'deny'
+      entry.rule = limit.rule ?? 'limit'
+    }
+  }
   if (ctx.auditRefused !== null) {
     // Permitted by the policy, refused by the gateway: its journal entry could not be made durable.
     entry.decision = 'deny'
@@ -117,20 +126,33 @@ function finishEntry (entry: AuditEntry, ctx: RequestContext, status: number): A
 }
 
 /**
- * Write-ahead: the request passed policy and limits and its backend is chosen. Its entry is built (once: the same
- * object becomes its final record) and noted in the in-flight journal; this resolves once that note is durable,
- * so a crash at any instant after the backend may have seen the request still leaves a record. When the note
- * cannot be made durable in time, the request is refused with 503 audit_unavailable (audit.onFailure: refuse) or
- * forwarded anyway, counted and logged (serve).
+ * Write-ahead, begun: the request passed the policy and its backend is chosen. Its entry is built (once: the same
+ * object becomes its final record) and its in-flight journal line queued; the write runs while the limits are
+ * checked (one wait instead of two in a row), and forward() awaits it with awaitRecord before the backend is asked,
+ * so a crash at any instant after the backend may have seen the request still leaves a record.
+ *
+ * A request its limits then refuse is not forwarded: its record takes the limit's verdict at its end (finishEntry),
+ * and that final record closes the journal line like any other. Until it is durable, a crash leaves that line to
+ * recovery, which records the interaction as `unknown` (may have been forwarded): more on the record, never less.
  */
-export async function recordStart (request: FastifyRequest, rt: Runtime): Promise<void> {
+export function beginRecord (request: FastifyRequest, rt: Runtime): void {
   const ctx = request.ctx
   const entry = buildEntry(request, rt, null)
   if (entry === null) return
   ctx.auditEntry = entry
-  const t0 = process.hrtime.bigint()
-  const r = await rt.audit.begin(entry)
-  rt.metrics.auditJournalWait.observe(Number(process.hrtime.bigint() - t0) / 1e9)
+  ctx.journal = { started: process.hrtime.bigint(), result: rt.audit.begin(entry) }
+}
+
+/**
+ * Resolves once the request's journal line is durable. When it cannot be made durable in time, the request is
+ * refused with 503 audit_unavailable (audit.onFailure: refuse) or forwarded anyway, counted and logged (serve).
+ */
+export async function awaitRecord (request: FastifyRequest, rt: Runtime): Promise<void> {
+  const ctx = request.ctx
+  const journal = ctx.journal
+  if (journal === null) return
+  const r = await journal.result
+  rt.metrics.auditJournalWait.observe(Number(process.hrtime.bigint() - journal.started) / 1e9)
   if (r.durable) return
   if (ctx.config.audit.onFailure === 'serve') {
     rt.metrics.auditUnrecordedServed.inc()

@@ -1,6 +1,7 @@
 import type { GeoResult } from '../geo/types.js'
 import type { ClientAddress } from '../net/forwarded.js'
-import type { AuditEntry } from '../audit/types.js'
+import type { AuditEntry, BeginResult } from '../audit/types.js'
+import type { Backend } from '../infra/backends.js'
 import type { Decision, LimitOutcome, Principal, RequestShape, Usage } from '../core/types.js'
 import type { Config } from '../config/schema/index.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
@@ -26,6 +27,8 @@ export interface RequestContext {
   policyVersion: string | null
   limit: LimitOutcome | null
   backend: { name: string, region: string } | null
+  /** the backend the request goes to, chosen before its limits are checked (forward.ts chooseBackend) */
+  upstream: Backend | null
   /** the backend pinned for a request naming a stored object (forward-routes.ts), else null: chosen by model */
   route: string | null
   usage: Usage | null
@@ -37,6 +40,8 @@ export interface RequestContext {
   logged: boolean
   /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
   auditEntry: AuditEntry | null
+  /** its journal entry's write, started while the limits are checked; forward() awaits it (audit.ts beginRecord) */
+  journal: { started: bigint, result: Promise<BeginResult> } | null
   /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
   auditRefused: string | null
 }
@@ -61,6 +66,7 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     policyVersion: null,
     limit: null,
     backend: null,
+    upstream: null,
     route: null,
     usage: null,
     upstreamStatus: null,
@@ -68,6 +74,7 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     audited: false,
     logged: false,
     auditEntry: null,
+    journal: null,
     auditRefused: null
   }
 }

@@ -8,7 +8,7 @@ import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap, jsonAnswerUsage } from './forward-usage.js'
 import { ModelRename } from './forward-model.js'
-import { recordStart } from './audit.js'
+import { awaitRecord } from './audit.js'
 import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 import { Cancel } from '../core/cancel.js'
@@ -55,23 +55,37 @@ function sseErrorEvent (err: Error): Buffer {
 
 function secondsSince (t: bigint): number { return Number(process.hrtime.bigint() - t) / 1e9 }
 
-export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
+/**
+ * The backend a permitted request goes to (ctx.upstream, and ctx.backend for its record): the one that created the
+ * stored object it names, else one serving its model for the caller's place. Chosen before the limits are checked,
+ * since the journal entry written meanwhile names the serving region; a request nothing serves is charged nothing.
+ */
+export function chooseBackend (request: FastifyRequest, rt: Runtime): Backend {
   const ctx = request.ctx
   const shape = ctx.shape
   if (shape === null) throw new NotFoundError(`Unknown endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`)
-  const policy = ctx.policy
   const model = shape.model
-  const modelCfg = model === null ? undefined : policy.models.get(model)
   let backend: Backend | undefined
   if (ctx.route !== null) {
     // a stored object: the backend that created it (forward-routes.ts)
     backend = rt.backends.get(ctx.route)
   } else {
+    const modelCfg = model === null ? undefined : ctx.policy.models.get(model)
     if (model === null || modelCfg === undefined) throw new ModelNotFoundError(model ?? '')
     backend = rt.backends.pick(modelCfg, ctx.geo?.country ?? null, ctx.geo?.subdivisions ?? [])
   }
   if (backend === undefined) throw new BadGatewayError(`no backend serves ${model ?? shape.forwardPath}`)
+  ctx.upstream = backend
   ctx.backend = { name: backend.name, region: backend.region }
+  return backend
+}
+
+export async function forward (request: FastifyRequest, reply: FastifyReply, rt: Runtime): Promise<FastifyReply> {
+  const ctx = request.ctx
+  const backend = ctx.upstream ?? chooseBackend(request, rt)
+  const shape = ctx.shape as NonNullable<typeof ctx.shape>
+  const model = shape.model
+  const modelCfg = model === null ? undefined : ctx.policy.models.get(model)
 
   const raw = request.body
   let body: string | Readable | null = null
@@ -89,8 +103,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof Readable)
 
   // Write-ahead: nothing reaches the backend before its audit journal entry is durable (or it is refused, 503).
+  // The entry's write was begun before the limits were checked (app.ts preHandler); here it is waited for.
   try {
-    await recordStart(request, rt)
+    await awaitRecord(request, rt)
   } catch (err) {
     reply.header('retry-after', '1')
     throw err
