@@ -138,7 +138,7 @@ function finishEntry (entry: AuditEntry, ctx: RequestContext, status: number): A
 export function beginRecord (request: FastifyRequest, rt: Runtime): void {
   const ctx = request.ctx
   const entry = buildEntry(request, rt, null)
-  if (entry === null) return
+  if (entry === null) { ctx.journal = false; return }
   ctx.auditEntry = entry
   ctx.journal = { started: process.hrtime.bigint(), result: rt.audit.begin(entry) }
 }
@@ -150,7 +150,7 @@ export function beginRecord (request: FastifyRequest, rt: Runtime): void {
 export async function awaitRecord (request: FastifyRequest, rt: Runtime): Promise<void> {
   const ctx = request.ctx
   const journal = ctx.journal
-  if (journal === null) return
+  if (journal === null || journal === false) return
   const r = await journal.result
   rt.metrics.auditJournalWait.observe(Number(process.hrtime.bigint() - journal.started) / 1e9)
   if (r.durable) return

@@ -40,8 +40,11 @@ export interface RequestContext {
   logged: boolean
   /** the audit entry, built once when the request is about to be forwarded (journal) and finished at its end */
   auditEntry: AuditEntry | null
-  /** its journal entry's write, started while the limits are checked; forward() awaits it (audit.ts beginRecord) */
-  journal: { started: bigint, result: Promise<BeginResult> } | null
+  /**
+   * its journal entry's write, started while the limits are checked; forward() awaits it (audit.ts beginRecord).
+   * null: not begun yet; false: none (the interaction is out of the audit's scope)
+   */
+  journal: { started: bigint, result: Promise<BeginResult> } | null | false
   /** why the interaction was refused for want of a durable journal entry (503 audit_unavailable), if it was */
   auditRefused: string | null
 }

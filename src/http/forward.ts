@@ -8,7 +8,7 @@ import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
 import { rewriteJson, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap, jsonAnswerUsage } from './forward-usage.js'
 import { ModelRename } from './forward-model.js'
-import { awaitRecord } from './audit.js'
+import { awaitRecord, beginRecord } from './audit.js'
 import { createdId, createdIdFromEvent, createdIdFromHead } from './forward-routes.js'
 import { BadGatewayError, GatewayTimeoutError, ModelNotFoundError, NotFoundError, UnavailableError, toOpenAIError } from '../core/errors.js'
 import { Cancel } from '../core/cancel.js'
@@ -103,7 +103,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
   const headers = upstreamHeaders(request.headers, request.id, backend.apiKey, raw instanceof Readable)
 
   // Write-ahead: nothing reaches the backend before its audit journal entry is durable (or it is refused, 503).
-  // The entry's write was begun before the limits were checked (app.ts preHandler); here it is waited for.
+  // The entry's write was begun before the limits were checked (app.ts preHandler); here it is waited for. A path
+  // that came here without it (none today) begins it now: the wait is never skipped for an entry in scope.
+  if (ctx.journal === null) beginRecord(request, rt)
   try {
     await awaitRecord(request, rt)
   } catch (err) {
