@@ -97,12 +97,17 @@ export class Journal {
     this.#queue.push({ bytes: Buffer.from(JSON.stringify({ e: requestId }) + '\n'), at: Date.now(), cancelled: false, done: null })
   }
 
-  /** Take a queued line back before it is written (its request will not be forwarded). */
-  cancel (line: JournalLine): void {
+  /**
+   * Take a line back: true when it was still queued (it will never be written); false when it is being written or
+   * is written already (a failed write's retry leaves it out).
+   */
+  cancel (line: JournalLine): boolean {
     line.cancelled = true
     line.done = null
     const i = this.#queue.indexOf(line)
-    if (i !== -1) this.#queue.splice(i, 1)
+    if (i === -1) return false
+    this.#queue.splice(i, 1)
+    return true
   }
 
   /** Write what is queued (durable on return); on failure the lines stay queued, in order, and the error is thrown. */

@@ -61,7 +61,11 @@ export interface WriterOptions {
  * object: it lives until the record is durable, tens of milliseconds, long enough for V8 to move an object graph
  * of forty fields to its old generation and collect it there; the bytes live outside the JS heap.
  */
-interface Inflight { line: JournalLine }
+interface Inflight {
+  line: JournalLine
+  /** settles its begin() as not durable at once (withdraw); null once it is settled */
+  abandon: (() => void) | null
+}
 
 const JOURNAL_COMPACT_BYTES = 1 << 20
 const RETENTION_SWEEP_MS = 3_600_000
@@ -164,23 +168,36 @@ export class AuditWriter implements AuditLog {
       return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
     }
     return await new Promise<BeginResult>((resolve) => {
-      const timer = setTimeout(() => {
-        resolve({ durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
-      }, this.#o.journalTimeoutMs)
-      const line = this.#journal.queueBegin(entry, () => {
+      const settle = (r: BeginResult): void => {
+        f.abandon = null
         clearTimeout(timer)
-        resolve({ durable: true })
-      })
-      this.#inflight.set(entry.requestId, { line })
+        resolve(r)
+      }
+      const timer = setTimeout(() => {
+        settle({ durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
+      }, this.#o.journalTimeoutMs)
+      const line = this.#journal.queueBegin(entry, () => { settle({ durable: true }) })
+      const f: Inflight = { line, abandon: () => { settle({ durable: false, reason: 'audit: journal entry withdrawn' }) } }
+      this.#inflight.set(entry.requestId, f)
       this.#inflightBytes += line.bytes.length
       this.#open.add(entry.requestId)
       this.#schedule()
     })
   }
 
+  /**
+   * The request will not be forwarded (refused by its limits, or its entry was not durable in time): its journal
+   * line is taken back if still queued, else an end line follows it, so recovery never writes `unknown` for it; its
+   * final record, if any, comes through append as a record of its own. A begin() still waiting settles at once.
+   */
   withdraw (requestId: string): void {
     const f = this.#forget(requestId)
-    if (f !== undefined) this.#journal.cancel(f.line)
+    if (f === undefined) return
+    if (!this.#journal.cancel(f.line)) {
+      this.#journal.queueEnd(requestId)
+      this.#schedule()
+    }
+    f.abandon?.()
   }
 
   append (entry: AuditEntry): void {

@@ -24,7 +24,7 @@ import { applyLimits, settleLimits } from './limits.js'
 import { chooseBackend, forward } from './forward.js'
 import { routeByObject } from './forward-routes.js'
 import { authFailureGuard, authFailureOptions } from '../limits/auth-failures.js'
-import { beginRecord, recordInteraction } from './audit.js'
+import { beginRecord, recordInteraction, withdrawRecord } from './audit.js'
 import { observeRequest, ruleOf } from './observe.js'
 import { rawBodyParser } from './forward-body.js'
 import { boundedJsonParser } from '../core/json-depth.js'
@@ -186,7 +186,12 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
     // (Redis), and forward() waits for it before the backend is asked (audit.ts beginRecord, awaitRecord).
     chooseBackend(request, rt)
     beginRecord(request, rt)
-    await applyLimits(request, reply, rt, decision)
+    try {
+      await applyLimits(request, reply, rt, decision)
+    } catch (err) {
+      withdrawRecord(request, rt)
+      throw err
+    }
   })
 
   app.addHook('onResponse', async (request, reply) => {

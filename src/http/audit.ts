@@ -131,16 +131,27 @@ function finishEntry (entry: AuditEntry, ctx: RequestContext, status: number): A
  * checked (one wait instead of two in a row), and forward() awaits it with awaitRecord before the backend is asked,
  * so a crash at any instant after the backend may have seen the request still leaves a record.
  *
- * A request its limits then refuse is not forwarded: its record takes the limit's verdict at its end (finishEntry),
- * and that final record closes the journal line like any other. Until it is durable, a crash leaves that line to
- * recovery, which records the interaction as `unknown` (may have been forwarded): more on the record, never less.
+ * A request its limits then refuse is not forwarded: its line is withdrawn (withdrawRecord: taken back, or ended by
+ * an end line, so recovery never makes an `unknown` record of it) and its final record takes the limit's verdict
+ * (finishEntry). The line holds what was known when it was written: a forwarded request's recovered record has
+ * `degraded: false` even when its limits were decided without Redis.
  */
 export function beginRecord (request: FastifyRequest, rt: Runtime): void {
   const ctx = request.ctx
+  // the caller hung up before this point: its interaction has ended (recorded or not), nothing is forwarded
+  if (ctx.audited) { ctx.journal = false; return }
   const entry = buildEntry(request, rt, null)
   if (entry === null) { ctx.journal = false; return }
   ctx.auditEntry = entry
   ctx.journal = { started: process.hrtime.bigint(), result: rt.audit.begin(entry) }
+}
+
+/** The limits refused a request whose journal line was begun: it will not be forwarded (see beginRecord). */
+export function withdrawRecord (request: FastifyRequest, rt: Runtime): void {
+  const ctx = request.ctx
+  if (ctx.journal === null || ctx.journal === false) return
+  ctx.journal = false
+  rt.audit.withdraw(request.id)
 }
 
 /**

@@ -11,6 +11,11 @@ import { baseConfig, buildTestGateway, startUpstream } from '../helpers/gateway.
 import { startRedisServer, uniquePrefix, waitFor } from '../helpers/redis.js'
 import { readRecords } from '../../src/audit/read.js'
 import type { InteractionRecord } from '../../src/audit/types.js'
+import type { FastifyRequest } from 'fastify'
+import { newContext } from '../../src/http/context.js'
+import { authenticate } from '../../src/http/identity.js'
+import { describeRequest } from '../../src/policy/endpoint.js'
+import { beginRecord } from '../../src/http/audit.js'
 
 async function journalText (dir: string): Promise<string> {
   const name = (await readdir(dir)).find((f) => f.endsWith('.inflight.jsonl'))
@@ -100,4 +105,36 @@ t.test('refused by its limits after its line was begun: recorded as the refusal 
   t.same([recs.get('first')?.decision, recs.get('first')?.rule.startsWith('limit')], ['allow', false])
   t.equal(recs.size, 2, 'one record each')
   t.equal(gw.rt.audit.stats().inFlight, 0, 'no line left open')
+  // Withdrawn: never written, or written and then ended, so a crash before its record is durable does not make an
+  // `unknown` (possibly forwarded) record of a request that was refused.
+  const lines = (await journalText(gw.rt.audit.dir)).split('\n').filter((l) => l.length > 0 && !l.startsWith('\0'))
+  const begun = lines.findIndex((l) => l.includes('"requestId":"second"'))
+  const ended = lines.findIndex((l) => l === '{"e":"second"}')
+  t.ok(begun === -1 || (ended > begun), `the refused request's journal line is taken back or ended (begin at ${begun}, end at ${ended})`)
+})
+
+t.test('a caller gone before its journal line is begun: none is begun, nothing is left open', async (t) => {
+  // A multipart body or a stored-object lookup is awaited before the line is begun; a caller hanging up meanwhile
+  // has its interaction ended by the connection's close (ctx.audited): beginning a line after that would leave it
+  // open until close() (and an `unknown` record of a request never forwarded).
+  const up = await startUpstream((_req, res) => { res.end('{}') })
+  const gw = await buildTestGateway(baseConfig(up.url, { audit: { scope: 'all' } }))
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const policy = gw.rt.policy.snapshot()
+  const ctx = newContext('203.0.113.7', policy, gw.rt.config)
+  ctx.principal = authenticate({ authorization: 'Bearer test-key-tier1' }, policy)
+  ctx.shape = describeRequest('POST', '/v1/chat/completions', chat)
+  const request = { id: 'gone-1', ctx } as unknown as FastifyRequest
+  ctx.audited = true
+  beginRecord(request, gw.rt)
+  t.equal(ctx.journal, false, 'marked: no line')
+  t.equal(gw.rt.audit.stats().inFlight, 0, 'nothing begun')
+  // the same request still in progress does begin its line (the guard is the only difference)
+  const live = { id: 'live-1', ctx: { ...ctx, audited: false, journal: null } } as unknown as FastifyRequest
+  beginRecord(live, gw.rt)
+  t.equal(gw.rt.audit.stats().inFlight, 1, 'a live request begins its line')
+  gw.rt.audit.withdraw('live-1')
+  t.equal(gw.rt.audit.stats().inFlight, 0)
+  const r = await (live.ctx.journal as { result: Promise<{ durable: boolean }> }).result
+  t.equal(r.durable, false, 'a withdrawn begin settles at once, not after journalTimeoutMs')
 })
