@@ -7,7 +7,7 @@
 import t from 'tap'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { baseConfig, buildTestGateway, startUpstream } from '../helpers/gateway.js'
+import { baseConfig, buildTestGateway, startUpstream, type TestGateway } from '../helpers/gateway.js'
 import { startRedisServer, uniquePrefix, waitFor } from '../helpers/redis.js'
 import { readRecords } from '../../src/audit/read.js'
 import type { InteractionRecord } from '../../src/audit/types.js'
@@ -30,6 +30,16 @@ async function records (dir: string): Promise<Map<string, InteractionRecord>> {
 
 const chat = { model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] }
 
+/** A chat completion as key k1 (tier1) with the given request id: its status. */
+function chatCaller (gw: TestGateway): (id: string) => Promise<number> {
+  return async (id) => (await gw.app.inject({
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers: { authorization: 'Bearer test-key-tier1', 'x-request-id': id },
+    payload: chat
+  })).statusCode
+}
+
 t.test('Redis frozen mid-request: the journal line is durable before the limits answer; the backend is asked only after both', async (t) => {
   const redis = await startRedisServer()
   const up = await startUpstream((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"choices":[]}') })
@@ -49,12 +59,7 @@ t.test('Redis frozen mid-request: the journal line is durable before the limits 
     await up.close()
     await redis.stop()
   })
-  const call = async (id: string): Promise<number> => (await gw.app.inject({
-    method: 'POST',
-    url: '/v1/chat/completions',
-    headers: { authorization: 'Bearer test-key-tier1', 'x-request-id': id },
-    payload: chat
-  })).statusCode
+  const call = chatCaller(gw)
   t.equal(await call('warm'), 200, 'served while Redis answers')
   await gw.rt.audit.flush()
 
@@ -88,12 +93,7 @@ t.test('refused by its limits after its line was begun: recorded as the refusal 
     audit: { scope: 'all' }
   }))
   t.teardown(async () => { await gw.close(); await up.close(); await redis.stop() })
-  const call = async (id: string): Promise<number> => (await gw.app.inject({
-    method: 'POST',
-    url: '/v1/chat/completions',
-    headers: { authorization: 'Bearer test-key-tier1', 'x-request-id': id },
-    payload: chat
-  })).statusCode
+  const call = chatCaller(gw)
   t.equal(await call('first'), 200)
   t.equal(await call('second'), 429, 'over the limit')
   t.same(up.requests.map((r) => r.headers['x-request-id']), ['first'], 'the refused request never reached the backend')
