@@ -63,8 +63,9 @@ export interface WriterOptions {
  */
 interface Inflight {
   line: JournalLine
-  /** settles its begin() as not durable at once (withdraw); null once it is settled */
-  abandon: (() => void) | null
+  /** its begin() while it waits (withdraw settles it at once), with its timeout; both null once it is settled */
+  resolve: ((r: BeginResult) => void) | null
+  timer: NodeJS.Timeout | null
 }
 
 const JOURNAL_COMPACT_BYTES = 1 << 20
@@ -168,16 +169,11 @@ export class AuditWriter implements AuditLog {
       return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
     }
     return await new Promise<BeginResult>((resolve) => {
-      const settle = (r: BeginResult): void => {
-        f.abandon = null
-        clearTimeout(timer)
-        resolve(r)
-      }
       const timer = setTimeout(() => {
-        settle({ durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
+        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
       }, this.#o.journalTimeoutMs)
-      const line = this.#journal.queueBegin(entry, () => { settle({ durable: true }) })
-      const f: Inflight = { line, abandon: () => { settle({ durable: false, reason: 'audit: journal entry withdrawn' }) } }
+      const line = this.#journal.queueBegin(entry, () => { settleBegin(f, DURABLE) })
+      const f: Inflight = { line, resolve, timer }
       this.#inflight.set(entry.requestId, f)
       this.#inflightBytes += line.bytes.length
       this.#open.add(entry.requestId)
@@ -197,7 +193,7 @@ export class AuditWriter implements AuditLog {
       this.#journal.queueEnd(requestId)
       this.#schedule()
     }
-    f.abandon?.()
+    settleBegin(f, WITHDRAWN)
   }
 
   append (entry: AuditEntry): void {
@@ -586,6 +582,19 @@ export class AuditWriter implements AuditLog {
  * One of the writer's two commit loops: one run at a time (`body`, true when a write failed), `after` once it
  * stops, and its next run armed on `wake`; it starts only while `allowed`.
  */
+const DURABLE: BeginResult = Object.freeze({ durable: true })
+const WITHDRAWN: BeginResult = Object.freeze({ durable: false, reason: 'audit: journal entry withdrawn' })
+
+/** A begin() answered once: durable, timed out or withdrawn, whichever comes first. */
+function settleBegin (f: Inflight, r: BeginResult): void {
+  const resolve = f.resolve
+  if (resolve === null) return
+  f.resolve = null
+  if (f.timer !== null) clearTimeout(f.timer)
+  f.timer = null
+  resolve(r)
+}
+
 class Loop {
   running = false
   /** the latest run (close() waits for it) */
