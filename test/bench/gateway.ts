@@ -18,9 +18,12 @@
  * same round; ratios divide by the bare proxy's figure in the same round. For geogate rows the audit journal wait
  * (geogate_audit_journal_wait_seconds) is read from the admin plane's /metrics before and after the throughput and
  * concurrency-1 phases, its quantiles interpolated within buckets. CPU and RSS add up a process and its children.
+ * Every row is warmed up until its CPU per request settles (--warmup s per pass, at most --warmup-max passes) and
+ * loaded again for --rewarm s right before each throughput phase; the machine's steal time over each throughput
+ * phase is recorded (a VM's host taking its cores moves every figure).
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, hostname, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -39,6 +42,8 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
+    'warmup-max': { type: 'string', default: '8' },
+    rewarm: { type: 'string', default: '1' },
     connections: { type: 'string', default: '64' },
     callers: { type: 'string', default: '4096' },
     keys: { type: 'string', default: '64' },
@@ -68,6 +73,10 @@ const num = (k: keyof typeof opt): number => {
 const ROUNDS = Math.max(1, num('rounds'))
 const DURATION = Math.max(1, num('duration'))
 const WARMUP = num('warmup')
+/** warm-up passes of WARMUP s at most, until a row's CPU µs per request settles (see warmUp) */
+const WARMUP_MAX = Math.max(1, num('warmup-max'))
+/** seconds of unmeasured load right before each row's throughput phase (its JIT state after the other phases) */
+const REWARM = num('rewarm')
 const CONNECTIONS = num('connections')
 const STREAMS = num('streams')
 const SSE_CHUNKS = num('sse-chunks')
@@ -95,6 +104,8 @@ const PATH = '/v1/chat/completions'
 interface JournalWait { count: number, p50us: number | null, p99us: number | null, meanUs: number | null }
 interface Round {
   load: number[]
+  /** the machine's steal time over the throughput phase, % of all CPU time (a VM's host taking the cores) */
+  stealPct: number | null
   max: ClosedLoop
   cpuUsPerReq: number | null
   rssSteady: number | null
@@ -123,6 +134,8 @@ interface Row {
   sseSkipped?: string
   rssIdle?: number
   rssPeak?: number
+  /** warm-up passes run, and the CPU µs per request of the last two (null: no process to read) */
+  warmup?: { passes: number, cpuUsPerReq: Array<number | null> }
   rounds: Round[]
   script?: string
   /** pinned to the proxy core alone (every row but gg-workers2): can be measured side by side with the bare proxy */
@@ -150,6 +163,43 @@ async function sideBySide (a: Row, b: Row): Promise<[number, number]> {
   truncateLog(a.proc)
   truncateLog(b.proc)
   return [ca, cb]
+}
+
+/**
+ * Load a row until it is warm: passes of WARMUP s (N times as long for N workers, each seeing 1/N of the requests)
+ * until two in a row cost the same CPU per request within 10 %, at most WARMUP_MAX passes. A fresh Node process
+ * needs several seconds of load before its JIT has compiled the hot path (measured here: the bare proxy 243, 152,
+ * 95, 82 µs per request in four 3 s passes; geogate 1189, 549, 276, 332, 253 µs): a row measured earlier in that
+ * ramp than another would be compared cold against warm.
+ */
+async function warmUp (row: Row): Promise<{ passes: number, cpuUsPerReq: Array<number | null> }> {
+  const seconds = WARMUP * (row.workers ?? 1)
+  const costs: Array<number | null> = []
+  for (let pass = 1; pass <= WARMUP_MAX; pass++) {
+    const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
+    const m = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, seconds)
+    const cost = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, m.requests)
+    costs.push(cost)
+    const prev = costs[costs.length - 2]
+    if (cost === null || (prev != null && Math.abs(cost - prev) <= 0.1 * prev)) break
+  }
+  return { passes: costs.length, cpuUsPerReq: costs.slice(-2) }
+}
+
+/** The machine's CPU time from /proc/stat (all cores, in ticks): total and steal. */
+function cpuTimes (): { total: number, steal: number } | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? []
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
+    return { total, steal: f[7] ?? 0 }
+  } catch { return null }
+}
+
+/** Steal over an interval, as % of all CPU time then: a VM's host running something else on its cores. */
+function stealShare (a: { total: number, steal: number } | null, b: { total: number, steal: number } | null): number | null {
+  if (a === null || b === null || b.total <= a.total) return null
+  return 100 * (b.steal - a.steal) / (b.total - a.total)
 }
 
 function median (xs: Array<number | null | undefined>): number | null {
@@ -348,8 +398,13 @@ async function main (): Promise<void> {
       if (row.proc !== null) row.rssIdle = memory(row.proc.pid).rss
       row.script = join(dir, `${row.id}.lua`)
       writeWrkScript(row.script, row.json, row.callers)
-      // a worker sees 1/N of the warm-up's requests: N times as long, so each is as warm as a single process
-      if (WARMUP > 0) await wrk(LOAD_CORE, row.json.url, row.script, CONNECTIONS, WARMUP * (row.workers ?? 1))
+      if (WARMUP > 0) {
+        const w = row.warmup = await warmUp(row)
+        const [a, b] = w.cpuUsPerReq
+        const settled = a == null || b == null || Math.abs(b - a) <= 0.1 * a
+        say(`warm-up        ${row.label.padEnd(40)} ${w.passes} × ${WARMUP * (row.workers ?? 1)} s${b == null && a == null ? '' : `, CPU µs/req ${w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')}`}`)
+        if (!settled) note(`${row.label}: its CPU µs per request had not settled after ${w.passes} warm-up passes (${w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')}); raise --warmup-max`)
+      }
       if (row.proc !== null) truncateLog(row.proc)
     }
     const live = rows.filter((r) => r.skipped === undefined)
@@ -360,13 +415,17 @@ async function main (): Promise<void> {
       const partial = new Map<Row, Partial<Round>>()
       for (const row of live) {
         // the scrapes fall outside the CPU readings, so they do not count against the row
+        // the other rows' phases (SSE above all) ran since this row's last load: a moment of its own load first
+        if (REWARM > 0 && row.proc !== null) await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, REWARM * (row.workers ?? 1))
         const jBefore = await journalHistogram(row)
         const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
+        const stealBefore = cpuTimes()
         const max = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, DURATION)
+        const stealPct = stealShare(stealBefore, cpuTimes())
         const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
         const rssSteady = row.proc === null ? null : memory(row.proc.pid).rss
         const journalMax = journalWait(jBefore, await journalHistogram(row))
-        partial.set(row, { load: loadavg(), max, cpuUsPerReq: cpu, rssSteady, journalMax, pairedCpuRatio: null })
+        partial.set(row, { load: loadavg(), stealPct, max, cpuUsPerReq: cpu, rssSteady, journalMax, pairedCpuRatio: null })
         if (row.proc !== null) truncateLog(row.proc)
         say(`round ${round} max    ${row.label.padEnd(40)} ${max.rps.toFixed(0).padStart(7)} req/s${max.errors > 0 ? ` (${max.errors} errors)` : ''}`)
       }
@@ -561,7 +620,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       `${f(s.sseStalls)}${(s.sseFailed ?? 0) > 0 ? ` (${f(s.sseFailed)} failed)` : ''}`,
       f(s.errors)
     ])
-    out.push({ id: row.id, label: row.label, median: s, rounds: row.rounds, sseSkipped: row.sseSkipped ?? null, rssIdleMB: row.rssIdle ?? null, rssPeakMB: row.rssPeak ?? null })
+    out.push({ id: row.id, label: row.label, median: s, rounds: row.rounds, sseSkipped: row.sseSkipped ?? null, rssIdleMB: row.rssIdle ?? null, rssPeakMB: row.rssPeak ?? null, warmup: row.warmup ?? null })
   }
   if (rows.some((r) => r.rounds.some((x) => x.journalC1 !== null || x.journalMax !== null))) {
     note(`journal wait: ${JOURNAL_WAIT} from each geogate row's admin /metrics, the difference over the phase (c=1; max load, wrk -c${CONNECTIONS}), ` +
@@ -581,7 +640,9 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
   for (const l of lines) say(`| ${l.join(' | ')} |`)
   say('')
   const during = rows.flatMap((r) => r.rounds.map((x) => x.load[0] ?? NaN)).filter(Number.isFinite)
-  const span = during.length === 0 ? '' : `, 1-min load average ${Math.min(...during).toFixed(1)}–${Math.max(...during).toFixed(1)} during the rounds`
+  const steal = rows.flatMap((r) => r.rounds.map((x) => x.stealPct ?? NaN)).filter(Number.isFinite)
+  const span = (during.length === 0 ? '' : `, 1-min load average ${Math.min(...during).toFixed(1)}–${Math.max(...during).toFixed(1)} during the rounds`) +
+    (steal.length === 0 ? '' : `, steal ${Math.min(...steal).toFixed(0)}–${Math.max(...steal).toFixed(0)} % (median ${(median(steal) ?? 0).toFixed(0)} %) during the throughput phases`)
   say(`${new Date().toISOString()} · ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}${span}`)
   say(`proxy on core ${PROXY_CORE}; wrk -t1 -c${CONNECTIONS} (max) and -c1, the fixed-rate and SSE clients and the mocks on core ${LOAD_CORE}; ${ROUNDS} rounds × ${DURATION} s; medians`)
   const file = resolve(opt.json ?? join(ROOT, 'var', 'bench', `gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
