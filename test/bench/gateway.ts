@@ -414,9 +414,9 @@ async function main (): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       const partial = new Map<Row, Partial<Round>>()
       for (const row of live) {
-        // the scrapes fall outside the CPU readings, so they do not count against the row
         // the other rows' phases (SSE above all) ran since this row's last load: a moment of its own load first
         if (REWARM > 0 && row.proc !== null) await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, REWARM * (row.workers ?? 1))
+        // the scrapes fall outside the CPU readings, so they do not count against the row
         const jBefore = await journalHistogram(row)
         const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
         const stealBefore = cpuTimes()
