@@ -134,8 +134,8 @@ interface Row {
   sseSkipped?: string
   rssIdle?: number
   rssPeak?: number
-  /** warm-up passes run, and the CPU µs per request of the last two (null: no process to read) */
-  warmup?: { passes: number, cpuUsPerReq: Array<number | null> }
+  /** warm-up passes run, the CPU µs per request of the last two (null: no process to read), and whether they agreed */
+  warmup?: { passes: number, cpuUsPerReq: Array<number | null>, settled: boolean }
   rounds: Round[]
   script?: string
   /** pinned to the proxy core alone (every row but gg-workers2): can be measured side by side with the bare proxy */
@@ -172,18 +172,19 @@ async function sideBySide (a: Row, b: Row): Promise<[number, number]> {
  * 95, 82 µs per request in four 3 s passes; geogate 1189, 549, 276, 332, 253 µs): a row measured earlier in that
  * ramp than another would be compared cold against warm.
  */
-async function warmUp (row: Row): Promise<{ passes: number, cpuUsPerReq: Array<number | null> }> {
+async function warmUp (row: Row): Promise<{ passes: number, cpuUsPerReq: Array<number | null>, settled: boolean }> {
   const seconds = WARMUP * (row.workers ?? 1)
   const costs: Array<number | null> = []
-  for (let pass = 1; pass <= WARMUP_MAX; pass++) {
+  let settled = false
+  for (let pass = 1; pass <= WARMUP_MAX && !settled; pass++) {
     const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
     const m = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, seconds)
     const cost = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, m.requests)
     costs.push(cost)
     const prev = costs[costs.length - 2]
-    if (cost === null || (prev != null && Math.abs(cost - prev) <= 0.1 * prev)) break
+    settled = cost === null || (prev != null && Math.abs(cost - prev) <= 0.1 * prev)
   }
-  return { passes: costs.length, cpuUsPerReq: costs.slice(-2) }
+  return { passes: costs.length, cpuUsPerReq: costs.slice(-2), settled }
 }
 
 /** The machine's CPU time from /proc/stat (all cores, in ticks): total and steal. */
@@ -400,10 +401,9 @@ async function main (): Promise<void> {
       writeWrkScript(row.script, row.json, row.callers)
       if (WARMUP > 0) {
         const w = row.warmup = await warmUp(row)
-        const [a, b] = w.cpuUsPerReq
-        const settled = a == null || b == null || Math.abs(b - a) <= 0.1 * a
-        say(`warm-up        ${row.label.padEnd(40)} ${w.passes} × ${WARMUP * (row.workers ?? 1)} s${b == null && a == null ? '' : `, CPU µs/req ${w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')}`}`)
-        if (!settled) note(`${row.label}: its CPU µs per request had not settled after ${w.passes} warm-up passes (${w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')}); raise --warmup-max`)
+        const costs = w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')
+        say(`warm-up        ${row.label.padEnd(40)} ${w.passes} × ${WARMUP * (row.workers ?? 1)} s${row.proc === null ? '' : `, CPU µs/req ${costs}`}`)
+        if (!w.settled) note(`${row.label}: its CPU µs per request had not settled after ${w.passes} warm-up passes (${costs}); raise --warmup-max`)
       }
       if (row.proc !== null) truncateLog(row.proc)
     }
