@@ -135,7 +135,7 @@ interface Row {
   rssIdle?: number
   rssPeak?: number
   /** warm-up passes run, the CPU µs per request of the last two (null: no process to read), and whether they agreed */
-  warmup?: { passes: number, cpuUsPerReq: Array<number | null>, settled: boolean }
+  warmup?: { passes: number, seconds: number, cpuUsPerReq: Array<number | null>, settled: boolean }
   rounds: Round[]
   script?: string
   /** pinned to the proxy core alone (every row but gg-workers2): can be measured side by side with the bare proxy */
@@ -172,19 +172,24 @@ async function sideBySide (a: Row, b: Row): Promise<[number, number]> {
  * 95, 82 µs per request in four 3 s passes; geogate 1189, 549, 276, 332, 253 µs): a row measured earlier in that
  * ramp than another would be compared cold against warm.
  */
-async function warmUp (row: Row): Promise<{ passes: number, cpuUsPerReq: Array<number | null>, settled: boolean }> {
+async function warmUp (row: Row): Promise<{ passes: number, seconds: number, cpuUsPerReq: Array<number | null>, settled: boolean }> {
   const seconds = WARMUP * (row.workers ?? 1)
   const costs: Array<number | null> = []
   let settled = false
   for (let pass = 1; pass <= WARMUP_MAX && !settled; pass++) {
-    const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
-    const m = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, seconds)
-    const cost = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, m.requests)
+    const { cost } = await loadRow(row, CONNECTIONS, seconds)
     costs.push(cost)
     const prev = costs[costs.length - 2]
     settled = cost === null || (prev != null && Math.abs(cost - prev) <= 0.1 * prev)
   }
-  return { passes: costs.length, cpuUsPerReq: costs.slice(-2), settled }
+  return { passes: costs.length, seconds, cpuUsPerReq: costs.slice(-2), settled }
+}
+
+/** One closed-loop phase on a row and the CPU µs per request its process (and children) spent on it (null: none). */
+async function loadRow (row: Row, connections: number, seconds: number): Promise<{ m: ClosedLoop, cost: number | null }> {
+  const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
+  const m = await wrk(LOAD_CORE, row.json.url, row.script ?? '', connections, seconds)
+  return { m, cost: row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, m.requests) }
 }
 
 /** The machine's CPU time from /proc/stat (all cores, in ticks): total and steal. */
@@ -402,7 +407,7 @@ async function main (): Promise<void> {
       if (WARMUP > 0) {
         const w = row.warmup = await warmUp(row)
         const costs = w.cpuUsPerReq.map((x) => x?.toFixed(0) ?? '?').join(' → ')
-        say(`warm-up        ${row.label.padEnd(40)} ${w.passes} × ${WARMUP * (row.workers ?? 1)} s${row.proc === null ? '' : `, CPU µs/req ${costs}`}`)
+        say(`warm-up        ${row.label.padEnd(40)} ${w.passes} × ${w.seconds} s${row.proc === null ? '' : `, CPU µs/req ${costs}`}`)
         if (!w.settled) note(`${row.label}: its CPU µs per request had not settled after ${w.passes} warm-up passes (${costs}); raise --warmup-max`)
       }
       if (row.proc !== null) truncateLog(row.proc)
@@ -418,11 +423,9 @@ async function main (): Promise<void> {
         if (REWARM > 0 && row.proc !== null) await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, REWARM * (row.workers ?? 1))
         // the scrapes fall outside the CPU readings, so they do not count against the row
         const jBefore = await journalHistogram(row)
-        const before = row.proc === null ? 0 : cpuMicros(row.proc.pid)
         const stealBefore = cpuTimes()
-        const max = await wrk(LOAD_CORE, row.json.url, row.script ?? '', CONNECTIONS, DURATION)
+        const { m: max, cost: cpu } = await loadRow(row, CONNECTIONS, DURATION)
         const stealPct = stealShare(stealBefore, cpuTimes())
-        const cpu = row.proc === null ? null : (cpuMicros(row.proc.pid) - before) / Math.max(1, max.requests)
         const rssSteady = row.proc === null ? null : memory(row.proc.pid).rss
         const journalMax = journalWait(jBefore, await journalHistogram(row))
         partial.set(row, { load: loadavg(), stealPct, max, cpuUsPerReq: cpu, rssSteady, journalMax, pairedCpuRatio: null })
