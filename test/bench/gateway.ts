@@ -4,7 +4,8 @@
  * the Portkey gateway, and geogate with its full pipeline and with each part switched off in turn.
  *
  *   npm run build && npm run bench -- gateway [--rounds 3] [--duration 4] [--streams 2000] [--json FILE] …
- *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2,gg-workers2-1core picks rows besides direct, bare and geogate; --keep keeps the temp dir;
+ *   (--only fastify,nginx,portkey,gg-memory,…,gg-workers2,gg-workers2-1core picks rows besides direct, bare and geogate;
+ *   bare-streamed, the bare proxy piping small bodies instead of reading them whole, only when named; --keep keeps the temp dir;
  *   --no-paired skips the side-by-side phase)
  *
  *   core 0: the proxy under test (each one `taskset -c 0`; only one is under load at a time, but in the side-by-side
@@ -145,6 +146,13 @@ interface Row {
 }
 
 const notes: string[] = []
+/**
+ * The bare proxy's CPU µs per request at each round's start (its throughput phase) and end (loaded once more): a
+ * round spans every row, and the VM's speed can move within it (see README, "Warm-up, and the ratios measured warm").
+ */
+const bareDrift: Array<{ round: number, startUs: number, endUs: number }> = []
+/** start and end further apart than this (either way): the round's sequential ratios are flagged */
+const DRIFT_FLAG = 1.25
 const note = (s: string): void => { notes.push(s); process.stdout.write(`note: ${s}\n`) }
 const say = (s: string): void => { process.stdout.write(s + '\n') }
 
@@ -293,13 +301,15 @@ async function main (): Promise<void> {
     const wanted = (id: string): boolean => only === undefined || id === 'direct' || id === 'bare' || id === 'geogate' || only.includes(id)
     const SSE_ROUTE = { 'x-bench-upstream': 'sse' }
     add('direct', 'direct to the mock backend', mixed, null, endpoint(jsonUrl, JSON_BODY), endpoint(sseUrl, SSE_BODY))
-    const nodeProxy = async (id: string, label: string, script: string): Promise<void> => {
+    const nodeProxy = async (id: string, label: string, script: string, ...extra: string[]): Promise<void> => {
       const port = await freePort()
-      const p = spawnPinned(label, PROXY_CORE, process.execPath, [join(ROOT, 'test/bench/gateway', script), String(port), jsonUrl, sseUrl, String(POOL)], join(dir, `${id}.log`))
+      const p = spawnPinned(label, PROXY_CORE, process.execPath, [join(ROOT, 'test/bench/gateway', script), String(port), jsonUrl, sseUrl, String(POOL), ...extra], join(dir, `${id}.log`))
       const url = `http://127.0.0.1:${port}`
       add(id, label, mixed, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
     }
     await nodeProxy('bare', 'bare node:http + undici Pool proxy', 'bare-proxy.mjs')
+    // the yardstick before it read small bodies whole (README, "The yardstick"): only when asked for by name
+    if (only?.includes('bare-streamed') === true) await nodeProxy('bare-streamed', 'bare proxy, bodies streamed', 'bare-proxy.mjs', 'streamed')
     if (wanted('fastify')) await nodeProxy('fastify', 'fastify + @fastify/reply-from', 'fastify-proxy.mjs')
     if (wanted('nginx')) {
       const label = 'nginx + geoip2 + limit_req'
@@ -416,6 +426,7 @@ async function main (): Promise<void> {
 
     // ---- rounds: every row in turn, phase by phase, so slow drift of the machine spreads over all rows
     let rate = opt.rate === undefined ? null : Number(opt.rate)
+    const bare = live.find((r) => r.id === 'bare')
     for (let round = 1; round <= ROUNDS; round++) {
       const partial = new Map<Row, Partial<Round>>()
       for (const row of live) {
@@ -434,7 +445,6 @@ async function main (): Promise<void> {
       }
       // side by side: each one-core proxy and the bare one loaded at once, half the connections each, on the same
       // core; whatever the machine does then, it does to both, so their CPU ratio holds where sequential rows drift
-      const bare = live.find((r) => r.id === 'bare')
       if (PAIRED && bare?.proc != null) {
         for (const row of live) {
           if (row === bare || row.proc === null || !row.oneCore) continue
@@ -475,6 +485,16 @@ async function main (): Promise<void> {
         p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, SSE_WARM_BODY, row.callers, STREAMS, SSE_RAMP, STALL_MS, 2 * SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
         if (row.proc !== null) truncateLog(row.proc)
         row.rounds.push(p as Round)
+      }
+      // the bare proxy once more, at the round's end: did the machine's speed move while the round ran?
+      if (bare?.proc != null) {
+        const start = partial.get(bare)?.cpuUsPerReq ?? null
+        if (REWARM > 0) await wrk(LOAD_CORE, bare.json.url, bare.script ?? '', CONNECTIONS, REWARM)
+        const { cost: end } = await loadRow(bare, CONNECTIONS, DURATION)
+        if (start !== null && end !== null) {
+          bareDrift.push({ round, startUs: start, endUs: end })
+          say(`round ${round} bare proxy at the round's start ${start.toFixed(0)}, at its end ${end.toFixed(0)} µs/req`)
+        }
       }
       say(`round ${round} done (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`)
     }
@@ -635,6 +655,20 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
     note(`direct baseline (medians): c=1 p50 ${m((r) => r.c1.p50us)} µs, p99 ${m((r) => r.c1.p99us)} µs; at ${rate}/s p99 ${m((r) => r.rate.p99us)} µs; ` +
       `SSE TTFT p99 ${m((r) => r.sse?.ttftP99us)} µs, gap p99 ${m((r) => r.sse?.gapP99us)} µs (backend gap ${SSE_ITL} ms)`)
   }
+  // fastify + reply-from does what the bare proxy does and more: a bare proxy costing more per request than it is in
+  // the slow state some of this VM's hours put it in (README, "Warm-up, and the ratios measured warm")
+  const fastify = rows.find((r) => r.id === 'fastify' && r.skipped === undefined)
+  const bareCpu = bare === undefined ? null : median(bare.rounds.map((r) => r.cpuUsPerReq))
+  const fastifyCpu = fastify === undefined ? null : median(fastify.rounds.map((r) => r.cpuUsPerReq))
+  if (bareCpu !== null && fastifyCpu !== null && fastifyCpu < bareCpu) {
+    note(`the bare proxy cost more CPU per request than fastify + reply-from (${bareCpu.toFixed(0)} against ${fastifyCpu.toFixed(0)} µs), which does all it ` +
+      'does and more: the yardstick ran slow in this run, so every sequential "× bare" figure is flattered; read the side-by-side column')
+  }
+  const drifted = bareDrift.filter((d) => Math.max(d.startUs, d.endUs) > DRIFT_FLAG * Math.min(d.startUs, d.endUs))
+  if (drifted.length > 0) {
+    note(`the machine's speed moved within ${drifted.map((d) => `round ${d.round} (the bare proxy ${d.startUs.toFixed(0)} → ${d.endUs.toFixed(0)} µs/req)`).join(', ')}: ` +
+      'rows measured at different times in it are compared at different speeds, so read "× bare" from the side-by-side column, where both are loaded at once')
+  }
   const loadAfter = loadavg()
   const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, host: hostname(), node: process.version, kernel: spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim(), loadBefore, loadAfter }
   say('')
@@ -647,6 +681,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
   const span = (during.length === 0 ? '' : `, 1-min load average ${Math.min(...during).toFixed(1)}–${Math.max(...during).toFixed(1)} during the rounds`) +
     (steal.length === 0 ? '' : `, steal ${Math.min(...steal).toFixed(0)}–${Math.max(...steal).toFixed(0)} % (median ${(median(steal) ?? 0).toFixed(0)} %) during the throughput phases`)
   say(`${new Date().toISOString()} · ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}${span}`)
+  if (bareDrift.length > 0) say(`bare proxy CPU µs/req at each round's start → end: ${bareDrift.map((d) => `${d.startUs.toFixed(0)} → ${d.endUs.toFixed(0)}`).join(', ')}`)
   say(`proxy on core ${PROXY_CORE}; wrk -t1 -c${CONNECTIONS} (max) and -c1, the fixed-rate and SSE clients and the mocks on core ${LOAD_CORE}; ${ROUNDS} rounds × ${DURATION} s; medians`)
   const file = resolve(opt.json ?? join(ROOT, 'var', 'bench', `gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
   mkdirSync(resolve(file, '..'), { recursive: true })
@@ -655,6 +690,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
     machine,
     options: { ...opt, rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, streams: STREAMS, sseChunks: SSE_CHUNKS, sseItlMs: SSE_ITL, stallMs: STALL_MS, upstreamConnections: POOL },
     fixedRate: rate,
+    bareDrift,
     rows: out,
     notes
   }, null, 2) + '\n')

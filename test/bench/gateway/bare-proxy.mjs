@@ -1,16 +1,24 @@
 /*
  * The benchmark's yardstick: a bare reverse proxy, node:http in front of one undici Pool per upstream, no framework
  * and no policy. Requests carrying `x-bench-upstream: sse` go to the second upstream.
- *   node bare-proxy.mjs PORT JSON_UPSTREAM SSE_UPSTREAM CONNECTIONS
+ *   node bare-proxy.mjs PORT JSON_UPSTREAM SSE_UPSTREAM CONNECTIONS [streamed]
+ *
+ * It moves bytes the way geogate does, so that the ratios divide by the cheapest proxy doing the same job: the
+ * request body is read whole and sent as one buffer, a JSON answer that says its length (up to 256 KiB) is read
+ * whole and sent as one buffer, anything else (SSE) is piped through. Streaming the small bodies instead cost
+ * 2.4× the CPU per request on the development VM (README, "The yardstick"); `streamed` (the bench's bare-streamed
+ * row) does that instead: the request body and every answer piped through.
  */
 import { createServer } from 'node:http'
 import { pipeline } from 'node:stream'
 import { Pool } from 'undici'
 
-const [port, jsonUrl, sseUrl, connections] = process.argv.slice(2)
+const [port, jsonUrl, sseUrl, connections, mode] = process.argv.slice(2)
+const streamed = mode === 'streamed'
 const pools = { json: new Pool(jsonUrl, { connections: Number(connections) }), sse: new Pool(sseUrl, { connections: Number(connections) }) }
 // RFC 9110 §7.6.1: hop-by-hop fields are not forwarded (nor those the Connection field names; the bench sends none)
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host'])
+const WHOLE_ANSWER_MAX = 256 * 1024
 
 function strip (headers) {
   const out = {}
@@ -18,12 +26,39 @@ function strip (headers) {
   return out
 }
 
-const server = createServer((req, res) => {
-  const pool = req.headers['x-bench-upstream'] === 'sse' ? pools.sse : pools.json
+function readAll (stream, done) {
+  const parts = []
+  stream.on('data', (c) => { parts.push(c) })
+  stream.on('end', () => { done(null, parts.length === 1 ? parts[0] : Buffer.concat(parts)) })
+  stream.on('error', (err) => { done(err) })
+}
+
+function streamedProxy (req, res, pool) {
   pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body: req }, (err, up) => {
     if (err) { if (!res.headersSent) res.writeHead(502).end(); else res.destroy(); return }
     res.writeHead(up.statusCode, strip(up.headers))
     pipeline(up.body, res, () => {})
+  })
+}
+
+const server = createServer((req, res) => {
+  const pool = req.headers['x-bench-upstream'] === 'sse' ? pools.sse : pools.json
+  if (streamed) { streamedProxy(req, res, pool); return }
+  readAll(req, (err, body) => {
+    if (err) { res.destroy(); return }
+    pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body: body.length === 0 ? null : body }, (err, up) => {
+      if (err) { if (!res.headersSent) res.writeHead(502).end(); else res.destroy(); return }
+      const length = Number(up.headers['content-length'])
+      if (String(up.headers['content-type']).includes('json') && length <= WHOLE_ANSWER_MAX) {
+        readAll(up.body, (err, answer) => {
+          if (err) { res.destroy(); return }
+          res.writeHead(up.statusCode, strip(up.headers)).end(answer)
+        })
+        return
+      }
+      res.writeHead(up.statusCode, strip(up.headers))
+      pipeline(up.body, res, () => {})
+    })
   })
 })
 server.keepAliveTimeout = 120_000
