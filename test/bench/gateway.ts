@@ -655,8 +655,8 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
     note(`direct baseline (medians): c=1 p50 ${m((r) => r.c1.p50us)} µs, p99 ${m((r) => r.c1.p99us)} µs; at ${rate}/s p99 ${m((r) => r.rate.p99us)} µs; ` +
       `SSE TTFT p99 ${m((r) => r.sse?.ttftP99us)} µs, gap p99 ${m((r) => r.sse?.gapP99us)} µs (backend gap ${SSE_ITL} ms)`)
   }
-  // fastify + reply-from does what the bare proxy does and more: a bare proxy costing more per request than it is in
-  // the slow state some of this VM's hours put it in (README, "Warm-up, and the ratios measured warm")
+  // fastify + reply-from does what the bare proxy does and more: a bare proxy costing more per request than it ran
+  // slow (before 6b06537 the streamed yardstick did, in some hours; README, "The yardstick")
   const fastify = rows.find((r) => r.id === 'fastify' && r.skipped === undefined)
   const bareCpu = bare === undefined ? null : median(bare.rounds.map((r) => r.cpuUsPerReq))
   const fastifyCpu = fastify === undefined ? null : median(fastify.rounds.map((r) => r.cpuUsPerReq))
