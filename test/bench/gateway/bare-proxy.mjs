@@ -33,9 +33,17 @@ function readAll (stream, done) {
   stream.on('error', (err) => { done(err) })
 }
 
-function streamedProxy (req, res, pool) {
-  pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body: req }, (err, up) => {
+/** `body`: the request itself (streamed) or its bytes; a small JSON answer is read whole unless streamed */
+function forward (req, res, pool, body) {
+  pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body }, (err, up) => {
     if (err) { if (!res.headersSent) res.writeHead(502).end(); else res.destroy(); return }
+    if (!streamed && String(up.headers['content-type']).includes('json') && Number(up.headers['content-length']) <= WHOLE_ANSWER_MAX) {
+      readAll(up.body, (err, answer) => {
+        if (err) { res.destroy(); return }
+        res.writeHead(up.statusCode, strip(up.headers)).end(answer)
+      })
+      return
+    }
     res.writeHead(up.statusCode, strip(up.headers))
     pipeline(up.body, res, () => {})
   })
@@ -43,22 +51,10 @@ function streamedProxy (req, res, pool) {
 
 const server = createServer((req, res) => {
   const pool = req.headers['x-bench-upstream'] === 'sse' ? pools.sse : pools.json
-  if (streamed) { streamedProxy(req, res, pool); return }
+  if (streamed) { forward(req, res, pool, req); return }
   readAll(req, (err, body) => {
     if (err) { res.destroy(); return }
-    pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body: body.length === 0 ? null : body }, (err, up) => {
-      if (err) { if (!res.headersSent) res.writeHead(502).end(); else res.destroy(); return }
-      const length = Number(up.headers['content-length'])
-      if (String(up.headers['content-type']).includes('json') && length <= WHOLE_ANSWER_MAX) {
-        readAll(up.body, (err, answer) => {
-          if (err) { res.destroy(); return }
-          res.writeHead(up.statusCode, strip(up.headers)).end(answer)
-        })
-        return
-      }
-      res.writeHead(up.statusCode, strip(up.headers))
-      pipeline(up.body, res, () => {})
-    })
+    forward(req, res, pool, body.length === 0 ? null : body)
   })
 })
 server.keepAliveTimeout = 120_000
