@@ -148,7 +148,7 @@ interface Row {
 const notes: string[] = []
 /**
  * The bare proxy's CPU µs per request at each round's start (its throughput phase) and end (loaded once more): a
- * round spans every row, and the VM's speed can move within it (see README, "Warm-up, and the ratios measured warm").
+ * round spans every row, and the VM's speed can move within it (see docs/performance-log.md, "Warm-up, and the ratios measured warm").
  */
 const bareDrift: Array<{ round: number, startUs: number, endUs: number }> = []
 /** start and end further apart than this (either way): the round's sequential ratios are flagged */
@@ -308,7 +308,7 @@ async function main (): Promise<void> {
       add(id, label, mixed, p, endpoint(url, JSON_BODY), endpoint(url, SSE_BODY, SSE_ROUTE))
     }
     await nodeProxy('bare', 'bare node:http + undici Pool proxy', 'bare-proxy.mjs')
-    // the yardstick before it read small bodies whole (README, "The yardstick"): only when asked for by name
+    // the yardstick before it read small bodies whole (docs/performance-log.md, "The yardstick"): only when asked for by name
     if (only?.includes('bare-streamed') === true) await nodeProxy('bare-streamed', 'bare proxy, bodies streamed', 'bare-proxy.mjs', 'streamed')
     if (wanted('fastify')) await nodeProxy('fastify', 'fastify + @fastify/reply-from', 'fastify-proxy.mjs')
     if (wanted('nginx')) {
@@ -656,7 +656,7 @@ function report (rows: Row[], rate: number, loadBefore: number[]): void {
       `SSE TTFT p99 ${m((r) => r.sse?.ttftP99us)} µs, gap p99 ${m((r) => r.sse?.gapP99us)} µs (backend gap ${SSE_ITL} ms)`)
   }
   // fastify + reply-from does what the bare proxy does and more: a bare proxy costing more per request than it ran
-  // slow (before 6b06537 the streamed yardstick did, in some hours; README, "The yardstick")
+  // slow (before 6b06537 the streamed yardstick did, in some hours; docs/performance-log.md, "The yardstick")
   const fastify = rows.find((r) => r.id === 'fastify' && r.skipped === undefined)
   const bareCpu = bare === undefined ? null : median(bare.rounds.map((r) => r.cpuUsPerReq))
   const fastifyCpu = fastify === undefined ? null : median(fastify.rounds.map((r) => r.cpuUsPerReq))

@@ -6,7 +6,7 @@
  * It moves bytes the way geogate does, so that the ratios divide by the cheapest proxy doing the same job: the
  * request body is read whole and sent as one buffer, a JSON answer that says its length (up to 256 KiB) is read
  * whole and sent as one buffer, anything else (SSE) is piped through. Streaming the small bodies instead cost
- * 2.4× the CPU per request on the development VM (README, "The yardstick"); `streamed` (the bench's bare-streamed
+ * 2.4× the CPU per request on the development VM (docs/performance-log.md, "The yardstick"); `streamed` (the bench's bare-streamed
  * row) does that instead: the request body and every answer piped through.
  */
 import { createServer } from 'node:http'
