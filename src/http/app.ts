@@ -116,10 +116,13 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   app.decorateRequest('ctx', null as unknown as never)
   // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
-  // Fastify's JSON parser, behind a nesting bound (core/json-depth.ts MAX_JSON_DEPTH): too deep is a 400
+  // Fastify's JSON parser, behind a nesting bound (core/json-depth.ts MAX_JSON_DEPTH): too deep is a 400. The text
+  // of a body with plain keys is kept: forwarded as sent when no stage changes the body (forward-body.ts jsonBodyFor).
   const json = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json))
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, boundedJsonParser(json, (request: FastifyRequest, text) => {
+    if (request.ctx !== null) request.ctx.jsonText = text
+  }))
   // Trusted proxies are compiled once; rebuilt only if a reload hands the runtime another list.
   let proxies = rt.config.server.trustedProxies
   let clientIp = new ClientIpResolver(proxies, rt.config.server.internalNetworks)
@@ -180,7 +183,8 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
       if (decision.status === 404) throw new ModelNotFoundError(ctx.shape.model ?? '')
       throw new CapabilityError(decision.message)
     }
-    if (decision.clampOutputTokens !== undefined) applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)
+    // a clamped body is no longer the caller's text
+    if (decision.clampOutputTokens !== undefined && applyOutputClamp(ctx.shape.endpoint, request.body, decision.clampOutputTokens)) ctx.jsonText = null
     if (ctx.shape.endpoint === 'models') return
     // The backend is chosen and the in-flight journal entry's write begun; it runs while the limits are checked
     // (Redis), and forward() waits for it before the backend is asked (audit.ts beginRecord, awaitRecord).

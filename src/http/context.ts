@@ -17,6 +17,11 @@ export interface RequestContext {
   readonly policy: PolicySnapshot
   readonly config: Readonly<Config>
   clientIp: string
+  /**
+   * the caller's JSON body as sent, while forwarding those bytes says what the parsed body says (plain keys, see
+   * core/json-depth.ts scanJson) and no stage has changed the body (a clamp sets it to null); else null
+   */
+  jsonText: string | null
   /** how clientIp was established (socket or trusted forwarding chain) */
   client: ClientAddress | null
   principal: Principal | null
@@ -61,6 +66,7 @@ export function newContext (clientIp: string, policy: PolicySnapshot, config: Re
     policy,
     config,
     clientIp,
+    jsonText: null,
     client: null,
     principal: null,
     shape: null,

@@ -14,6 +14,22 @@ export function wantsUsageChunk (body: Record<string, unknown>): boolean {
 }
 
 /**
+ * What the backend is sent for a JSON body: the caller's own text (`text`, RequestContext.jsonText) when the rewrite
+ * would change nothing (no other model name upstream, no usage chunk to ask for on a stream), so a large prompt is
+ * not serialised again; else the rewrite.
+ */
+export function jsonBodyFor (body: Readonly<Record<string, unknown>>, text: string | null, rw: JsonRewrite): string {
+  if (text !== null && !rewrites(body, rw)) return text
+  return rewriteJson(body, rw)
+}
+
+/** Would rewriteJson change what the body says? */
+function rewrites (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): boolean {
+  if (rw.upstreamModel !== undefined && typeof body.model === 'string' && body.model !== rw.upstreamModel) return true
+  return body.stream === true && !wantsUsageChunk(body)
+}
+
+/**
  * The JSON body as the backend gets it: the model renamed, and `stream_options.include_usage` asked for on
  * streams, so streamed tokens are counted. A tier's output clamp is already in the body: the
  * policy stage writes it per endpoint (applyOutputClamp in endpoint.ts).

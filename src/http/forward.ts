@@ -5,7 +5,7 @@ import type { Backend, InFlight } from '../infra/backends.js'
 import type { RequestContext } from './context.js'
 import type { Usage } from '../core/types.js'
 import { upstreamHeaders, downstreamHeaders } from './forward-headers.js'
-import { rewriteJson, wantsUsageChunk } from './forward-body.js'
+import { jsonBodyFor, wantsUsageChunk } from './forward-body.js'
 import { SseUsageTap, JsonUsageTap, jsonAnswerUsage } from './forward-usage.js'
 import { ModelRename } from './forward-model.js'
 import { awaitRecord, beginRecord } from './audit.js'
@@ -95,7 +95,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, rt:
     body = raw
   } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const json = raw as Record<string, unknown>
-    body = rewriteJson(json, { upstreamModel: modelCfg?.upstreamModel })
+    body = jsonBodyFor(json, ctx.jsonText, { upstreamModel: modelCfg?.upstreamModel })
     dropUsageChunk = shape.stream && !wantsUsageChunk(json)
   } else if (raw !== undefined && raw !== null) {
     body = JSON.stringify(raw)

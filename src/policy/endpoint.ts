@@ -303,15 +303,21 @@ function describeForm (spec: EndpointSpec, url: string, pathModel: string | null
  * Write a clamp decided by the policy into the body that will be forwarded: every output bound the caller sent is
  * lowered to `limit`, a bound on each output — the policy has already divided the tier's bound by the request's
  * choices (decide.ts), so n × max_tokens stays within it; if they sent none, the endpoint's usual one is added (an absent bound means "as long as the
- * model likes", which a tier with maxOutputTokens does not allow).
+ * model likes", which a tier with maxOutputTokens does not allow). True when the body changed.
  */
-export function applyOutputClamp (endpoint: Endpoint, body: unknown, limit: number): void {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+export function applyOutputClamp (endpoint: Endpoint, body: unknown, limit: number): boolean {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return false
   const b = body as Record<string, unknown>
   const fields = OUTPUT_FIELDS.get(endpoint) ?? []
-  let wrote = false
+  let found = false
+  let changed = false
   for (const f of fields) {
-    if (typeof b[f] === 'number') { b[f] = Math.min(b[f] as number, limit); wrote = true }
+    const v = b[f]
+    if (typeof v === 'number') {
+      found = true
+      if (!(v <= limit)) { b[f] = Math.min(v, limit); changed = true }
+    }
   }
-  if (!wrote && fields[0] !== undefined) b[fields[0]] = limit
+  if (!found && fields[0] !== undefined) { b[fields[0]] = limit; changed = true }
+  return changed
 }

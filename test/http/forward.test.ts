@@ -337,6 +337,31 @@ t.test('a tier\'s output clamp reaches the backend in the forwarded body', async
   t.same(sent.stream_options, { include_usage: true })
 })
 
+t.test('a JSON body nothing rewrites reaches the backend byte for byte; one with a key twice, an escaped key or a clamp is re-serialised', async (t) => {
+  const { up, gw } = await gatewayWithUpstream(t, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{}') })
+  const base = await listen(gw)
+  const post = async (body: string, key = 'test-key-tier1'): Promise<string> => {
+    const n = up.requests.length
+    const r = await send(base, '/v1/chat/completions', { headers: { ...TIER1, authorization: `Bearer ${key}` }, body })
+    t.equal(r.status, 200, r.text)
+    return up.requests[n]?.body ?? ''
+  }
+  // spacing, key order and a seed past 2^53 (JSON.parse would round it) survive only if the text itself is sent
+  const asSent = '{ "messages": [ {"content": "say \\"hi\\"", "role": "user"} ],\n  "seed": 123456789012345678901, "model": "llama-3.1-8b" }'
+  t.equal(await post(asSent), asSent, 'no rename, no stream, no clamp: the caller\'s own bytes')
+  const under = '{"model": "llama-3.1-8b", "messages": [], "max_tokens": 100}'
+  t.equal(await post(under, 'test-key-tier2'), under, 'a clamp that lowers nothing changes nothing')
+  const clamped = JSON.parse(await post(chat('llama-3.1-8b', { max_tokens: 5000 }), 'test-key-tier2')) as Record<string, unknown>
+  t.equal(clamped.max_tokens, 1024, 'a clamp that lowers the bound is forwarded')
+  // JSON.parse reads the last of two equal keys, some parsers the first: the backend gets the one the policy read
+  const twice = await post('{"model":"llama-3.1-8b","messages":[{"role":"user","content":"a","content":"b"}]}')
+  t.equal(twice, '{"model":"llama-3.1-8b","messages":[{"role":"user","content":"b"}]}', 'a key given twice: re-serialised, one key')
+  const escaped = await post('{"mod\\u0065l":"llama-3.1-8b","messages":[]}')
+  t.equal(escaped, '{"model":"llama-3.1-8b","messages":[]}', 'an escaped key is sent as the key JSON.parse read')
+  const streamed = JSON.parse(await post(chat('llama-3.1-8b', { stream: true }))) as Record<string, unknown>
+  t.same(streamed.stream_options, { include_usage: true }, 'a stream still asks for its usage chunk')
+})
+
 t.test('metrics: time to first token, upstream time and tokens are observed per backend and model', async (t) => {
   const { up, gw } = await gatewayWithUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
 import { observe } from '../helpers/forward.js'
-import { MAX_JSON_DEPTH, jsonDepthOver } from '../../src/core/json-depth.js'
+import { MAX_JSON_DEPTH, jsonDepthOver, scanJson } from '../../src/core/json-depth.js'
 
 const nest = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
 
@@ -15,6 +15,21 @@ t.test('jsonDepthOver', async (t) => {
   t.notOk(jsonDepthOver(`{"s":"${'['.repeat(1000)}"}`, 2), 'brackets in strings are text')
   t.notOk(jsonDepthOver('{"s":"\\"[[[[["}', 1), 'an escaped quote does not end the string')
   t.notOk(jsonDepthOver('[]'.repeat(10000), 1), 'siblings are not depth')
+  t.notOk(jsonDepthOver('{"s":"a\\\\"}', 1), 'a backslash that is itself escaped does not escape the quote after it')
+  t.ok(jsonDepthOver('{"s":"a\\\\","t":[[1]]}', 2), '…so what follows that quote is structure again')
+})
+
+t.test('scanJson: plain keys', async (t) => {
+  const plain = (s: string): boolean => scanJson(s, MAX_JSON_DEPTH).plainKeys
+  t.ok(plain('{"model":"m","messages":[{"role":"user","content":"model"},{"role":"user","content":"x"}]}'), 'the same key in sibling objects, and a value equal to a key')
+  t.ok(plain('{"a":["k","k"],"b":{"a":1}}'), 'strings in an array are no keys; a nested object has keys of its own')
+  t.ok(plain('{"s":"\\"model\\": 1","model":"m"}'), 'a key-like text inside a string value is text')
+  t.notOk(plain('{"model":"a","model":"b"}'), 'a key twice')
+  t.notOk(plain('{"m":[{"role":"u","role":"v"}]}'), 'a key twice in a nested object')
+  t.notOk(plain('{"a" : 1, "a"\n: 2}'), 'a key twice, with whitespace before the colon')
+  t.notOk(plain('{"mod\\u0065l":"a"}'), 'an escape in a key')
+  t.notOk(plain('{"a":"unterminated'), 'an unterminated string')
+  t.same(scanJson('[[[1]]]', 2), { tooDeep: true, plainKeys: false })
 })
 
 t.test('a body nested past the bound is a 400, nothing forwarded, nothing audited', async (t) => {
