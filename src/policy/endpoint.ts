@@ -14,6 +14,7 @@ import type { Capability } from '../config/schema/index.js'
 import type { Endpoint, RequestShape } from '../core/types.js'
 import { BadRequestError, NotFoundError } from '../core/errors.js'
 import { FormFields } from '../core/form-fields.js'
+import { jsonByteLength } from '../core/json-length.js'
 
 interface EndpointSpec {
   endpoint: Endpoint
@@ -204,7 +205,7 @@ export function estimatePromptTokens (b: Record<string, unknown>): number {
   for (const f of ['messages', 'prompt', 'input', 'instructions', 'tools', 'functions']) {
     const v = b[f]
     if (v === undefined || v === null) continue
-    bytes += Buffer.byteLength(typeof v === 'string' ? v : JSON.stringify(v), 'utf8')
+    bytes += typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : jsonByteLength(v) ?? Buffer.byteLength(JSON.stringify(v), 'utf8')
   }
   return Math.ceil(bytes / 4)
 }

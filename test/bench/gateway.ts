@@ -55,6 +55,8 @@ const { values: opt } = parseArgs({
     'sse-itl-ms': { type: 'string', default: '200' },
     'sse-ramp-ms': { type: 'string', default: '1000' },
     'stall-ms': { type: 'string', default: '1000' },
+    /** the JSON request's size: its message padded with text to about this many bytes (0: a 90-byte body) */
+    'prompt-bytes': { type: 'string', default: '0' },
     only: { type: 'string' },
     workers: { type: 'string' },
     'workers-cores': { type: 'string' },
@@ -94,7 +96,14 @@ const PORTKEY_DIR = join(ROOT, 'test', 'bench', '.portkey')
 const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js')
 const NGINX_GEOIP2 = ['/usr/share/nginx/modules/ngx_http_geoip2_module.so', '/usr/lib/nginx/modules/ngx_http_geoip2_module.so'].find((p) => existsSync(p))
 
-const JSON_BODY = JSON.stringify({ model: 'bench-json', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 })
+const JSON_BODY = jsonBody(num('prompt-bytes'))
+/** The JSON request, its message padded with prose to about `bytes` (a prompt with context, as real callers send). */
+function jsonBody (bytes: number): string {
+  const small = JSON.stringify({ model: 'bench-json', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 })
+  if (bytes <= small.length) return small
+  const pad = 'The quick brown fox jumps over the lazy dog. '.repeat(Math.ceil((bytes - small.length) / 45)).slice(0, bytes - small.length)
+  return JSON.stringify({ model: 'bench-json', messages: [{ role: 'user', content: pad + 'Say hello.' }], max_tokens: 16 })
+}
 // the mock streams max_tokens chunks: SSE_CHUNKS for the measured streams, 1 for the pass that opens connections
 const sseBody = (chunks: number): string => JSON.stringify({ model: 'bench-sse', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: chunks, stream: true })
 const SSE_BODY = sseBody(SSE_CHUNKS)
@@ -270,7 +279,7 @@ async function main (): Promise<void> {
     const usOnly: Callers = { addrs: geo.us, keys }
     const defaultGeo: Callers = { addrs: await allowedByDefaultGeo(geo.mixed), keys }
     say(`gateway bench: ${num('city-networks')} City networks + 50k Anonymous-IP written in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-      `${mixed.addrs.length} callers (${usOnly.addrs.length} US-only), ${keys.length} keys; node ${process.version}; ${ROUNDS} rounds of ${DURATION} s`)
+      `${mixed.addrs.length} callers (${usOnly.addrs.length} US-only), ${keys.length} keys; JSON requests of ${Buffer.byteLength(JSON_BODY)} bytes; node ${process.version}; ${ROUNDS} rounds of ${DURATION} s`)
 
     // ---- backends, on the load core
     const ssePort = await freePort()
