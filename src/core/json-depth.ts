@@ -98,11 +98,6 @@ function isKey (text: string, at: number): boolean {
   return false
 }
 
-/** Nesting depth of a JSON text (brackets outside strings), stopping as soon as it passes `max`. */
-export function jsonDepthOver (text: string, max: number): boolean {
-  return scanJson(text, max).tooDeep
-}
-
 /** A Fastify string body parser (structural, so core/ needs no Fastify import). */
 type JsonParser<R> = (request: R, body: string, done: (err: Error | null, body?: unknown) => void) => void
 

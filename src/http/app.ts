@@ -114,7 +114,7 @@ export async function buildApp (rt: Runtime, opts: Partial<FastifyServerOptions>
   const app = Fastify({ ...fastifyOptions(rt), ...opts })
   app.decorate('gg', rt)
   app.decorateRequest('ctx', null as unknown as never)
-  // JSON is parsed by Fastify (and rewritten by forward); any other body arrives as a raw stream (see multipart.ts).
+  // JSON is parsed by Fastify (and rewritten by forward when something in it changes); any other body arrives as a raw stream (see multipart.ts).
   app.addContentTypeParser('*', rawBodyParser(rt.config.server.bodyLimit))
   // Fastify's JSON parser, behind a nesting bound (core/json-depth.ts MAX_JSON_DEPTH): too deep is a 400. The text
   // of a body with plain keys is kept: forwarded as sent when no stage changes the body (forward-body.ts jsonBodyFor).

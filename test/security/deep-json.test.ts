@@ -5,11 +5,13 @@
 import t from 'tap'
 import { buildTestGateway, baseConfig, startUpstream } from '../helpers/gateway.js'
 import { observe } from '../helpers/forward.js'
-import { MAX_JSON_DEPTH, jsonDepthOver, scanJson } from '../../src/core/json-depth.js'
+import { MAX_JSON_DEPTH, scanJson } from '../../src/core/json-depth.js'
+
+const jsonDepthOver = (text: string, max: number): boolean => scanJson(text, max).tooDeep
 
 const nest = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
 
-t.test('jsonDepthOver', async (t) => {
+t.test('scanJson: depth', async (t) => {
   t.notOk(jsonDepthOver('{"a":[1,{"b":2}]}', 3))
   t.ok(jsonDepthOver('{"a":[1,{"b":2}]}', 2))
   t.notOk(jsonDepthOver(`{"s":"${'['.repeat(1000)}"}`, 2), 'brackets in strings are text')
