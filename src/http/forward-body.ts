@@ -19,13 +19,17 @@ export function wantsUsageChunk (body: Record<string, unknown>): boolean {
  * not serialised again; else the rewrite.
  */
 export function jsonBodyFor (body: Readonly<Record<string, unknown>>, text: string | null, rw: JsonRewrite): string {
-  if (text !== null && !rewrites(body, rw)) return text
+  if (text !== null && !renames(body, rw) && !asksUsage(body)) return text
   return rewriteJson(body, rw)
 }
 
-/** Would rewriteJson change what the body says? */
-function rewrites (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): boolean {
-  if (rw.upstreamModel !== undefined && typeof body.model === 'string' && body.model !== rw.upstreamModel) return true
+/** The backend knows the model by another name. */
+function renames (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): rw is { upstreamModel: string } {
+  return rw.upstreamModel !== undefined && typeof body.model === 'string' && body.model !== rw.upstreamModel
+}
+
+/** A stream whose usage chunk must be asked for (the caller did not ask for it itself). */
+function asksUsage (body: Readonly<Record<string, unknown>>): boolean {
   return body.stream === true && !wantsUsageChunk(body)
 }
 
@@ -36,8 +40,8 @@ function rewrites (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): bo
  */
 export function rewriteJson (body: Readonly<Record<string, unknown>>, rw: JsonRewrite): string {
   const out: Record<string, unknown> = { ...body }
-  if (rw.upstreamModel !== undefined && typeof out.model === 'string') out.model = rw.upstreamModel
-  if (out.stream === true) {
+  if (renames(body, rw)) out.model = rw.upstreamModel
+  if (asksUsage(body)) {
     const so = out.stream_options
     out.stream_options = { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true }
   }
