@@ -39,12 +39,10 @@ export function scanJson (text: string, max: number): JsonScan {
     if (c === QUOTE) {
       // the closing quote: the next one not escaped (an odd run of backslashes before a quote escapes it)
       let end = text.indexOf('"', i + 1)
-      let escaped = false
       while (end !== -1) {
         let b = end - 1
         while (text.charCodeAt(b) === BACKSLASH) b--
         if ((end - 1 - b) % 2 === 0) break
-        escaped = true
         end = text.indexOf('"', end + 1)
       }
       if (end === -1) return { tooDeep: false, plainKeys: false }
@@ -52,7 +50,7 @@ export function scanJson (text: string, max: number): JsonScan {
         const top = keys[keys.length - 1]
         if (top !== undefined && top !== null && isKey(text, end + 1)) {
           const key = text.slice(i + 1, end)
-          if (escaped || key.includes('\\') || !top.add(key)) plainKeys = false
+          if (key.includes('\\') || !top.add(key)) plainKeys = false
         }
       }
       i = end
