@@ -492,6 +492,7 @@ async function main (): Promise<void> {
       for (const row of live) {
         const p = partial.get(row) ?? {}
         p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, SSE_WARM_BODY, row.callers, STREAMS, SSE_RAMP, STALL_MS, 2 * SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
+        if (p.sse != null && p.sse.failed > 0) note(`${row.label}, round ${round}: ${p.sse.failed} of ${p.sse.streams} streams failed (${Object.entries(p.sse.failures).map(([why, n]) => `${n} ${why}`).join(', ')})`)
         if (row.proc !== null) truncateLog(row.proc)
         row.rounds.push(p as Round)
       }

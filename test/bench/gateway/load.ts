@@ -131,7 +131,8 @@ export async function openLoop (ep: Endpoint, callers: Callers, rps: number, sec
   return { targetRps: rps, achievedRps: lat.length / (Math.max(lastDone - t0, seconds * 1000) / 1000), p50us: pct(s, 0.5) * 1000, p99us: pct(s, 0.99) * 1000, errors, lateSends }
 }
 
-export interface SseRun { streams: number, completed: number, failed: number, ttftP50us: number, ttftP99us: number, gapP50us: number, gapP99us: number, stalls: number, maxGapMs: number }
+/** `failures`: why streams failed, counted by reason (`status 503`, an error's code, `ended before [DONE]`) */
+export interface SseRun { streams: number, completed: number, failed: number, failures: Record<string, number>, ttftP50us: number, ttftP99us: number, gapP50us: number, gapP99us: number, stalls: number, maxGapMs: number }
 
 /**
  * `streams` SSE requests opened over `rampMs` and held until they end, on keep-alive connections opened by a first
@@ -146,6 +147,8 @@ export async function sse (ep: Endpoint, warmBody: string, callers: Callers, str
   const gaps: number[] = []
   let completed = 0
   let failed = 0
+  const failures: Record<string, number> = {}
+  const fail = (reason: string): void => { failed++; failures[reason] = (failures[reason] ?? 0) + 1 }
   let stalls = 0
   let maxGap = 0
   const ac = new AbortController()
@@ -162,7 +165,7 @@ export async function sse (ep: Endpoint, warmBody: string, callers: Callers, str
     const t0 = performance.now()
     try {
       const res = await pool.request({ path: ep.path, method: 'POST', headers, body: ep.body, signal: ac.signal })
-      if (res.statusCode !== 200) { failed++; await res.body.dump(); return }
+      if (res.statusCode !== 200) { fail(`status ${res.statusCode}`); await res.body.dump(); return }
       let prev = -1
       let text = ''
       for await (const chunk of res.body) {
@@ -178,9 +181,10 @@ export async function sse (ep: Endpoint, warmBody: string, callers: Callers, str
         text = (text + String(chunk)).slice(-16)
       }
       if (text.includes('[DONE]')) completed++
-      else failed++
-    } catch {
-      failed++
+      else fail('ended before [DONE]')
+    } catch (err) {
+      const e = err as { code?: unknown, name?: unknown } | null
+      fail(typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'error')
     }
   }
   await Promise.all(Array.from({ length: streams }, async (_, i) => { await warm(i) }))
@@ -189,5 +193,5 @@ export async function sse (ep: Endpoint, warmBody: string, callers: Callers, str
   await pool.destroy()
   const t = sortedCopy(ttft)
   const g = sortedCopy(gaps)
-  return { streams, completed, failed, ttftP50us: pct(t, 0.5) * 1000, ttftP99us: pct(t, 0.99) * 1000, gapP50us: pct(g, 0.5) * 1000, gapP99us: pct(g, 0.99) * 1000, stalls, maxGapMs: maxGap }
+  return { streams, completed, failed, failures, ttftP50us: pct(t, 0.5) * 1000, ttftP99us: pct(t, 0.99) * 1000, gapP50us: pct(g, 0.5) * 1000, gapP99us: pct(g, 0.99) * 1000, stalls, maxGapMs: maxGap }
 }
