@@ -68,18 +68,19 @@ export class WriteHealth {
 
   /** Writes are failing, or one has been stuck for longer than stallMs. */
   failing (now = Date.now()): boolean {
-    return this.#failure !== null || this.#stalledFor(now) > this.stallMs
+    return this.#failure !== null || this.stalledFor(now) > this.stallMs
   }
 
   reason (backlog: number, now = Date.now()): string | null {
     const f = this.#failure
     if (f !== null) return `audit: ${f.code} writing ${this.dir} since ${new Date(f.since).toISOString()} (${backlog} record(s) not durable)`
-    const stalled = this.#stalledFor(now)
+    const stalled = this.stalledFor(now)
     if (stalled > this.stallMs) return `audit: a write to ${this.dir} has not returned for ${(stalled / 1000).toFixed(1)} s (${backlog} record(s) not durable)`
     return null
   }
 
-  #stalledFor (now: number): number {
+  /** how long the oldest write in progress has gone without returning (0: none in progress) */
+  stalledFor (now: number): number {
     let oldest = now
     for (const t of this.#started.values()) if (t < oldest) oldest = t
     return now - oldest

@@ -27,8 +27,9 @@ import type { AdminChange, AnyEntry, AuditEntry, AuditHealth, AuditLog, AuditSta
  * Write-ahead: a request is forwarded only once its journal line is durable; commits are grouped (every begin
  * queued while the previous sync ran shares the next one). When writes fail (ENOSPC, EIO, EROFS, a dead mount),
  * everything stays queued in order and is retried with backoff; begin() then answers "not durable" within
- * journalTimeoutMs — at once once the backlog passes maxBacklog — so the caller refuses (or, with onFailure
- * serve, counts) the interaction. The backlog is held in memory up to maxHeldRecords; beyond, records are dropped,
+ * journalTimeoutMs (a write that has not returned for that long; a line waits at most twice that, see #deadline) —
+ * at once once the backlog passes maxBacklog — so the caller refuses (or, with onFailure serve, counts) the
+ * interaction. The backlog is held in memory up to maxHeldRecords; beyond, records are dropped,
  * counted, and a `records-dropped` record says how many once writes resume.
  */
 
@@ -50,7 +51,10 @@ export interface WriterOptions {
   maxBacklog?: number
   /** records kept in memory while writes fail; beyond, dropped and counted */
   maxHeldRecords?: number
-  /** longest a begin() waits for its journal line to be durable */
+  /**
+   * a begin() is answered "not durable" once writes fail, or a journal write has not returned for this long, or its
+   * line has waited twice this long (see #deadline)
+   */
   journalTimeoutMs?: number
   /** a digest file is in place (digests/<file>): anchoring (time-stamp, witnesses) takes it from here */
   onDigest?: (file: string, text: string) => void
@@ -169,15 +173,37 @@ export class AuditWriter implements AuditLog {
       return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
     }
     return await new Promise<BeginResult>((resolve) => {
-      const timer = setTimeout(() => {
-        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${this.#o.journalTimeoutMs} ms` })
-      }, this.#o.journalTimeoutMs)
       const line = this.#journal.queueBegin(entry, () => { settleBegin(f, DURABLE) })
-      const f: Inflight = { line, resolve, timer }
+      const f: Inflight = { line, resolve, timer: null }
+      const queuedAt = Date.now()
+      f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, this.#o.journalTimeoutMs)
       this.#inflight.set(entry.requestId, f)
       this.#inflightBytes += line.bytes.length
       this.#open.add(entry.requestId)
       this.#schedule()
+    })
+  }
+
+  /**
+   * A begin's journalTimeoutMs has passed. It is judged after this turn's I/O (setImmediate runs after the poll
+   * phase): when the event loop was held up (a long turn under a burst of requests, a GC pause), expired timers run
+   * before the write completions that came in meanwhile, and a line already durable would be refused. And it is
+   * judged by the disk, not by the clock alone: refused when writes are failing or one has not returned for
+   * journalTimeoutMs, or once the line has waited twice that; otherwise its write is still within its time (it may
+   * have been issued only after the loop came back), and the begin waits on.
+   */
+  #deadline (f: Inflight, queuedAt: number): void {
+    f.timer = null
+    setImmediate(() => {
+      if (f.resolve === null) return
+      const now = Date.now()
+      const limit = this.#o.journalTimeoutMs
+      const waited = now - queuedAt
+      if (this.#health.failing(now) || waited >= 2 * limit) {
+        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog(), now) ?? `audit: journal entry not durable within ${waited} ms` })
+        return
+      }
+      f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, Math.max(1, Math.min(limit - this.#health.stalledFor(now), 2 * limit - waited)))
     })
   }
 

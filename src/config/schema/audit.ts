@@ -17,7 +17,7 @@ export const AuditSchema = Type.Object({
   }),
   maxBacklog: Type.Integer({ minimum: 1, default: 1000, description: 'While audit writes fail, records not yet durable past which interactions are refused at once instead of waiting journalTimeoutMs' }),
   maxHeldRecords: Type.Integer({ minimum: 1, default: 100_000, description: 'Records held in memory while writes fail; beyond, records are dropped and counted (geogate_audit_records_dropped_total)' }),
-  journalTimeoutMs: Type.Integer({ minimum: 1, default: 1000, description: 'Longest a request waits for its in-flight journal entry to be durable before it is refused' }),
+  journalTimeoutMs: Type.Integer({ minimum: 1, default: 1000, description: 'A request waiting for its in-flight journal entry is refused once audit writes fail, or a journal write has not returned for this long, or it has waited twice this long' }),
   flushBytes: Type.Integer({ minimum: 1, default: 1024 * 1024, description: 'Queued bytes that trigger a commit before the window ends' }),
   rotateBytes: Type.Integer({ minimum: 4096, default: 256 * 1024 * 1024 }),
   signingKey: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) for signed digests' })),
