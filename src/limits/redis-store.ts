@@ -14,22 +14,60 @@ declare module 'ioredis' {
 }
 
 /** A raw EVALSHA (acquire, settle) for a standalone or Sentinel connection, from its bytes built in one buffer. */
-type RawCommandClass = new (bytes: Buffer) => Command
+interface RawCommand extends Command {
+  /** a corked command: its time starts now, as its bytes leave (see RedisStore #uncork) */
+  start: () => void
+  /** answered: its timer goes */
+  stop: () => void
+}
+type RawCommandClass = new (bytes: Buffer, corked: boolean) => RawCommand
 
 /**
  * A Command whose wire form is given: ioredis's own toWritable concatenates each argument into a string (a few
  * dozen intermediate strings per call), and defineCommand's script wrapper adds a closure and a promise per call.
- * The reply and every rule of the connection (command timeout, offline queue, ordering) stay ioredis's.
+ * The reply and every rule of the connection (offline queue, ordering) stay ioredis's; so does commandTimeout, but
+ * judged as the event loop sees it, not by the timer alone:
+ *
+ * - its time starts when its bytes leave: a command corked until the turn's check phase has not been sent while a
+ *   long turn (a burst of requests) runs;
+ * - it is judged after the turn's I/O (setImmediate runs after the poll phase): when the loop was held up past the
+ *   timeout, expired timers run before the socket reads that came in meanwhile, and a reply already there would be
+ *   taken for a slow Redis. Under load that tripped the breaker (limiter.breakerMs of decisions by failMode, 503 for
+ *   a failMode closed tier) while Redis answered in microseconds.
  */
 function rawCommandClass (Base: typeof Command): RawCommandClass {
   return class RawCommand extends Base {
     readonly #bytes: Buffer
-    constructor (bytes: Buffer) {
+    #corked: boolean
+    #timeoutMs: number | null = null
+    #timer: NodeJS.Timeout | null = null
+    constructor (bytes: Buffer, corked: boolean) {
       super('evalsha', [], { replyEncoding: 'utf8' })
       this.#bytes = bytes
+      this.#corked = corked
     }
 
     override toWritable (): Buffer { return this.#bytes }
+
+    /** called by ioredis as the command is queued, with commandTimeout */
+    override setTimeout (ms: number): void {
+      this.#timeoutMs = ms
+      if (!this.#corked) this.start()
+    }
+
+    readonly start = (): void => {
+      this.#corked = false
+      const ms = this.#timeoutMs
+      if (ms === null || this.#timer !== null || this.isResolved) return
+      this.#timer = setTimeout(() => {
+        setImmediate(() => { if (!this.isResolved) this.reject(new Error('Command timed out')) })
+      }, ms)
+    }
+
+    readonly stop = (): void => {
+      if (this.#timer !== null) clearTimeout(this.#timer)
+      this.#timer = null
+    }
   }
 }
 
@@ -119,6 +157,8 @@ export class RedisStore implements LimitStore {
   readonly #sending = new Set<Promise<void>>()
   /** the connection's socket while corked: raw commands of one event-loop turn leave in one write */
   #corked: Redis['stream'] | null = null
+  /** the raw commands corked this turn, whose time starts when the socket is uncorked */
+  #toStart: RawCommand[] = []
   /** settled once raw commands are in place (until then, calls go through ioredis's script path) */
   readonly rawReady: Promise<void>
   /** RESP bulk strings of counter keys, and the acquire's fixed head per key count */
@@ -338,13 +378,18 @@ export class RedisStore implements LimitStore {
   /** The command sent raw, its reply; NO_RAW when it must go through defineCommand instead (see #acquireCall). */
   async #send (bytes: Buffer, cork = true): Promise<unknown> {
     const Raw = this.#Raw as RawCommandClass
+    const redis = this.#redis as Redis
+    if (cork) this.#cork(redis)
+    const corked = cork && this.#corked !== null
+    const cmd = new Raw(bytes, corked)
+    if (corked) this.#toStart.push(cmd)
     try {
-      const redis = this.#redis as Redis
-      if (cork) this.#cork(redis)
-      return await redis.sendCommand(new Raw(bytes))
+      return await redis.sendCommand(cmd)
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return NO_RAW
       throw err
+    } finally {
+      cmd.stop()
     }
   }
 
@@ -366,6 +411,10 @@ export class RedisStore implements LimitStore {
     const stream = this.#corked
     this.#corked = null
     stream?.uncork()
+    // their bytes have left: their commandTimeout starts now (see rawCommandClass)
+    const sent = this.#toStart
+    this.#toStart = []
+    for (const cmd of sent) cmd.start()
   }
 
   /** Indexes of the counters, grouped by hash tag on Cluster; one group elsewhere (no slot rule). */
