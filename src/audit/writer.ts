@@ -200,7 +200,8 @@ export class AuditWriter implements AuditLog {
       const limit = this.#o.journalTimeoutMs
       const waited = now - queuedAt
       if (this.#health.failing(now) || waited >= 2 * limit) {
-        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog(), now) ?? `audit: journal entry not durable within ${waited} ms` })
+        // not failing and still waiting: its write went out late, held up by the event loop, not by the disk
+        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog(), now) ?? `audit: journal entry not durable within ${waited} ms (its write went out late: the gateway's event loop is overloaded; the disk answers within journalTimeoutMs)` })
         return
       }
       f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, Math.max(1, Math.min(limit - this.#health.stalledFor(now), 2 * limit - waited)))

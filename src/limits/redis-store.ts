@@ -114,6 +114,7 @@ const NO_RAW = Symbol('no raw command')
 const SETTLED = Promise.resolve()
 const ACQUIRE_SHA = createHash('sha1').update(ACQUIRE_LUA).digest('hex')
 const SETTLE_SHA = createHash('sha1').update(SETTLE_LUA).digest('hex')
+const RENEW_SHA = createHash('sha1').update(RENEW_LUA).digest('hex')
 
 interface PendingSettle { items: readonly SettleItem[], leaseId: string, resolve: () => void, reject: (err: unknown) => void }
 
@@ -276,6 +277,8 @@ export class RedisStore implements LimitStore {
     await Promise.all(groups.map(async (g) => {
       const keys = g.map((i) => (leases[i] as CounterSpec).key)
       const ttl = Math.max(...g.map((i) => (leases[i] as CounterSpec).ms))
+      // raw like a settle (its timeout judged as the acquire's is): a renew that timed out trips the breaker too
+      if (this.#Raw !== null && await this.#send(respCommand(['evalsha', RENEW_SHA, String(keys.length), ...keys, leaseId, String(ttl)]), false) !== NO_RAW) return
       await this.#redis.geogateRenew(keys.length, ...keys, leaseId, ttl)
     }))
   }

@@ -58,6 +58,16 @@ t.test('a check corked while the loop was held: its time starts when it is sent'
   t.equal(r.allowed, true)
 })
 
+t.test('a lease renewed while the loop was held past the timeout is renewed, not a failure', async (t) => {
+  const { store: s } = await store(t)
+  const lease: CounterSpec = { kind: 'lease', key: 'c:{k:4}:conc', tag: 'k:4', limit: 2, cost: 1, ms: 60_000 }
+  t.equal((await s.acquire([lease], 'lease-4')).allowed, true)
+  const pending = s.renew([lease], 'lease-4')
+  await nextTurn()
+  holdLoop(4 * TIMEOUT_MS)
+  await t.resolves(pending)
+})
+
 t.test('a Redis that stops answering still fails the check within the timeout', async (t) => {
   const { store: s, pid } = await store(t)
   process.kill(pid, 'SIGSTOP')
