@@ -23,7 +23,8 @@ export class WriteHealth {
 
   get failure (): WriteFailure | null { return this.#failure }
 
-  startCommit (loop: string): void { this.#started.set(loop, Date.now()) }
+  /** monotonic (performance.now()): a wall clock stepped back must not hide a stall, nor a step forward make one */
+  startCommit (loop: string): void { this.#started.set(loop, performance.now()) }
   endCommit (loop: string): void { this.#started.delete(loop) }
 
   /** the loops (journal, records) whose last write failed and that still have what failed to write */
@@ -67,11 +68,12 @@ export class WriteHealth {
   }
 
   /** Writes are failing, or one has been stuck for longer than stallMs. */
-  failing (now = Date.now()): boolean {
+  /** `now`: performance.now(), the clock of the stall check */
+  failing (now = performance.now()): boolean {
     return this.#failure !== null || this.stalledFor(now) > this.stallMs
   }
 
-  reason (backlog: number, now = Date.now()): string | null {
+  reason (backlog: number, now = performance.now()): string | null {
     const f = this.#failure
     if (f !== null) return `audit: ${f.code} writing ${this.dir} since ${new Date(f.since).toISOString()} (${backlog} record(s) not durable)`
     const stalled = this.stalledFor(now)
@@ -79,8 +81,8 @@ export class WriteHealth {
     return null
   }
 
-  /** how long the oldest write in progress has gone without returning (0: none in progress) */
-  stalledFor (now: number): number {
+  /** how long the oldest write in progress has gone without returning, ms (0: none in progress) */
+  stalledFor (now = performance.now()): number {
     let oldest = now
     for (const t of this.#started.values()) if (t < oldest) oldest = t
     return now - oldest

@@ -168,14 +168,14 @@ export class AuditWriter implements AuditLog {
   // ── request path ──────────────────────────────────────────────────────────────────────────────────────────
 
   async begin (entry: AuditEntry): Promise<BeginResult> {
-    if (this.#closed) return { durable: false, reason: 'audit: the log is closed' }
+    if (this.#closed) return CLOSED
     if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) {
       return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
     }
     return await new Promise<BeginResult>((resolve) => {
       const line = this.#journal.queueBegin(entry, () => { settleBegin(f, DURABLE) })
       const f: Inflight = { line, resolve, timer: null }
-      const queuedAt = Date.now()
+      const queuedAt = performance.now()
       f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, this.#o.journalTimeoutMs)
       this.#inflight.set(entry.requestId, f)
       this.#inflightBytes += line.bytes.length
@@ -196,15 +196,16 @@ export class AuditWriter implements AuditLog {
     f.timer = null
     setImmediate(() => {
       if (f.resolve === null) return
-      const now = Date.now()
+      if (this.#closed) { settleBegin(f, CLOSED); return }
+      // monotonic: a wall clock stepped back must not stretch the wait
+      const waited = Math.round(performance.now() - queuedAt)
       const limit = this.#o.journalTimeoutMs
-      const waited = now - queuedAt
-      if (this.#health.failing(now) || waited >= 2 * limit) {
+      if (this.#health.failing() || waited >= 2 * limit) {
         // not failing and still waiting: its write went out late, held up by the event loop, not by the disk
-        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog(), now) ?? `audit: journal entry not durable within ${waited} ms (its write went out late: the gateway's event loop is overloaded; the disk answers within journalTimeoutMs)` })
+        settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog()) ?? `audit: journal entry not durable within ${waited} ms (its write went out late: the gateway's event loop is overloaded; the disk answers within journalTimeoutMs)` })
         return
       }
-      f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, Math.max(1, Math.min(limit - this.#health.stalledFor(now), 2 * limit - waited)))
+      f.timer = setTimeout(() => { this.#deadline(f, queuedAt) }, Math.max(1, Math.min(limit - this.#health.stalledFor(), 2 * limit - waited)))
     })
   }
 
@@ -581,6 +582,8 @@ export class AuditWriter implements AuditLog {
       if (f === undefined) continue
       this.append({ ...Journal.entryOf(f.line.bytes), ts: new Date().toISOString(), status: null, tokensIn: null, tokensOut: null, latencyMs: null, outcome: 'unknown' })
       this.#unknownAtClose.add(id)
+      // a begin still waiting is answered now (its line may be cancelled by that record, and never written)
+      settleBegin(f, CLOSED)
     }
     this.#closed = true
     for (const t of this.#timers) clearInterval(t)
@@ -611,6 +614,7 @@ export class AuditWriter implements AuditLog {
  */
 const DURABLE: BeginResult = Object.freeze({ durable: true })
 const WITHDRAWN: BeginResult = Object.freeze({ durable: false, reason: 'audit: journal entry withdrawn' })
+const CLOSED: BeginResult = Object.freeze({ durable: false, reason: 'audit: the log is closed' })
 
 /** A begin() answered once: durable, timed out or withdrawn, whichever comes first. */
 function settleBegin (f: Inflight, r: BeginResult): void {

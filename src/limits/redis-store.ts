@@ -383,7 +383,8 @@ export class RedisStore implements LimitStore {
     const Raw = this.#Raw as RawCommandClass
     const redis = this.#redis as Redis
     if (cork) this.#cork(redis)
-    const corked = cork && this.#corked !== null
+    // corked by this turn's acquires or not, its bytes leave when the socket is uncorked: its time starts then
+    const corked = this.#corked !== null
     const cmd = new Raw(bytes, corked)
     if (corked) this.#toStart.push(cmd)
     try {

@@ -68,6 +68,18 @@ t.test('a lease renewed while the loop was held past the timeout is renewed, not
   await t.resolves(pending)
 })
 
+t.test('a renew sent while the turn\'s checks hold the socket corked: its time starts when the bytes leave', async (t) => {
+  const { store: s } = await store(t)
+  const lease: CounterSpec = { kind: 'lease', key: 'c:{k:5}:conc', tag: 'k:5', limit: 2, cost: 1, ms: 60_000 }
+  t.equal((await s.acquire([lease], 'lease-5')).allowed, true)
+  // an acquire corks the connection for the turn; the renew's bytes wait behind it while the loop is held
+  const check = s.acquire([rpm(6)], 'lease-6')
+  const renew = s.renew([lease], 'lease-5')
+  holdLoop(4 * TIMEOUT_MS)
+  await t.resolves(renew)
+  t.equal((await check).allowed, true)
+})
+
 t.test('a Redis that stops answering still fails the check within the timeout', async (t) => {
   const { store: s, pid } = await store(t)
   process.kill(pid, 'SIGSTOP')
