@@ -67,8 +67,7 @@ export class WriteHealth {
     return f
   }
 
-  /** Writes are failing, or one has been stuck for longer than stallMs. */
-  /** `now`: performance.now(), the clock of the stall check */
+  /** Writes are failing, or one has been stuck for longer than stallMs (`now`: performance.now(), the stall's clock). */
   failing (now = performance.now()): boolean {
     return this.#failure !== null || this.stalledFor(now) > this.stallMs
   }

@@ -13,12 +13,12 @@ declare module 'ioredis' {
   }
 }
 
-/** A raw EVALSHA (acquire, settle) for a standalone or Sentinel connection, from its bytes built in one buffer. */
+/** A raw EVALSHA (acquire, settle, renew) for a standalone or Sentinel connection, from its bytes built in one buffer. */
 interface RawCommand extends Command {
   /** a corked command: its time starts now, as its bytes leave (see RedisStore #uncork) */
-  start: () => void
+  start (): void
   /** answered: its timer goes */
-  stop: () => void
+  stop (): void
 }
 type RawCommandClass = new (bytes: Buffer, corked: boolean) => RawCommand
 
@@ -55,7 +55,7 @@ function rawCommandClass (Base: typeof Command): RawCommandClass {
       if (!this.#corked) this.start()
     }
 
-    readonly start = (): void => {
+    start (): void {
       this.#corked = false
       const ms = this.#timeoutMs
       if (ms === null || this.#timer !== null || this.isResolved) return
@@ -64,7 +64,7 @@ function rawCommandClass (Base: typeof Command): RawCommandClass {
       }, ms)
     }
 
-    readonly stop = (): void => {
+    stop (): void {
       if (this.#timer !== null) clearTimeout(this.#timer)
       this.#timer = null
     }
