@@ -59,7 +59,7 @@ export async function buildAdmin (rt: Runtime, state: AdminState = { ready: true
     // the policy hash is the same on every replica sharing a store: a deploy can check them against each other
     const policy = rt.live.snapshot().hash
     if (!state.ready) return await reply.code(503).send({ status: 'draining', ready: false, reasons: ['draining: shutting down'], policy })
-    const audit = rt.audit.health()
+    const audit = await rt.audit.readiness()
     // Evidence detail: an unsigned log is ready to serve but says so (geogate_audit_signed too).
     const evidence = { writer: rt.audit.writer, signed: rt.audit.publicKeyPem !== null }
     if (!audit.ok) return await reply.code(503).send({ status: 'not ready', ready: false, reasons: audit.reasons, audit: evidence, policy })

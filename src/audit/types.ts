@@ -178,7 +178,9 @@ export interface AuditLog {
   /** Write and fsync what is queued. */
   flush (): Promise<void>
   stats (): AuditStats
-  /** Can records be made durable now? The reasons when not (for /readyz). */
+  /** Can records be made durable now? The reasons when not. */
   health (): AuditHealth
+  /** health() for /readyz: a write not returned yet is judged after the I/O that came in meanwhile is read. */
+  readiness (): Promise<AuditHealth>
   close (): Promise<void>
 }

@@ -169,9 +169,11 @@ export class AuditWriter implements AuditLog {
 
   async begin (entry: AuditEntry): Promise<BeginResult> {
     if (this.#closed) return CLOSED
-    if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) {
-      return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
-    }
+    // Past maxBacklog while the disk is at fault: refused at once, not after journalTimeoutMs. A write that has
+    // failed is a fault now; one that has only not returned yet is judged once the I/O that came in meanwhile has
+    // been read (see #deadline): after a turn held up past the timeout, its completion may be waiting in the poll.
+    const full = this.#backlog() >= this.#o.maxBacklog && this.#health.failing()
+    if (full && this.#health.failure !== null) return { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' }
     return await new Promise<BeginResult>((resolve) => {
       const line = this.#journal.queueBegin(entry, () => { settleBegin(f, DURABLE) })
       const f: Inflight = { line, resolve, timer: null }
@@ -181,6 +183,12 @@ export class AuditWriter implements AuditLog {
       this.#inflightBytes += line.bytes.length
       this.#open.add(entry.requestId)
       this.#schedule()
+      if (full) {
+        afterPoll(() => {
+          if (f.resolve === null) return
+          if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' })
+        })
+      }
     })
   }
 
@@ -554,6 +562,16 @@ export class AuditWriter implements AuditLog {
     return reason === null ? { ok: true, reasons: [] } : { ok: false, reasons: [reason] }
   }
 
+  /**
+   * health() as /readyz reports it: a write that has only not returned yet is judged once the I/O that came in
+   * meanwhile has been read, as begin() judges it (a turn held up past the timeout is no stalled disk).
+   */
+  async readiness (): Promise<AuditHealth> {
+    if (this.#closed || this.#health.failure !== null || !this.#health.failing()) return this.health()
+    await new Promise<void>((resolve) => { afterPoll(resolve) })
+    return this.health()
+  }
+
   /** No loop starts or is scheduled again; the one running (if any) is waited for. */
   async #halt (): Promise<void> {
     this.#stopping = true
@@ -617,6 +635,15 @@ const WITHDRAWN: BeginResult = Object.freeze({ durable: false, reason: 'audit: j
 const CLOSED: BeginResult = Object.freeze({ durable: false, reason: 'audit: the log is closed' })
 
 /** A begin() answered once: durable, timed out or withdrawn, whichever comes first. */
+/**
+ * `f` after the event loop's next poll phase: an immediate set from within the check phase runs in the next turn's,
+ * so a poll phase lies between whichever phase this is called from and `f` (one immediate, called from the poll
+ * phase, would run before the I/O that completed during that phase is read).
+ */
+function afterPoll (f: () => void): void {
+  setImmediate(() => { setImmediate(f) })
+}
+
 function settleBegin (f: Inflight, r: BeginResult): void {
   const resolve = f.resolve
   if (resolve === null) return

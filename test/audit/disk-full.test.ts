@@ -143,7 +143,7 @@ t.test('audit.onFailure serve: forwarded without a durable record, counted and l
   await until('the backlog written', async () => gw.rt.audit.stats().queueDepth === 0)
 })
 
-t.test('a mount that stops answering (fsfreeze): requests refused within journalTimeoutMs, never hung; /readyz says the write has not returned; thawed: traffic resumes, nothing lost', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
+t.test('a mount that stops answering (fsfreeze): requests refused within journalTimeoutMs, never hung, and past maxBacklog at once; /readyz says the write has not returned; thawed: traffic resumes, nothing lost', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
   const disk = await ext4(t, 32)
   const up = await startUpstream((_req, res) => {
     res.setHeader('content-type', 'application/json')
@@ -151,7 +151,7 @@ t.test('a mount that stops answering (fsfreeze): requests refused within journal
   })
   const timeoutMs = 300
   const auditDir = join(disk.dir, 'audit')
-  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs } }))
+  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs, maxBacklog: 5 } }))
   t.teardown(async () => { disk.thaw(); await gw.close(); await up.close() })
   const base = await listen(gw)
   const sent: Sent[] = []
@@ -167,6 +167,14 @@ t.test('a mount that stops answering (fsfreeze): requests refused within journal
     return r.statusCode === 503 && /has not returned for/.test(r.body)
   })
   t.equal(await metric(gw, 'geogate_audit_write_failing'), 1)
+  // the refused interactions' records wait in memory for the mount: past maxBacklog (5), a write that has not
+  // returned for journalTimeoutMs refuses new interactions at once
+  t.ok(gw.rt.audit.stats().queueDepth >= 5, `backlog ${gw.rt.audit.stats().queueDepth}`)
+  const past: Sent[] = []
+  for (let i = 0; i < 5; i++) past.push(await post(base, `past-${i}`))
+  sent.push(...past)
+  t.ok(past.every((s) => s.status === 503 && s.code === 'audit_unavailable'), 'past maxBacklog: refused')
+  t.ok(past.every((s) => s.ms < timeoutMs / 2), `past maxBacklog: at once (${past.map((s) => s.ms).join(', ')} ms against journalTimeoutMs ${timeoutMs})`)
   const thawedAt = Date.now()
   disk.thaw()
   await until('ready again', async () => (await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode === 200)

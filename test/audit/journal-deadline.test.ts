@@ -52,3 +52,26 @@ t.test('a line whose write went out late, after the loop was held, waits for it 
   const waited = Date.now() - at
   t.ok(waited < 2 * TIMEOUT_MS + 100, `durable after ${waited} ms`)
 })
+
+t.test('past maxBacklog, right after the loop was held past the timeout: a begin waits for the I/O that came in meanwhile, durable, not refused at once; /readyz likewise', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const w = await openWriter(dir, { journalTimeoutMs: TIMEOUT_MS, maxBacklog: 1 })
+  t.teardown(async () => { await w.close() })
+  await w.begin(entry(0, { status: null }))
+  const first = w.begin(entry(1, { status: null }))
+  // its write goes out in this turn's check phase; a line queued behind it fills the backlog; the loop is then held
+  // past the timeout, the write's completion left unread, and the next begin is made before the loop reads its I/O
+  await nextTurn()
+  const queued = w.begin(entry(3, { status: null }))
+  // (held past the timeout, under twice it: the queued line's own wait still within its time)
+  holdLoop(1.5 * TIMEOUT_MS)
+  t.match(w.health(), { ok: false, reasons: [/has not returned for .*\(1 record\(s\) not durable\)/] }, 'before the I/O is read, the write looks stalled, the backlog full')
+  const second = w.begin(entry(2, { status: null }))
+  const ready = w.readiness()
+  t.same(await second, { durable: true }, 'past maxBacklog, judged after the I/O: durable')
+  t.same(await first, { durable: true })
+  t.same(await queued, { durable: true })
+  t.same(await ready, { ok: true, reasons: [] }, 'and /readyz reads it as ready')
+  t.match(await readFile(join(dir, 'w1.inflight.jsonl'), 'utf8'), /"requestId":"req-2"/)
+})
