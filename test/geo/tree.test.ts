@@ -97,6 +97,23 @@ t.test('the walk finds the record mmdb-lib finds', async (t) => {
     ], { databaseType: 'T', buildEpoch: new Date(), recordSize })
     await agree(t, `generated, record size ${recordSize}`, db, [...addrs, '192.0.2.9', '10.9.9.9'])
   }
+  // IPv4 walks start from a table of the first 16 bits: networks ending above, at and below that depth, in IPv4
+  // and IPv6 trees, each probed at both ends of its range and just outside them
+  const nets = ['0.0.0.0/1', '128.0.0.0/2', '172.16.0.0/12', '10.1.0.0/16', '10.2.0.0/15', '198.51.100.0/24', '203.0.113.7/32', '255.255.255.254/31']
+  const edges: string[] = []
+  for (const net of nets) {
+    const [ip = '', len = '32'] = net.split('/')
+    const first = parseIPv4(ip)
+    const last = (first + 2 ** (32 - Number(len)) - 1) >>> 0
+    for (const v of [first - 1, first, first + 1, last - 1, last, last + 1]) {
+      if (v < 0 || v > 0xffffffff) continue
+      edges.push(`${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`)
+    }
+  }
+  for (const ipVersion of [4, 6] as const) {
+    const db = buildMmdb(nets.map((network, i) => ({ network, data: { v: i } })), { databaseType: 'T', buildEpoch: new Date(), recordSize: 24, ipVersion })
+    await agree(t, `generated IPv${ipVersion} tree, networks above, at and below /16`, db, [...edges, ...spread(5000, 11)])
+  }
   const dir = requireOfficialFixtures(t, 'the tree walk on MaxMind\'s test databases')
   if (dir === null) return
   for (const f of ['GeoIP2-City-Test.mmdb', 'GeoIP2-Anonymous-IP-Test.mmdb', 'GeoIP2-Country-Test.mmdb']) {
