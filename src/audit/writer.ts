@@ -186,7 +186,9 @@ export class AuditWriter implements AuditLog {
       if (full) {
         afterPoll(() => {
           if (f.resolve === null) return
-          if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) settleBegin(f, { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' })
+          // still at fault: refused, and its line withdrawn here as the refusal at once never queued one (with
+          // audit.onFailure serve the caller forwards it anyway and withdraws nothing: the line must not stay)
+          if (this.#backlog() >= this.#o.maxBacklog && this.#health.failing()) this.#takeBack(entry.requestId, { durable: false, reason: this.#health.reason(this.#backlog()) ?? 'audit: backlog full' })
         })
       }
     })
@@ -223,13 +225,18 @@ export class AuditWriter implements AuditLog {
    * final record, if any, comes through append as a record of its own. A begin() still waiting settles at once.
    */
   withdraw (requestId: string): void {
+    this.#takeBack(requestId, WITHDRAWN)
+  }
+
+  /** The line of a begin taken back (cancelled while queued, else ended by an end line), the begin answered `r`. */
+  #takeBack (requestId: string, r: BeginResult): void {
     const f = this.#forget(requestId)
     if (f === undefined) return
     if (!this.#journal.cancel(f.line)) {
       this.#journal.queueEnd(requestId)
       this.#schedule()
     }
-    settleBegin(f, WITHDRAWN)
+    settleBegin(f, r)
   }
 
   append (entry: AuditEntry): void {
@@ -626,15 +633,10 @@ export class AuditWriter implements AuditLog {
   }
 }
 
-/**
- * One of the writer's two commit loops: one run at a time (`body`, true when a write failed), `after` once it
- * stops, and its next run armed on `wake`; it starts only while `allowed`.
- */
 const DURABLE: BeginResult = Object.freeze({ durable: true })
 const WITHDRAWN: BeginResult = Object.freeze({ durable: false, reason: 'audit: journal entry withdrawn' })
 const CLOSED: BeginResult = Object.freeze({ durable: false, reason: 'audit: the log is closed' })
 
-/** A begin() answered once: durable, timed out or withdrawn, whichever comes first. */
 /**
  * `f` after the event loop's next poll phase: an immediate set from within the check phase runs in the next turn's,
  * so a poll phase lies between whichever phase this is called from and `f` (one immediate, called from the poll
@@ -644,6 +646,7 @@ function afterPoll (f: () => void): void {
   setImmediate(() => { setImmediate(f) })
 }
 
+/** A begin() answered once: durable, timed out or withdrawn, whichever comes first. */
 function settleBegin (f: Inflight, r: BeginResult): void {
   const resolve = f.resolve
   if (resolve === null) return
@@ -653,6 +656,10 @@ function settleBegin (f: Inflight, r: BeginResult): void {
   resolve(r)
 }
 
+/**
+ * One of the writer's two commit loops: one run at a time (`body`, true when a write failed), `after` once it
+ * stops, and its next run armed on `wake`; it starts only while `allowed`.
+ */
 class Loop {
   running = false
   /** the latest run (close() waits for it) */

@@ -21,7 +21,7 @@ export class TreeWalker {
   private readonly left: (node: number) => number
   private readonly right: (node: number) => number
   /** the node (or terminal record) reached from ipv4Start by each value of an address's first PREFIX_BITS bits */
-  private readonly v4Prefix: Int32Array
+  private readonly v4Prefix: Uint32Array
 
   constructor (db: Buffer, meta: MmdbMetadata) {
     this.nodeCount = meta.nodeCount
@@ -36,8 +36,8 @@ export class TreeWalker {
   }
 
   /** Each node down to depth PREFIX_BITS visited once; a terminal above it fills its whole range of prefixes. */
-  private prefixTable (): Int32Array {
-    const table = new Int32Array(1 << PREFIX_BITS)
+  private prefixTable (): Uint32Array {
+    const table = new Uint32Array(1 << PREFIX_BITS)
     const n = this.nodeCount
     const { left, right } = this
     // node, the first prefix of its range, the range's size (depth: PREFIX_BITS - log2 size); at most 17 deep

@@ -56,7 +56,9 @@ t.test('a line whose write went out late, after the loop was held, waits for it 
 t.test('past maxBacklog, right after the loop was held past the timeout: a begin waits for the I/O that came in meanwhile, durable, not refused at once; /readyz likewise', async (t) => {
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
-  const w = await openWriter(dir, { journalTimeoutMs: TIMEOUT_MS, maxBacklog: 1 })
+  // a longer timeout here: the line queued before the hold has the rest of twice it for the second write to return
+  const timeout = 2 * TIMEOUT_MS
+  const w = await openWriter(dir, { journalTimeoutMs: timeout, maxBacklog: 1 })
   t.teardown(async () => { await w.close() })
   await w.begin(entry(0, { status: null }))
   const first = w.begin(entry(1, { status: null }))
@@ -64,8 +66,8 @@ t.test('past maxBacklog, right after the loop was held past the timeout: a begin
   // past the timeout, the write's completion left unread, and the next begin is made before the loop reads its I/O
   await nextTurn()
   const queued = w.begin(entry(3, { status: null }))
-  // (held past the timeout, under twice it: the queued line's own wait still within its time)
-  holdLoop(1.5 * TIMEOUT_MS)
+  // (held past the timeout, well under twice it: the queued line's own wait still within its time)
+  holdLoop(1.2 * timeout)
   t.match(w.health(), { ok: false, reasons: [/has not returned for .*\(1 record\(s\) not durable\)/] }, 'before the I/O is read, the write looks stalled, the backlog full')
   const second = w.begin(entry(2, { status: null }))
   const ready = w.readiness()

@@ -7,6 +7,7 @@ import { Reader, type Response } from 'maxmind'
 import { TreeWalker } from '../../src/geo/tree.js'
 import { parseIPv4, parseIPv6 as parseGroups, ipv6Bytes } from '../../src/net/address.js'
 import { verifyMmdb } from '../../src/geo/verify.js'
+import { nodeReader } from '../../src/geo/nodes.js'
 import { lookupAddress } from '../../src/geo/address.js'
 import { embeddedDatabasePath } from '../../src/geo/service.js'
 import { buildMmdb } from '../helpers/mmdb-writer.js'
@@ -58,6 +59,16 @@ t.test('parseIPv6 and lookupAddress', async (t) => {
   t.equal(lookupAddress(''), null)
 })
 
+/** The search tree walked bit by bit from the root, as the MaxMind DB spec describes it: the reference. */
+function plainWalk (db: Buffer, meta: { nodeCount: number, recordSize: 24 | 28 | 32 }, bytes: Uint8Array): number {
+  const nodes = nodeReader(db, meta.recordSize)
+  let node = 0
+  for (let i = 0; i < bytes.length * 8 && node < meta.nodeCount; i++) {
+    node = (((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1) === 1 ? nodes.right(node) : nodes.left(node)
+  }
+  return node > meta.nodeCount ? node - meta.nodeCount - 16 : -1
+}
+
 async function agree (t: Test, label: string, db: Buffer, addrs: string[]): Promise<void> {
   const meta = await verifyMmdb(db, { deep: false })
   const walker = new TreeWalker(db, meta)
@@ -67,6 +78,9 @@ async function agree (t: Test, label: string, db: Buffer, addrs: string[]): Prom
   for (const a of addrs) {
     const v4 = parseIPv4(a)
     const off = v4 >= 0 ? walker.findV4(v4) : walker.findV6(parseIPv6(a))
+    const bytes = v4 < 0 ? parseIPv6(a) : meta.ipVersion === 4 ? Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255) : parseIPv6(`::${a}`)
+    const ref = plainWalk(db, meta, bytes)
+    if (off !== ref) wrong.push(`${a}: offset ${off}, the plain walk's ${ref}`)
     const rec = JSON.stringify(reader.get(a))
     if ((off < 0) !== (rec === 'null')) wrong.push(`${a}: offset ${off}, record ${rec}`)
     if (off < 0) continue
@@ -114,6 +128,9 @@ t.test('the walk finds the record mmdb-lib finds', async (t) => {
     const db = buildMmdb(nets.map((network, i) => ({ network, data: { v: i } })), { databaseType: 'T', buildEpoch: new Date(), recordSize: 24, ipVersion })
     await agree(t, `generated IPv${ipVersion} tree, networks above, at and below /16`, db, [...edges, ...spread(5000, 11)])
   }
+  // an IPv6 tree with no IPv4 networks: the path of ::/96 ends early, every IPv4 address finds nothing
+  const v6only = buildMmdb([{ network: '2001:db8::/32', data: { v: 'six' } }], { databaseType: 'T', buildEpoch: new Date(), recordSize: 24, ipv4Aliases: false })
+  await agree(t, 'generated IPv6 tree without IPv4 networks', v6only, [...edges, ...spread(2000, 13), '2001:db8::1'])
   const dir = requireOfficialFixtures(t, 'the tree walk on MaxMind\'s test databases')
   if (dir === null) return
   for (const f of ['GeoIP2-City-Test.mmdb', 'GeoIP2-Anonymous-IP-Test.mmdb', 'GeoIP2-Country-Test.mmdb']) {
