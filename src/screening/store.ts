@@ -11,7 +11,7 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { isCluster, type RedisClient } from '../infra/redis.js'
+import { isCluster, redisReady, type RedisClient } from '../infra/redis.js'
 import type { ScreeningEntry, ScreeningList, ScreeningListMeta } from './types.js'
 
 export interface ScreeningStore {
@@ -39,6 +39,8 @@ return old
 
 /** A 30k-entry list is tens of MB: its reads and writes get a timeout of their own, not the hot path's 100 ms. */
 const LIST_COMMAND_TIMEOUT_MS = 30000
+/** how long a read waits for the store's own connection to come up before it is tried anyway */
+const CONNECT_WAIT_MS = 2000
 
 export class RedisScreeningStore implements ScreeningStore {
   readonly shared = true
@@ -65,6 +67,10 @@ export class RedisScreeningStore implements ScreeningStore {
   #listKey (v: number): string { return `${this.#prefix}{screening}:list:${v}` }
 
   async current (): Promise<ScreeningListMeta | null> {
+    // The duplicate connects on its own, after the gateway's client is ready; a command before it is (the first
+    // read, at start) fails at once (no offline queue), and the replica would serve without its list until the
+    // next poll. Waited for, a moment at most (Redis down: the read fails, the poll tries again).
+    if (this.#own && this.#redis.status !== 'ready') await redisReady(this.#redis, CONNECT_WAIT_MS)
     const text = await this.#redis.get(this.#pointer)
     return text === null ? null : (JSON.parse(text) as Pointer).meta
   }

@@ -36,6 +36,12 @@ t.test('two replicas sharing Redis', async (t) => {
   t.equal(created.status, 'active', 'screened on B against the list imported on A: clear')
   await waitFor(async () => await models(a, created.key) === 200, 1000, 'the key on A')
 
+  t.test('a replica started after the import serves the list from its start, not from its first poll', async (t) => {
+    const c = await buildTestGateway(cfg)
+    t.teardown(async () => { await c.close() })
+    t.equal(await version(c), v1, 'the list in service as soon as the gateway is built')
+  })
+
   t.test('a malformed list keeps the old one on every replica', async (t) => {
     const cut = cslCsvText([...PARTIES, { id: '3001', name: 'Orion Lattice Semiconductor AG' }]).slice(0, -20)
     const res = await importOn(a, cut)
