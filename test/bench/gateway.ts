@@ -35,7 +35,7 @@ import { deletePrefix, freePort, sharedRedisUrl } from '../helpers/redis.js'
 import { CLI, ROOT } from '../helpers/process.js'
 import { openLoop, sse, writeWrkScript, wrk, type Callers, type ClosedLoop, type Endpoint, type OpenLoop, type SseRun } from './gateway/load.js'
 import { histogramDelta, histogramQuantile, parseHistogram, scrape, type Histogram } from './gateway/histogram.js'
-import { cpuMicros, have, memory, pinSelf, spawnPinned, truncateLog, waitReady, type Pinned } from './gateway/procs.js'
+import { cpuMicros, have, memory, pinSelf, spawnPinned, truncateLog, waitReady, warningReasons, type Pinned } from './gateway/procs.js'
 import { ADMIN_TOKEN, allowedByDefaultGeo, apiKeys, geogateConfig, nginxMockConf, nginxProxyConf, writeGeo, writeText, type GeogateVariant } from './gateway/setup.js'
 
 const { values: opt } = parseArgs({
@@ -492,8 +492,12 @@ async function main (): Promise<void> {
       for (const row of live) {
         const p = partial.get(row) ?? {}
         p.sse = STREAMS > 0 && row.sseSkipped === undefined ? await sse(row.sse, SSE_WARM_BODY, row.callers, STREAMS, SSE_RAMP, STALL_MS, 2 * SSE_RAMP + SSE_CHUNKS * SSE_ITL + 20_000) : null
-        if (p.sse != null && p.sse.failed > 0) note(`${row.label}, round ${round}: ${p.sse.failed} of ${p.sse.streams} streams failed (${Object.entries(p.sse.failures).map(([why, n]) => `${n} ${why}`).join(', ')})`)
         if (row.proc !== null) truncateLog(row.proc)
+        if (p.sse != null && p.sse.failed > 0) {
+          const why = row.proc === null ? [] : warningReasons(row.proc)
+          note(`${row.label}, round ${round}: ${p.sse.failed} of ${p.sse.streams} streams failed (${Object.entries(p.sse.failures).map(([r, n]) => `${n} ${r}`).join(', ')})` +
+            (why.length === 0 ? '' : `; its warnings and errors so far, most frequent first: ${why.map((w) => `${w.count} × ${w.reason}`).join('; ')}`))
+        }
         row.rounds.push(p as Round)
       }
       // the bare proxy once more, at the round's end: did the machine's speed move while the round ran?
@@ -520,7 +524,7 @@ async function main (): Promise<void> {
       client.disconnect()
     }
     for (const p of procs.reverse()) await p.stop()
-    if (opt.keep === true) say(`kept ${dir} (configs, logs, audit segments)`)
+    if (opt.keep === true) say(`kept ${dir} (configs, logs, each process's warnings and errors in <row>.warnings.log, audit segments)`)
     else await rm(dir, { recursive: true, force: true })
   }
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { openSync, closeSync, readFileSync, readdirSync, truncateSync } from 'node:fs'
+import { appendFileSync, openSync, closeSync, readFileSync, readdirSync, truncateSync } from 'node:fs'
 import { request } from 'undici'
 
 export interface Pinned {
@@ -47,9 +47,45 @@ export function spawnPinned (name: string, core: number | string, cmd: string, a
   }
 }
 
-/** Empty a log file between phases (the writers append, so they carry on at the new end). */
+/** pino's warn, error and fatal lines */
+const WARNING = /^\{"level":(?:4|5|6)0,/
+
+/** Where a process's warnings and errors are kept, phase after phase, when its log is emptied. */
+export function warningsLog (p: Pinned): string {
+  return p.log.replace(/(\.log)?$/, '.warnings.log')
+}
+
+/**
+ * Empty a log file between phases (the writers append, so they carry on at the new end). Its warnings and errors
+ * (JSON lines at pino's warn level or above) are kept first in warningsLog(p): an access log at info fills the disk
+ * over a run, but a failure's reason must outlive it.
+ */
 export function truncateLog (p: Pinned): void {
-  try { truncateSync(p.log, 0) } catch { /* not created yet */ }
+  let text: string
+  try { text = readFileSync(p.log, 'utf8') } catch { return } // not created yet
+  const kept = text.split('\n').filter((l) => WARNING.test(l))
+  if (kept.length > 0) appendFileSync(warningsLog(p), kept.join('\n') + '\n')
+  truncateSync(p.log, 0)
+}
+
+/**
+ * The most frequent reasons among the warnings and errors kept for `p` (the error's message, else the line's),
+ * `top` of them with their counts, for a note on what failed.
+ */
+export function warningReasons (p: Pinned, top = 3): Array<{ reason: string, count: number }> {
+  let text: string
+  try { text = readFileSync(warningsLog(p), 'utf8') } catch { return [] }
+  const counts = new Map<string, number>()
+  for (const l of text.split('\n')) {
+    if (l === '') continue
+    let reason: string
+    try {
+      const o = JSON.parse(l) as { msg?: unknown, err?: { message?: unknown } }
+      reason = typeof o.err?.message === 'string' ? `${String(o.msg)}: ${o.err.message}` : String(o.msg)
+    } catch { continue }
+    counts.set(reason, (counts.get(reason) ?? 0) + 1)
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, top).map(([reason, count]) => ({ reason, count }))
 }
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
