@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { buildTestGateway, baseConfig, startUpstream, type TestGateway } from '../helpers/gateway.js'
 import { listen, send, chat, TIER1 } from '../helpers/forward.js'
-import { mountSkip, fill, tmpfs, ext4 } from '../helpers/mounts.js'
+import { mountSkip, fill, tmpfs, ext4, type Ext4 } from '../helpers/mounts.js'
 import { readRecords } from '../../src/audit/read.js'
 import { verifyDir } from '../../src/audit/verify.js'
 import type { InteractionRecord, SystemRecord } from '../../src/audit/types.js'
@@ -143,7 +143,19 @@ t.test('audit.onFailure serve: forwarded without a durable record, counted and l
   await until('the backlog written', async () => gw.rt.audit.stats().queueDepth === 0)
 })
 
-t.test('a mount that stops answering (fsfreeze): requests refused within journalTimeoutMs, never hung, and past maxBacklog at once; /readyz says the write has not returned; thawed: traffic resumes, nothing lost', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
+/** The gateway closed, every request sent has exactly one interaction record, and the chain verifies. */
+async function recordedOnce (t: Test, gw: TestGateway, auditDir: string, sent: Sent[]): Promise<void> {
+  await gw.app.close()
+  await gw.rt.audit.close()
+  const ids = new Map<string, number>()
+  for await (const { record } of readRecords(auditDir)) if (record.kind === 'interaction') ids.set(record.requestId, (ids.get(record.requestId) ?? 0) + 1)
+  t.same(sent.filter((s) => !ids.has(s.id)).map((s) => s.id), [], '0 missing')
+  t.same([...ids].filter(([, n]) => n > 1), [], '0 duplicated')
+  t.equal((await verifyDir(auditDir)).ok, true, 'the chain verifies')
+}
+
+/** A gateway whose audit directory is on a small ext4 image that fsfreeze can stop (journalTimeoutMs 300, maxBacklog 5). */
+async function freezableGateway (t: Test, audit: Record<string, unknown>): Promise<{ disk: Ext4, up: Awaited<ReturnType<typeof startUpstream>>, gw: TestGateway, base: string, auditDir: string, timeoutMs: number }> {
   const disk = await ext4(t, 32)
   const up = await startUpstream((_req, res) => {
     res.setHeader('content-type', 'application/json')
@@ -151,9 +163,13 @@ t.test('a mount that stops answering (fsfreeze): requests refused within journal
   })
   const timeoutMs = 300
   const auditDir = join(disk.dir, 'audit')
-  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs, maxBacklog: 5 } }))
+  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs, maxBacklog: 5, ...audit } }))
   t.teardown(async () => { disk.thaw(); await gw.close(); await up.close() })
-  const base = await listen(gw)
+  return { disk, up, gw, base: await listen(gw), auditDir, timeoutMs }
+}
+
+t.test('a mount that stops answering (fsfreeze): requests refused within journalTimeoutMs, never hung, and past maxBacklog at once; /readyz says the write has not returned; thawed: traffic resumes, nothing lost', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
+  const { disk, up, gw, base, auditDir, timeoutMs } = await freezableGateway(t, {})
   const sent: Sent[] = []
   for (let i = 0; i < 5; i++) sent.push(await post(base, `before-${i}`))
   disk.freeze()
@@ -181,28 +197,13 @@ t.test('a mount that stops answering (fsfreeze): requests refused within journal
   t.comment(`stuck mount: refused in ${worst} ms at worst; ready ${Date.now() - thawedAt} ms after the thaw`)
   for (let i = 0; i < 5; i++) sent.push(await post(base, `after-${i}`))
   t.ok(sent.filter((s) => s.id.startsWith('after-')).every((s) => s.status === 200), 'traffic resumed by itself')
-  await gw.app.close()
-  await gw.rt.audit.close()
-  const ids = new Map<string, number>()
-  for await (const { record } of readRecords(auditDir)) if (record.kind === 'interaction') ids.set(record.requestId, (ids.get(record.requestId) ?? 0) + 1)
-  t.same(sent.filter((s) => !ids.has(s.id)).map((s) => s.id), [], '0 missing')
-  t.same([...ids].filter(([, n]) => n > 1), [], '0 duplicated')
+  await recordedOnce(t, gw, auditDir, sent)
   const received = new Set(up.requests.map((r) => String(r.headers['x-request-id'])))
   t.ok([...frozen, ...past].every((s) => !received.has(s.id)), 'none of the refused reached the backend')
-  t.equal((await verifyDir(auditDir)).ok, true)
 })
 
 t.test('a mount that stops answering, audit.onFailure serve: past maxBacklog, requests are served without keeping their journal lines (the in-flight set does not grow); thawed: every one recorded once', { skip: mountSkip(['losetup', 'mkfs.ext4', 'fsfreeze']) }, async (t) => {
-  const disk = await ext4(t, 32)
-  const up = await startUpstream((_req, res) => {
-    res.setHeader('content-type', 'application/json')
-    res.end('{"id":"x","object":"chat.completion","choices":[]}')
-  })
-  const timeoutMs = 300
-  const auditDir = join(disk.dir, 'audit')
-  const gw = await buildTestGateway(baseConfig(up.url, { audit: { dir: auditDir, scope: 'all', fsyncIntervalMs: 5, journalTimeoutMs: timeoutMs, maxBacklog: 5, onFailure: 'serve' } }))
-  t.teardown(async () => { disk.thaw(); await gw.close(); await up.close() })
-  const base = await listen(gw)
+  const { disk, up, gw, base, auditDir, timeoutMs } = await freezableGateway(t, { onFailure: 'serve' })
   const sent: Sent[] = []
   for (let i = 0; i < 3; i++) sent.push(await post(base, `before-${i}`))
   disk.freeze()
@@ -217,11 +218,5 @@ t.test('a mount that stops answering, audit.onFailure serve: past maxBacklog, re
   t.ok(gw.rt.audit.stats().inFlight <= inFlight, `in flight ${inFlight} before, ${gw.rt.audit.stats().inFlight} after 20 more: their journal lines were not kept`)
   disk.thaw()
   await until('ready again', async () => (await gw.admin.inject({ method: 'GET', url: '/readyz' })).statusCode === 200)
-  await gw.app.close()
-  await gw.rt.audit.close()
-  const ids = new Map<string, number>()
-  for await (const { record } of readRecords(auditDir)) if (record.kind === 'interaction') ids.set(record.requestId, (ids.get(record.requestId) ?? 0) + 1)
-  t.same(sent.filter((s) => !ids.has(s.id)).map((s) => s.id), [], '0 missing')
-  t.same([...ids].filter(([, n]) => n > 1), [], '0 duplicated')
-  t.equal((await verifyDir(auditDir)).ok, true)
+  await recordedOnce(t, gw, auditDir, sent)
 })
